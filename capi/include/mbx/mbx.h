@@ -1,0 +1,435 @@
+/*
+ * mbx — target matching and MultiBox / focal loss, forward and backward,
+ * for anchor-based object detectors (SSD, RetinaNet and kin).
+ *
+ * This is the library's only public header (plus dlpack.h). It is C99 and
+ * usable from C and C++. The semantics are those of SPEC.md, summarised in
+ * each function's comment.
+ *
+ * ABI contract
+ *  - Every entry point returns an ::mbx_status_t. On any status other than
+ *    MBX_STATUS_OK nothing has been written to any output tensor, and
+ *    mbx_last_error() returns a message naming the argument (and the image /
+ *    box / prior index where relevant) and what was expected.
+ *  - No C++ exception and no abort ever crosses this boundary.
+ *  - Enum values are pinned and never renumbered. Option structs begin with
+ *    `struct_size`; fields are only ever appended. A caller compiled against
+ *    an older header passes its smaller struct_size and the library fills the
+ *    newer fields with their defaults.
+ *  - Opaque handles; mbx_context_destroy(NULL) is a no-op.
+ *
+ * Dimensions used in the shape comments:
+ *   B images, P priors (anchors), C logit columns, G GT rows per image
+ *   (padded), K object classes (K = C-1 for SOFTMAX_CE, K = C for SIGMOID_FOCAL).
+ *
+ * Tensors are DLPack DLTensors, borrowed for the duration of the call only.
+ * Accepted: lanes == 1, byte_offset honoured, strides NULL or compact
+ * row-major (in elements), data non-NULL unless the tensor has zero elements,
+ * data aligned to its element size. All tensors of one call live on the same
+ * device (kDLCPU, or kDLCUDA / kDLCUDAHost when built with CUDA). Output
+ * tensors must not overlap any input tensor.
+ *
+ * Threads: every function is safe to call concurrently from several threads
+ * with separate output tensors. One mbx_context_t must be used by one thread
+ * at a time; a second concurrent call on the same context is detected and
+ * refused with MBX_STATUS_CONTEXT_BUSY (nothing is computed or written).
+ */
+#ifndef MBX_MBX_H_
+#define MBX_MBX_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <dlpack/dlpack.h>
+
+#define MBX_VERSION_MAJOR 0
+#define MBX_VERSION_MINOR 1
+#define MBX_VERSION_PATCH 0
+/** MBX_VERSION_MAJOR * 10000 + MINOR * 100 + PATCH. */
+#define MBX_VERSION_NUMBER \
+  (MBX_VERSION_MAJOR * 10000 + MBX_VERSION_MINOR * 100 + MBX_VERSION_PATCH)
+
+#if defined(_WIN32)
+#if defined(MBX_BUILDING_LIBRARY)
+#define MBX_API __declspec(dllexport)
+#else
+#define MBX_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
+#define MBX_API __attribute__((visibility("default")))
+#else
+#define MBX_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Status and errors                                                         */
+/* ------------------------------------------------------------------------ */
+
+/** Result of every entry point. Values are pinned (never reused). */
+typedef enum mbx_status_t {
+  /** Success; outputs written. */
+  MBX_STATUS_OK = 0,
+  /** A bad argument or bad input data (SPEC §7); see mbx_last_error(). */
+  MBX_STATUS_INVALID_ARGUMENT = 1,
+  /** A valid request this build or path cannot serve (e.g. a dtype, a path). */
+  MBX_STATUS_UNSUPPORTED = 2,
+  /** Host or device memory could not be allocated. */
+  MBX_STATUS_OUT_OF_MEMORY = 3,
+  /** A CUDA tensor or the CUDA path was requested but no usable device/driver. */
+  MBX_STATUS_NO_DEVICE = 4,
+  /** A CUDA runtime call or kernel launch failed; message has the CUDA error. */
+  MBX_STATUS_DEVICE_ERROR = 5,
+  /** The context is in use by another thread right now. */
+  MBX_STATUS_CONTEXT_BUSY = 6,
+  /** A bug in mbx (an unexpected internal exception). Please report it. */
+  MBX_STATUS_INTERNAL_ERROR = 7
+} mbx_status_t;
+
+/** Static, human-readable name of a status ("MBX_STATUS_OK", ...). */
+MBX_API const char* mbx_status_string(mbx_status_t status);
+
+/**
+ * The message of the last failed call on this thread ("" if none). The
+ * pointer stays valid until the next mbx call on the same thread. Messages
+ * are never printed by the library.
+ */
+MBX_API const char* mbx_last_error(void);
+
+/* ------------------------------------------------------------------------ */
+/* Version and capabilities                                                 */
+/* ------------------------------------------------------------------------ */
+
+/** Runtime version string "MAJOR.MINOR.PATCH". */
+MBX_API const char* mbx_version(void);
+/** Runtime MBX_VERSION_NUMBER (compare with the macro to detect mismatches). */
+MBX_API int mbx_version_number(void);
+
+/** Computation paths. */
+typedef enum mbx_path_t {
+  /** CUDA when the tensors are on a CUDA device, else the fast CPU path. */
+  MBX_PATH_AUTO = 0,
+  /** Plain scalar C++ (float64, single thread): the in-tree reference. */
+  MBX_PATH_CPU_SCALAR = 1,
+  /** oneTBB + xsimd (float32 math, float64 sums). The default on the CPU. */
+  MBX_PATH_CPU = 2,
+  /** CUDA kernels on the context's stream. */
+  MBX_PATH_CUDA = 3
+} mbx_path_t;
+
+/** 1 if the path can run in this process (CUDA: built with CUDA and a device
+ *  + driver present), else 0. MBX_PATH_AUTO is always available. */
+MBX_API int mbx_path_available(mbx_path_t path);
+/** Static name of a path: "auto", "cpu-scalar", "cpu", "cuda" (NULL if bad). */
+MBX_API const char* mbx_path_name(mbx_path_t path);
+/** 1 if built with CUDA and at least one CUDA device is usable, else 0. */
+MBX_API int mbx_cuda_available(void);
+
+/* ------------------------------------------------------------------------ */
+/* Options                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** Presets reproducing the anchor implementations (SPEC §5). */
+typedef enum mbx_preset_t {
+  /** amdegroot/ssd.pytorch MultiBoxLoss. */
+  MBX_PRESET_SSD_PYTORCH = 0,
+  /** torchvision 0.14 SSD compute_loss. */
+  MBX_PRESET_TORCHVISION_SSD = 1,
+  /** yhenon/pytorch-retinanet FocalLoss. */
+  MBX_PRESET_YHENON_RETINANET = 2,
+  /** torchvision 0.14 RetinaNet compute_loss. */
+  MBX_PRESET_TORCHVISION_RETINANET = 3
+} mbx_preset_t;
+
+typedef enum mbx_prior_format_t {
+  MBX_PRIOR_CENTER_SIZE = 0, /**< (cx, cy, w, h) */
+  MBX_PRIOR_CORNERS = 1      /**< (x1, y1, x2, y2) */
+} mbx_prior_format_t;
+
+typedef enum mbx_force_match_t {
+  MBX_FORCE_MATCH_NONE = 0,
+  /** SSD: each GT's best prior becomes positive (highest GT wins a shared prior). */
+  MBX_FORCE_MATCH_BEST_PRIOR_PER_GT = 1,
+  /** torchvision RetinaNet: every prior tying a GT's max IoU becomes positive. */
+  MBX_FORCE_MATCH_LOW_QUALITY = 2
+} mbx_force_match_t;
+
+typedef enum mbx_loc_loss_t {
+  MBX_LOC_LOSS_SMOOTH_L1 = 0,
+  MBX_LOC_LOSS_L1 = 1
+} mbx_loc_loss_t;
+
+typedef enum mbx_conf_loss_t {
+  /** Softmax cross-entropy with hard negative mining (SSD). */
+  MBX_CONF_LOSS_SOFTMAX_CE = 0,
+  /** Sigmoid focal loss (RetinaNet). */
+  MBX_CONF_LOSS_SIGMOID_FOCAL = 1
+} mbx_conf_loss_t;
+
+typedef enum mbx_normalization_t {
+  MBX_NORM_TOTAL_POSITIVES = 0, /**< sums / max(1, total positives) */
+  MBX_NORM_PER_IMAGE = 1,       /**< (1/B) sum_i term_i / max(1, num_pos_i) */
+  MBX_NORM_NONE = 2,            /**< plain sums */
+  MBX_NORM_EXTERNAL = 3         /**< sums / external_norm */
+} mbx_normalization_t;
+
+typedef enum mbx_neg_overflow_t {
+  /** Spec: when k exceeds the negatives, the spare slots stay empty. */
+  MBX_NEG_OVERFLOW_EXCLUDE = 0,
+  /** torchvision SSD's literal behaviour: spare slots count positives again
+   *  (lowest prior index first). */
+  MBX_NEG_OVERFLOW_DOUBLE_COUNT_POSITIVES = 1
+} mbx_neg_overflow_t;
+
+typedef enum mbx_invalid_gt_t {
+  /** A valid GT row (index < gt_counts[b]) with a non-finite coordinate or
+   *  x2 <= x1 or y2 <= y1 is an error. */
+  MBX_INVALID_GT_ERROR = 0,
+  /** Such rows are skipped (treated like padding). Labels are still checked. */
+  MBX_INVALID_GT_SKIP = 1
+} mbx_invalid_gt_t;
+
+/**
+ * Every option of SPEC.md. Initialise with mbx_options_init(), then change
+ * fields (or use mbx_options_set() with the option's name). Integer fields
+ * hold the enum values above; booleans are 0/1.
+ */
+typedef struct mbx_options_t {
+  size_t struct_size;        /**< sizeof(mbx_options_t) of the caller's header */
+  int32_t prior_format;      /**< mbx_prior_format_t */
+  int32_t force_match;       /**< mbx_force_match_t */
+  double pos_threshold;      /**< positive if best IoU >= this; in [0,1] */
+  double neg_threshold;      /**< negative if best IoU < this; in [0, pos] */
+  double variances[4];       /**< encoding divisors, each > 0 */
+  double encode_min_gt_wh;   /**< > 0: GT w,h clamped to >= this in the logs; 0 off */
+  int32_t loc_loss;          /**< mbx_loc_loss_t */
+  int32_t conf_loss;         /**< mbx_conf_loss_t */
+  double smooth_l1_beta;     /**< >= 0; 0 means L1 */
+  double neg_pos_ratio;      /**< SOFTMAX_CE mining ratio; <= 0 uses every negative */
+  int32_t clamp_num_neg;     /**< 1: num_neg = min(num_neg, P-1) (ssd.pytorch) */
+  int32_t neg_overflow;      /**< mbx_neg_overflow_t */
+  double focal_alpha;        /**< SIGMOID_FOCAL alpha, in [0,1] */
+  double focal_gamma;        /**< SIGMOID_FOCAL gamma, >= 0 */
+  int32_t normalization;     /**< mbx_normalization_t */
+  int32_t loc_average_coords;/**< PER_IMAGE only: loc term also / 4 */
+  double external_norm;      /**< EXTERNAL divisor, > 0 */
+  int32_t invalid_gt;        /**< mbx_invalid_gt_t */
+  int32_t reserved0;         /**< must be 0 */
+} mbx_options_t;
+
+/**
+ * Fill @p opts with the preset's values (SPEC §5) and set struct_size.
+ * @param[out] opts   options to fill (non-NULL).
+ * @param[in]  preset an mbx_preset_t.
+ * @return MBX_STATUS_OK, or INVALID_ARGUMENT for NULL / an unknown preset.
+ */
+MBX_API mbx_status_t mbx_options_init(mbx_options_t* opts, mbx_preset_t preset);
+
+/** Look a preset up by name ("ssd_pytorch", "torchvision_ssd",
+ *  "yhenon_retinanet", "torchvision_retinanet"). */
+MBX_API mbx_status_t mbx_preset_from_name(const char* name, mbx_preset_t* preset);
+
+/**
+ * Set one option by its SPEC / golden case.json name from text:
+ * enums by name ("CORNERS", "LOW_QUALITY", "SIGMOID_FOCAL", "PER_IMAGE",
+ * "DOUBLE_COUNT_POSITIVES", "SKIP", ...), numbers in C locale, booleans as
+ * true/false/1/0, `variances` as four comma-separated numbers.
+ * Names: prior_format, pos_threshold, neg_threshold, force_match, variances,
+ * encode_min_gt_wh, loc_loss, smooth_l1_beta, conf_loss, neg_pos_ratio,
+ * clamp_num_neg, neg_overflow, focal_alpha, focal_gamma, normalization,
+ * external_norm, loc_average_coords, invalid_gt.
+ * Range checks happen when the options are used (mbx_options_validate).
+ * @return INVALID_ARGUMENT for an unknown name or unparsable value
+ *         (opts unchanged).
+ */
+MBX_API mbx_status_t mbx_options_set(mbx_options_t* opts, const char* name,
+                                     const char* value);
+
+/** Check every option's range (SPEC §7) without computing anything. */
+MBX_API mbx_status_t mbx_options_validate(const mbx_options_t* opts);
+
+/* ------------------------------------------------------------------------ */
+/* Context                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** Opaque: thread count, path, CUDA stream, cached workspace. */
+typedef struct mbx_context_t mbx_context_t;
+
+/** Create a context (all hardware threads, MBX_PATH_AUTO, default stream).
+ *  @param[out] ctx receives the new context; the caller destroys it. */
+MBX_API mbx_status_t mbx_context_create(mbx_context_t** ctx);
+/** Destroy a context and free its workspace. NULL is a no-op. */
+MBX_API void mbx_context_destroy(mbx_context_t* ctx);
+/** Threads used by the CPU path; 0 = all hardware threads. Results do not
+ *  depend on this number (bitwise). */
+MBX_API mbx_status_t mbx_context_set_num_threads(mbx_context_t* ctx, int num_threads);
+/** Force a path. A path that is not available fails each call with
+ *  MBX_STATUS_UNSUPPORTED / MBX_STATUS_NO_DEVICE. */
+MBX_API mbx_status_t mbx_context_set_path(mbx_context_t* ctx, mbx_path_t path);
+/** CUDA stream (a cudaStream_t) for the CUDA path; NULL = legacy default
+ *  stream. Calls are asynchronous on it. */
+MBX_API mbx_status_t mbx_context_set_cuda_stream(mbx_context_t* ctx, void* stream);
+/**
+ * Host-side validation of GT data for CUDA inputs (1, the default): the
+ * small gt_counts/gt_labels/gt_boxes tensors are copied to the host and
+ * checked as on the CPU, which synchronises the stream once per call.
+ * 0: no host round trip; invalid GT rows are then skipped on the device as
+ * with MBX_INVALID_GT_SKIP, and labels out of range make the prior negative.
+ */
+MBX_API mbx_status_t mbx_context_set_cuda_validation(mbx_context_t* ctx, int enabled);
+/** Bytes of workspace currently cached by the context (diagnostics). */
+MBX_API mbx_status_t mbx_context_workspace_bytes(const mbx_context_t* ctx, size_t* bytes);
+/** Free the cached workspace now. */
+MBX_API mbx_status_t mbx_context_release_workspace(mbx_context_t* ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Matching                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Match GT boxes to priors and encode regression targets (SPEC §2, §3).
+ *
+ * @param ctx         context, or NULL for defaults (no workspace caching).
+ * @param opts        options (prior_format, thresholds, force_match,
+ *                    variances, encode_min_gt_wh, invalid_gt are used).
+ * @param num_classes K, the number of object classes: labels must lie in
+ *                    [0, K). Pass 0 to check only labels >= 0.
+ * @param[in]  priors      float32 [P, 4] in opts->prior_format.
+ * @param[in]  gt_boxes    float32 [B, G, 4] corners; rows >= gt_counts[b] unread.
+ * @param[in]  gt_labels   int32 [B, G].
+ * @param[in]  gt_counts   int32 [B], each in [0, G].
+ * @param[out] conf_target int32 [B, P]: label+1 positive, 0 negative, -1 ignored.
+ * @param[out] matched_gt  int32 [B, P]: GT row of a positive, else -1. May be NULL.
+ * @param[out] loc_target  float32 [B, P, 4]: encoded targets, 0 where not
+ *                         positive. May be NULL.
+ * @param[out] num_pos     int32 [B]: positives per image. May be NULL.
+ */
+MBX_API mbx_status_t mbx_match(mbx_context_t* ctx, const mbx_options_t* opts,
+                               int64_t num_classes, const DLTensor* priors,
+                               const DLTensor* gt_boxes, const DLTensor* gt_labels,
+                               const DLTensor* gt_counts, DLTensor* conf_target,
+                               DLTensor* matched_gt, DLTensor* loc_target,
+                               DLTensor* num_pos);
+
+/* ------------------------------------------------------------------------ */
+/* Loss                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Loss forward only (evaluation): no gradient memory is touched.
+ *
+ * Common inputs of the loss functions:
+ * @param ctx        context, or NULL for defaults.
+ * @param opts       options.
+ * @param[in] priors    float32 [P, 4].
+ * @param[in] gt_boxes  float32 [B, G, 4] corners.
+ * @param[in] gt_labels int32 [B, G], labels in [0, K).
+ * @param[in] gt_counts int32 [B].
+ * @param[in] loc       float32 (CUDA also float16/bfloat16) [B, P, 4] offsets.
+ * @param[in] conf      float32 (CUDA also float16/bfloat16) [B, P, C] logits;
+ *                      SOFTMAX_CE: column 0 background, C >= 2;
+ *                      SIGMOID_FOCAL: class k in column k.
+ *
+ * @param[out] loss    float32 or float64 [2]: (loss_loc, loss_conf), on the
+ *                     tensors' device.
+ * @param[out] num_pos int32 [B]: positives per image (for the caller's own
+ *                     all-reduce with EXTERNAL normalisation). May be NULL.
+ */
+MBX_API mbx_status_t mbx_loss_forward(mbx_context_t* ctx, const mbx_options_t* opts,
+                                      const DLTensor* priors, const DLTensor* gt_boxes,
+                                      const DLTensor* gt_labels, const DLTensor* gt_counts,
+                                      const DLTensor* loc, const DLTensor* conf,
+                                      DLTensor* loss, DLTensor* num_pos);
+
+/**
+ * Gradients only: d loss_loc / d loc and d loss_conf / d conf, each times
+ * the upstream gradient of its loss (SPEC §4). Matching and mining are
+ * recomputed (stateless); prefer mbx_loss_forward_backward in training.
+ *
+ * @param[in]  grad_loss  float32 or float64 [2]: upstream gradients of
+ *                        (loss_loc, loss_conf), on the tensors' device (a
+ *                        device scalar stays on the device). NULL = (1, 1).
+ * @param[out] grad_loc   [B, P, 4], dtype of loc; every element written.
+ * @param[out] grad_conf  [B, P, C], dtype of conf; every element written.
+ */
+MBX_API mbx_status_t mbx_loss_backward(mbx_context_t* ctx, const mbx_options_t* opts,
+                                       const DLTensor* priors, const DLTensor* gt_boxes,
+                                       const DLTensor* gt_labels, const DLTensor* gt_counts,
+                                       const DLTensor* loc, const DLTensor* conf,
+                                       const DLTensor* grad_loss, DLTensor* grad_loc,
+                                       DLTensor* grad_conf);
+
+/**
+ * Fused forward + backward in one pass (the fastest training call).
+ * Parameters as mbx_loss_forward and mbx_loss_backward; num_pos may be NULL.
+ */
+MBX_API mbx_status_t mbx_loss_forward_backward(
+    mbx_context_t* ctx, const mbx_options_t* opts, const DLTensor* priors,
+    const DLTensor* gt_boxes, const DLTensor* gt_labels, const DLTensor* gt_counts,
+    const DLTensor* loc, const DLTensor* conf, const DLTensor* grad_loss,
+    DLTensor* loss, DLTensor* num_pos, DLTensor* grad_loc, DLTensor* grad_conf);
+
+/* ------------------------------------------------------------------------ */
+/* Decoding and priors                                                      */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Decode predicted offsets into corner boxes (inverse of SPEC §3; the size
+ * exponents are clamped at log(1000/16) as torchvision does).
+ * Uses opts->prior_format and opts->variances.
+ * @param[in]  priors float32 [P, 4].
+ * @param[in]  loc    float32 [B, P, 4].
+ * @param[out] boxes  float32 [B, P, 4] corners (x1, y1, x2, y2).
+ */
+MBX_API mbx_status_t mbx_decode(mbx_context_t* ctx, const mbx_options_t* opts,
+                                const DLTensor* priors, const DLTensor* loc,
+                                DLTensor* boxes);
+
+/** Built-in SSD prior-box configurations (ssd.pytorch layer layout). */
+typedef enum mbx_ssd_config_t {
+  /** ssd.pytorch `voc` (SSD300, 8732 priors). */
+  MBX_SSD300_VOC = 0,
+  /** ssd.pytorch `coco` (SSD300, 8732 priors, smaller min sizes). */
+  MBX_SSD300_COCO = 1,
+  /** Caffe SSD512 VOC layout (7 maps, 24564 priors) in ssd.pytorch's scheme. */
+  MBX_SSD512_VOC = 2
+} mbx_ssd_config_t;
+
+/**
+ * Number of priors of an SSD configuration.
+ * @param[out] num_priors P.
+ */
+MBX_API mbx_status_t mbx_priors_ssd_count(mbx_ssd_config_t config, int64_t* num_priors);
+
+/**
+ * SSD priors exactly as ssd.pytorch's PriorBox computes them (float64
+ * arithmetic, rounded to float32, clipped to [0, 1]), CENTER_SIZE.
+ * @param[out] priors float32 [P, 4] CPU tensor, P from mbx_priors_ssd_count.
+ */
+MBX_API mbx_status_t mbx_priors_ssd(mbx_ssd_config_t config, DLTensor* priors);
+
+/**
+ * Number of RetinaNet anchors for an image of height x width pixels
+ * (pyramid levels 3..7, 9 anchors per location).
+ */
+MBX_API mbx_status_t mbx_priors_retinanet_count(int64_t image_height,
+                                                int64_t image_width,
+                                                int64_t* num_priors);
+
+/**
+ * RetinaNet anchors exactly as yhenon/pytorch-retinanet's Anchors module
+ * computes them (levels 3..7, sizes 32..512, ratios .5/1/2, scales
+ * 2^(0, 1/3, 2/3)), CORNERS in pixels.
+ * @param[out] priors float32 [P, 4] CPU tensor.
+ */
+MBX_API mbx_status_t mbx_priors_retinanet(int64_t image_height, int64_t image_width,
+                                          DLTensor* priors);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* MBX_MBX_H_ */

@@ -1,0 +1,133 @@
+// Core-internal types shared by every algorithm and path. Nothing here knows
+// about the C ABI, DLPack or any binding: capi/ converts to these.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace mbx {
+
+enum class Status {
+  kOk = 0,
+  kInvalidArgument = 1,
+  kUnsupported = 2,
+  kOutOfMemory = 3,
+  kNoDevice = 4,
+  kDeviceError = 5,
+  kContextBusy = 6,
+  kInternal = 7,
+};
+
+// The one exception type of the core; capi/ turns it into a status + message.
+class Error : public std::runtime_error {
+ public:
+  Error(Status status, const std::string& message)
+      : std::runtime_error(message), status_(status) {}
+  Status status() const { return status_; }
+
+ private:
+  Status status_;
+};
+
+[[noreturn]] inline void fail(const std::string& message) {
+  throw Error(Status::kInvalidArgument, message);
+}
+
+enum class DType { kF32, kF16, kBF16, kF64, kI32 };
+enum class Device { kCPU, kCUDA };
+
+inline const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::kF32: return "float32";
+    case DType::kF16: return "float16";
+    case DType::kBF16: return "bfloat16";
+    case DType::kF64: return "float64";
+    case DType::kI32: return "int32";
+  }
+  return "?";
+}
+
+enum class PriorFormat { kCenterSize = 0, kCorners = 1 };
+enum class ForceMatch { kNone = 0, kBestPriorPerGt = 1, kLowQuality = 2 };
+enum class LocLoss { kSmoothL1 = 0, kL1 = 1 };
+enum class ConfLoss { kSoftmaxCE = 0, kSigmoidFocal = 1 };
+enum class Normalization { kTotalPositives = 0, kPerImage = 1, kNone = 2, kExternal = 3 };
+enum class NegOverflow { kExclude = 0, kDoubleCountPositives = 1 };
+enum class InvalidGt { kError = 0, kSkip = 1 };
+
+// Every option of SPEC.md, validated (see validate.h) before any path runs.
+struct Options {
+  PriorFormat prior_format = PriorFormat::kCenterSize;
+  ForceMatch force_match = ForceMatch::kBestPriorPerGt;
+  double pos_threshold = 0.5;
+  double neg_threshold = 0.5;
+  double variances[4] = {0.1, 0.1, 0.2, 0.2};
+  double encode_min_gt_wh = 0.0;
+  LocLoss loc_loss = LocLoss::kSmoothL1;
+  ConfLoss conf_loss = ConfLoss::kSoftmaxCE;
+  double smooth_l1_beta = 1.0;
+  double neg_pos_ratio = 3.0;
+  bool clamp_num_neg = true;
+  NegOverflow neg_overflow = NegOverflow::kExclude;
+  double focal_alpha = 0.25;
+  double focal_gamma = 2.0;
+  Normalization normalization = Normalization::kTotalPositives;
+  bool loc_average_coords = false;
+  double external_norm = 1.0;
+  InvalidGt invalid_gt = InvalidGt::kError;
+
+  // beta == 0 or L1 both mean |d|.
+  bool loc_is_l1() const { return loc_loss == LocLoss::kL1 || smooth_l1_beta == 0.0; }
+};
+
+// What a call asks for. Input pointers are already validated for shape,
+// dtype, device and (on the host) content. Dimensions: B images, P priors,
+// C logit columns, G GT rows per image.
+struct Inputs {
+  int64_t B = 0, P = 0, C = 0, G = 0;
+  const float* priors = nullptr;      // [P,4]
+  const float* gt_boxes = nullptr;    // [B,G,4]
+  const int32_t* gt_labels = nullptr; // [B,G]
+  const int32_t* gt_counts = nullptr; // [B]
+  const void* loc = nullptr;          // [B,P,4] of loc_dtype (null for match)
+  const void* conf = nullptr;         // [B,P,C] of conf_dtype (null for match)
+  DType loc_dtype = DType::kF32;
+  DType conf_dtype = DType::kF32;
+  int64_t num_classes = 0;            // K (labels in [0,K)); 0 = unchecked
+  Device device = Device::kCPU;
+  int device_id = 0;
+  // Per GT row (B*G bytes, host) 1 = use the row, 0 = skip it. Null: every
+  // row < gt_counts[b] is used. Filled by validation under InvalidGt::kSkip.
+  const uint8_t* gt_valid = nullptr;
+};
+
+// Outputs; a null pointer means "not wanted". Every requested output is
+// fully written. Gradient dtypes follow loc/conf.
+struct Outputs {
+  int32_t* conf_target = nullptr;     // [B,P]
+  int32_t* matched_gt = nullptr;      // [B,P]
+  float* loc_target = nullptr;        // [B,P,4]
+  int32_t* num_pos = nullptr;         // [B]
+  void* loss = nullptr;               // [2] (loss_loc, loss_conf)
+  DType loss_dtype = DType::kF64;
+  const void* grad_loss = nullptr;    // [2] upstream gradient; null = (1,1)
+  DType grad_loss_dtype = DType::kF64;
+  void* grad_loc = nullptr;           // [B,P,4]
+  void* grad_conf = nullptr;          // [B,P,C]
+
+  bool wants_loss() const { return loss != nullptr; }
+  bool wants_grad() const { return grad_loc != nullptr || grad_conf != nullptr; }
+};
+
+class Workspace;  // workspace.h
+
+// How to run: thread count, stream, cached scratch memory.
+struct Exec {
+  int num_threads = 0;            // 0 = all
+  void* cuda_stream = nullptr;    // cudaStream_t
+  Workspace* workspace = nullptr; // may be null: allocate per call
+};
+
+}  // namespace mbx

@@ -1,0 +1,26 @@
+// Input checks of SPEC §7 that look at values (options, priors, GT rows),
+// shared by every path. Shape/dtype/device checks of the tensors are in
+// capi/ (they are about DLPack). Every failure throws Error with a message
+// naming the argument, image and row and what was expected.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "common/types.h"
+
+namespace mbx {
+
+void validate_options(const Options& o);
+
+// priors [P,4] on the host: finite, and w, h > 0 (CORNERS: x2 > x1, y2 > y1).
+void validate_priors(const float* priors, int64_t P, PriorFormat format);
+
+// gt_counts in [0,G]; valid rows finite with x1 < x2, y1 < y2 (or marked
+// skipped in *valid under InvalidGt::kSkip); labels in [0,K) (K = 0: >= 0).
+// `valid` is resized to B*G and filled (1 = row used).
+void validate_gt(const Options& o, int64_t B, int64_t G, const float* gt_boxes,
+                 const int32_t* gt_labels, const int32_t* gt_counts, int64_t num_classes,
+                 std::vector<uint8_t>* valid);
+
+}  // namespace mbx

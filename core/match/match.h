@@ -1,0 +1,84 @@
+// Matching GT boxes to priors (SPEC §2).
+//
+// The IoUs that decide matching are computed in float64 from the float32
+// inputs, in exactly the operation order of the specification, and the
+// translation units that evaluate them are compiled with -ffp-contract=off:
+// on regular anchor grids float32 IoUs (or a fused multiply-add) change real
+// assignments, so every path (scalar, SIMD, CUDA) must round identically to
+// make bit-identical decisions.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "common/types.h"
+
+namespace mbx {
+
+// Priors in every form the algorithms need, float64, structure of arrays.
+struct PriorGeometry {
+  int64_t P = 0;
+  // Corners (x1,y1,x2,y2) and area (x2-x1)*(y2-y1): what IoU uses.
+  std::vector<double> x1, y1, x2, y2, area;
+  // Centre/size (cx,cy,w,h): what encoding uses.
+  std::vector<double> cx, cy, w, h;
+};
+
+// CENTER_SIZE -> corners as (cx-w/2, cy-h/2, cx+w/2, cy+h/2); CORNERS ->
+// centre ((x1+x2)/2, ...), size (x2-x1, ...), all in float64.
+void build_prior_geometry(const float* priors, int64_t P, PriorFormat format,
+                          PriorGeometry* out);
+
+// One GT box in float64 with its area.
+struct GtBox {
+  double x1, y1, x2, y2, area;
+};
+
+inline GtBox make_gt_box(const float* b) {
+  GtBox g;
+  g.x1 = b[0];
+  g.y1 = b[1];
+  g.x2 = b[2];
+  g.y2 = b[3];
+  g.area = (g.x2 - g.x1) * (g.y2 - g.y1);
+  return g;
+}
+
+// IoU = inter / (area_g + area_p - inter), intersection sides clamped at 0.
+// Keep this operation order: it is the specification's, and every path
+// must reproduce its rounding bit for bit.
+inline double iou_exact(const GtBox& g, double px1, double py1, double px2, double py2,
+                        double parea) {
+  double iw = (g.x2 < px2 ? g.x2 : px2) - (g.x1 > px1 ? g.x1 : px1);
+  double ih = (g.y2 < py2 ? g.y2 : py2) - (g.y1 > py1 ? g.y1 : py1);
+  iw = iw > 0.0 ? iw : 0.0;
+  ih = ih > 0.0 ? ih : 0.0;
+  double inter = iw * ih;
+  return inter / ((g.area + parea) - inter);
+}
+
+// The valid GT rows of one image (indices into the image's rows).
+struct ImageGt {
+  const float* boxes = nullptr;     // [G,4] of this image
+  const int32_t* labels = nullptr;  // [G]
+  std::vector<int32_t> rows;        // used rows, ascending
+};
+
+// Rows of image b that take part in matching (< gt_counts[b], and valid
+// unless skipped by InvalidGt::kSkip).
+void image_gt_rows(const Inputs& in, int64_t b, ImageGt* out);
+
+// Per-prior decision from its best IoU (SPEC §2): 1 positive, 0 negative,
+// -1 ignored, before forced matching.
+inline int32_t threshold_state(double best_iou, const Options& o) {
+  if (best_iou >= o.pos_threshold) return 1;
+  if (best_iou < o.neg_threshold) return 0;
+  return -1;
+}
+
+// Plain scalar matching of one image (the in-tree reference).
+// conf_target/matched_gt: [P]. Returns the number of positives.
+int64_t match_image_scalar(const Options& o, const ImageGt& gt, const PriorGeometry& pg,
+                           int32_t* conf_target, int32_t* matched_gt);
+
+}  // namespace mbx

@@ -1,0 +1,98 @@
+// Plain scalar matching: the in-tree reference every faster path is held to.
+// Compiled with -ffp-contract=off (see match.h).
+#include <cmath>
+
+#include "match/match.h"
+
+namespace mbx {
+
+void build_prior_geometry(const float* priors, int64_t P, PriorFormat format,
+                          PriorGeometry* out) {
+  out->P = P;
+  for (auto* v : {&out->x1, &out->y1, &out->x2, &out->y2, &out->area, &out->cx, &out->cy,
+                  &out->w, &out->h})
+    v->resize(static_cast<size_t>(P));
+  for (int64_t p = 0; p < P; ++p) {
+    const double a = priors[4 * p], b = priors[4 * p + 1], c = priors[4 * p + 2],
+                 d = priors[4 * p + 3];
+    double x1, y1, x2, y2, cx, cy, w, h;
+    if (format == PriorFormat::kCenterSize) {
+      cx = a; cy = b; w = c; h = d;
+      x1 = cx - w / 2.0; y1 = cy - h / 2.0; x2 = cx + w / 2.0; y2 = cy + h / 2.0;
+    } else {
+      x1 = a; y1 = b; x2 = c; y2 = d;
+      cx = (x1 + x2) / 2.0; cy = (y1 + y2) / 2.0; w = x2 - x1; h = y2 - y1;
+    }
+    out->x1[p] = x1; out->y1[p] = y1; out->x2[p] = x2; out->y2[p] = y2;
+    out->area[p] = (x2 - x1) * (y2 - y1);
+    out->cx[p] = cx; out->cy[p] = cy; out->w[p] = w; out->h[p] = h;
+  }
+}
+
+void image_gt_rows(const Inputs& in, int64_t b, ImageGt* out) {
+  out->boxes = in.gt_boxes + b * in.G * 4;
+  out->labels = in.gt_labels + b * in.G;
+  out->rows.clear();
+  const int32_t n = in.gt_counts[b];
+  for (int32_t g = 0; g < n; ++g)
+    if (!in.gt_valid || in.gt_valid[b * in.G + g]) out->rows.push_back(g);
+}
+
+int64_t match_image_scalar(const Options& o, const ImageGt& gt, const PriorGeometry& pg,
+                           int32_t* conf_target, int32_t* matched_gt) {
+  const int64_t P = pg.P;
+  const size_t G = gt.rows.size();
+  if (G == 0) {  // images without objects: every prior is negative
+    for (int64_t p = 0; p < P; ++p) { conf_target[p] = 0; matched_gt[p] = -1; }
+    return 0;
+  }
+  std::vector<GtBox> boxes(G);
+  for (size_t j = 0; j < G; ++j) boxes[j] = make_gt_box(gt.boxes + 4 * gt.rows[j]);
+
+  std::vector<int32_t> best_gt(P);      // index into rows
+  std::vector<double> best_iou(P);
+  std::vector<double> gt_max(G, -1.0);  // max_p IoU[g,p]
+  std::vector<int64_t> gt_argmax(G, 0); // first p reaching it
+  for (int64_t p = 0; p < P; ++p) {
+    double best = -1.0;
+    int32_t arg = 0;
+    for (size_t j = 0; j < G; ++j) {
+      const double v = iou_exact(boxes[j], pg.x1[p], pg.y1[p], pg.x2[p], pg.y2[p], pg.area[p]);
+      if (v > best) { best = v; arg = static_cast<int32_t>(j); }  // ties -> lowest g
+      if (v > gt_max[j]) { gt_max[j] = v; gt_argmax[j] = p; }      // ties -> lowest p
+    }
+    best_gt[p] = arg;
+    best_iou[p] = best;
+  }
+  std::vector<int8_t> state(P);
+  for (int64_t p = 0; p < P; ++p) state[p] = static_cast<int8_t>(threshold_state(best_iou[p], o));
+
+  if (o.force_match == ForceMatch::kBestPriorPerGt) {
+    for (size_t j = 0; j < G; ++j) {  // later g overwrites: highest g wins
+      best_gt[gt_argmax[j]] = static_cast<int32_t>(j);
+      state[gt_argmax[j]] = 1;
+    }
+  } else if (o.force_match == ForceMatch::kLowQuality) {
+    for (int64_t p = 0; p < P; ++p) {
+      for (size_t j = 0; j < G; ++j) {
+        const double v = iou_exact(boxes[j], pg.x1[p], pg.y1[p], pg.x2[p], pg.y2[p], pg.area[p]);
+        if (v == gt_max[j]) { state[p] = 1; break; }  // keeps its own best_gt
+      }
+    }
+  }
+  int64_t num_pos = 0;
+  for (int64_t p = 0; p < P; ++p) {
+    if (state[p] == 1) {
+      const int32_t row = gt.rows[best_gt[p]];
+      conf_target[p] = gt.labels[row] + 1;
+      matched_gt[p] = row;
+      ++num_pos;
+    } else {
+      conf_target[p] = state[p] == 0 ? 0 : -1;
+      matched_gt[p] = -1;
+    }
+  }
+  return num_pos;
+}
+
+}  // namespace mbx

@@ -1,0 +1,34 @@
+// The whole computation for one call — match, encode, losses, mining,
+// normalisation, gradients — on each path. capi/ validates and dispatches
+// here; each path composes the algorithm stems (match/, encode/, loc_loss/,
+// softmax_ce/, focal/, normalize/).
+//
+// Contract shared by every path: every output in `out` that is non-null is
+// completely written; nothing else is touched. Losses and sums accumulate in
+// float64 in a fixed order, so results do not depend on the thread count.
+#pragma once
+
+#include "common/types.h"
+
+namespace mbx {
+
+// Plain scalar float64 implementation (MBX_PATH_CPU_SCALAR).
+void run_scalar(const Options& o, const Inputs& in, const Outputs& out);
+
+// oneTBB + xsimd fast path (MBX_PATH_CPU).
+void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec& ex);
+
+// CUDA path (MBX_PATH_CUDA): pipeline.cu, or pipeline_cuda_none.cpp in a
+// build without CUDA (throws kNoDevice). Asynchronous on ex.cuda_stream.
+void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec& ex);
+// Decode on the device: loc [B,P,4] -> corner boxes [B,P,4], all float32.
+void decode_cuda(const Options& o, const Inputs& in, const float* loc, float* boxes,
+                 const Exec& ex);
+
+// Host helpers for the CPU paths.
+// Upstream gradients (loss_loc, loss_conf) from out.grad_loss, or (1, 1).
+void read_upstream(const Outputs& out, double* up_loc, double* up_conf);
+// Writes (loss_loc, loss_conf) into out.loss in its dtype.
+void write_losses(const Outputs& out, double loss_loc, double loss_conf);
+
+}  // namespace mbx
