@@ -82,3 +82,14 @@ int64_t match_image_scalar(const Options& o, const ImageGt& gt, const PriorGeome
                            int32_t* conf_target, int32_t* matched_gt);
 
 }  // namespace mbx
+
+namespace mbx {
+
+// Fast batched matching (match_cpu.cpp): oneTBB over (image, prior block),
+// xsimd over priors. Bit-identical decisions to match_image_scalar for any
+// thread count. Writes conf_target/matched_gt [B,P] and num_pos [B].
+void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg,
+                     int32_t* conf_target, int32_t* matched_gt, int64_t* num_pos,
+                     int num_threads);
+
+}  // namespace mbx

@@ -1,0 +1,279 @@
+#include "golden_case.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <dirent.h>
+#include <functional>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <sys/stat.h>
+
+#include "json.h"
+#include "npy.h"
+
+#ifdef MBX_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
+namespace mbx_test {
+
+namespace {
+
+bool is_file(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+bool is_dir(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void collect(const std::string& root, std::vector<std::string>* out, int depth) {
+  if (is_file(root + "/case.json")) { out->push_back(root); return; }
+  if (depth > 4) return;
+  DIR* d = opendir(root.c_str());
+  if (!d) return;
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    names.push_back(e->d_name);
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  for (const auto& n : names)
+    if (is_dir(root + "/" + n)) collect(root + "/" + n, out, depth + 1);
+}
+
+// Owns a tensor's host data (and device copy on the CUDA path) + DLTensor.
+struct Tensor {
+  std::vector<int64_t> shape;
+  std::vector<unsigned char> host;
+  DLTensor t{};
+  void* device = nullptr;
+  DLDataType dtype{};
+
+  Tensor(std::vector<int64_t> s, DLDataType dt) : shape(std::move(s)), dtype(dt) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    host.assign(static_cast<size_t>(n) * (dt.bits / 8) + 8, 0);
+  }
+  ~Tensor() {
+#ifdef MBX_WITH_CUDA
+    if (device) cudaFree(device);
+#endif
+  }
+  size_t bytes() const { return host.size() - 8; }
+  template <typename T> T* as() { return reinterpret_cast<T*>(host.data()); }
+  DLTensor* dl(bool cuda) {
+    t.ndim = static_cast<int>(shape.size());
+    t.shape = shape.data();
+    t.strides = nullptr;
+    t.byte_offset = 0;
+    t.dtype = dtype;
+    t.device = {kDLCPU, 0};
+    t.data = host.data();
+#ifdef MBX_WITH_CUDA
+    if (cuda) {
+      if (!device && cudaMalloc(&device, bytes() + 8) != cudaSuccess)
+        throw std::runtime_error("cudaMalloc failed");
+      if (cudaMemcpy(device, host.data(), bytes(), cudaMemcpyHostToDevice) != cudaSuccess)
+        throw std::runtime_error("cudaMemcpy failed");
+      t.device = {kDLCUDA, 0};
+      t.data = device;
+    }
+#else
+    (void)cuda;
+#endif
+    return &t;
+  }
+  void fetch() {  // device -> host after an output was written
+#ifdef MBX_WITH_CUDA
+    if (device && cudaMemcpy(host.data(), device, bytes(), cudaMemcpyDeviceToHost) != cudaSuccess)
+      throw std::runtime_error("cudaMemcpy failed");
+#endif
+  }
+};
+
+constexpr DLDataType kF32{kDLFloat, 32, 1};
+constexpr DLDataType kF64{kDLFloat, 64, 1};
+constexpr DLDataType kI32{kDLInt, 32, 1};
+
+std::unique_ptr<Tensor> from_npy(const NpyArray& a, DLDataType dt) {
+  auto t = std::make_unique<Tensor>(a.shape, dt);
+  if (dt.code == kDLFloat && dt.bits == 32) {
+    auto v = a.as_float();
+    std::memcpy(t->host.data(), v.data(), v.size() * 4);
+  } else {
+    auto v = a.as_int32();
+    std::memcpy(t->host.data(), v.data(), v.size() * 4);
+  }
+  return t;
+}
+
+std::string fmt(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.2e", v);
+  return b;
+}
+
+// Worst ratio err / allowed over all elements (<= 1 passes).
+double worst_ratio(const std::vector<double>& got, const std::vector<double>& ref, double abs_rel_max,
+                   double rel, size_t* where) {
+  double mx = 0;
+  for (double r : ref) mx = std::max(mx, std::fabs(r));
+  double worst = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double allowed = abs_rel_max * mx + rel * std::fabs(ref[i]) + 1e-30;
+    const double err = std::fabs(got[i] - ref[i]);
+    const double r = std::isnan(got[i]) ? INFINITY : err / allowed;
+    if (r > worst) { worst = r; *where = i; }
+  }
+  return worst;
+}
+
+}  // namespace
+
+std::vector<std::string> find_cases(const std::string& root) {
+  std::vector<std::string> out;
+  collect(root, &out, 0);
+  return out;
+}
+
+CaseResult run_case(const std::string& dir, mbx_path_t path, int threads) {
+  CaseResult res;
+  res.name = dir.substr(dir.find_last_of('/') + 1);
+  if (!mbx_path_available(path)) {
+    res.skipped = true;
+    res.detail = std::string("path ") + mbx_path_name(path) + " not available";
+    return res;
+  }
+  std::ostringstream detail;
+  std::vector<std::string> failures;
+  try {
+    const Json meta = load_json(dir + "/case.json");
+    const Json* opts_json = meta.get("options");
+    if (!opts_json) throw std::runtime_error("case.json has no options");
+    mbx_options_t opts;
+    mbx_options_init(&opts, MBX_PRESET_SSD_PYTORCH);
+    for (const auto& kv : opts_json->obj)
+      if (mbx_options_set(&opts, kv.first.c_str(), kv.second.option_text().c_str()) != MBX_STATUS_OK)
+        throw std::runtime_error(std::string("option: ") + mbx_last_error());
+
+    auto npy = [&](const char* n) { return load_npy(dir + "/" + n + ".npy"); };
+    auto priors = from_npy(npy("priors"), kF32);
+    auto gt_boxes = from_npy(npy("gt_boxes"), kF32);
+    auto gt_labels = from_npy(npy("gt_labels"), kI32);
+    auto gt_counts = from_npy(npy("gt_counts"), kI32);
+    auto loc = from_npy(npy("loc"), kF32);
+    auto conf = from_npy(npy("conf"), kF32);
+    const int64_t B = conf->shape[0], P = conf->shape[1], C = conf->shape[2];
+    const int64_t K = opts.conf_loss == MBX_CONF_LOSS_SOFTMAX_CE ? C - 1 : C;
+    const bool cuda = path == MBX_PATH_CUDA;
+
+    mbx_context_t* raw = nullptr;
+    if (mbx_context_create(&raw) != MBX_STATUS_OK) throw std::runtime_error(mbx_last_error());
+    std::unique_ptr<mbx_context_t, void (*)(mbx_context_t*)> ctx(raw, mbx_context_destroy);
+    mbx_context_set_path(ctx.get(), path);
+    mbx_context_set_num_threads(ctx.get(), threads);
+
+    Tensor conf_target({B, P}, kI32), matched_gt({B, P}, kI32), loc_target({B, P, 4}, kF32),
+        num_pos({B}, kI32), num_pos2({B}, kI32), loss({2}, kF64), loss_fwd({2}, kF64),
+        grad_loc({B, P, 4}, kF32), grad_conf({B, P, C}, kF32), grad_loc_b({B, P, 4}, kF32),
+        grad_conf_b({B, P, C}, kF32);
+    auto check = [&](mbx_status_t s, const char* what) {
+      if (s != MBX_STATUS_OK)
+        throw std::runtime_error(std::string(what) + ": " + mbx_status_string(s) + ": " + mbx_last_error());
+    };
+    check(mbx_match(ctx.get(), &opts, K, priors->dl(cuda), gt_boxes->dl(cuda), gt_labels->dl(cuda),
+                    gt_counts->dl(cuda), conf_target.dl(cuda), matched_gt.dl(cuda),
+                    loc_target.dl(cuda), num_pos.dl(cuda)),
+          "mbx_match");
+    check(mbx_loss_forward_backward(ctx.get(), &opts, priors->dl(cuda), gt_boxes->dl(cuda),
+                                    gt_labels->dl(cuda), gt_counts->dl(cuda), loc->dl(cuda),
+                                    conf->dl(cuda), nullptr, loss.dl(cuda), num_pos2.dl(cuda),
+                                    grad_loc.dl(cuda), grad_conf.dl(cuda)),
+          "mbx_loss_forward_backward");
+    check(mbx_loss_forward(ctx.get(), &opts, priors->dl(cuda), gt_boxes->dl(cuda), gt_labels->dl(cuda),
+                           gt_counts->dl(cuda), loc->dl(cuda), conf->dl(cuda), loss_fwd.dl(cuda),
+                           nullptr),
+          "mbx_loss_forward");
+    check(mbx_loss_backward(ctx.get(), &opts, priors->dl(cuda), gt_boxes->dl(cuda), gt_labels->dl(cuda),
+                            gt_counts->dl(cuda), loc->dl(cuda), conf->dl(cuda), nullptr,
+                            grad_loc_b.dl(cuda), grad_conf_b.dl(cuda)),
+          "mbx_loss_backward");
+    for (Tensor* t : {&conf_target, &matched_gt, &loc_target, &num_pos, &num_pos2, &loss, &loss_fwd,
+                      &grad_loc, &grad_conf, &grad_loc_b, &grad_conf_b})
+      t->fetch();
+
+    // Integer outputs: exact.
+    auto exact = [&](const char* name, Tensor& got) {
+      auto ref = npy(name).as_int32();
+      int64_t bad = 0, first = -1;
+      for (size_t i = 0; i < ref.size(); ++i)
+        if (got.as<int32_t>()[i] != ref[i]) { ++bad; if (first < 0) first = static_cast<int64_t>(i); }
+      if (bad)
+        failures.push_back(std::string(name) + ": " + std::to_string(bad) + " mismatches (first at flat " +
+                           std::to_string(first) + ": got " + std::to_string(got.as<int32_t>()[first]) +
+                           ", expected " + std::to_string(ref[first]) + ")");
+    };
+    exact("conf_target", conf_target);
+    exact("matched_gt", matched_gt);
+    exact("num_pos", num_pos);
+    exact("num_pos", num_pos2);
+
+    // Losses: rtol 1e-4.
+    const double ref_ll = npy("loss_loc").as_double()[0], ref_lc = npy("loss_conf").as_double()[0];
+    double worst_loss = 0;
+    for (Tensor* l : {&loss, &loss_fwd}) {
+      const double got[2] = {l->as<double>()[0], l->as<double>()[1]};
+      const double ref[2] = {ref_ll, ref_lc};
+      for (int k = 0; k < 2; ++k) {
+        const double rel = std::fabs(got[k] - ref[k]) / (std::fabs(ref[k]) + 1e-300);
+        const double r = std::isnan(got[k]) ? INFINITY : std::fabs(got[k] - ref[k]) / (1e-4 * std::fabs(ref[k]) + 1e-12);
+        worst_loss = std::max(worst_loss, std::isnan(got[k]) ? INFINITY : rel);
+        if (r > 1.0)
+          failures.push_back(std::string(k ? "loss_conf" : "loss_loc") + (l == &loss ? "" : " (forward)") +
+                             ": got " + std::to_string(got[k]) + ", expected " + std::to_string(ref[k]));
+      }
+    }
+    if (loss_fwd.as<double>()[0] != loss.as<double>()[0] || loss_fwd.as<double>()[1] != loss.as<double>()[1])
+      failures.push_back("forward-only losses differ bitwise from the fused call's");
+
+    auto floats = [&](const char* name, Tensor& got, double abs_rel_max, double rel) {
+      auto ref = npy(name).as_double();
+      std::vector<double> g(ref.size());
+      for (size_t i = 0; i < ref.size(); ++i) g[i] = got.as<float>()[i];
+      size_t where = 0;
+      const double w = worst_ratio(g, ref, abs_rel_max, rel, &where);
+      if (w > 1.0)
+        failures.push_back(std::string(name) + ": error " + fmt(w) + "x the tolerance at flat " +
+                           std::to_string(where) + " (got " + std::to_string(g[where]) + ", expected " +
+                           std::to_string(ref[where]) + ")");
+      return w;
+    };
+    const double w_lt = floats("loc_target", loc_target, 1e-5, 1e-5);
+    const double w_gl = floats("grad_loc", grad_loc, 1e-4, 1e-4);
+    const double w_gc = floats("grad_conf", grad_conf, 1e-4, 1e-4);
+    floats("grad_loc", grad_loc_b, 1e-4, 1e-4);
+    floats("grad_conf", grad_conf_b, 1e-4, 1e-4);
+    if (std::memcmp(grad_loc.host.data(), grad_loc_b.host.data(), grad_loc.bytes()) != 0 ||
+        std::memcmp(grad_conf.host.data(), grad_conf_b.host.data(), grad_conf.bytes()) != 0)
+      failures.push_back("backward-only gradients differ bitwise from the fused call's");
+    detail << "loss rel " << fmt(worst_loss) << ", loc_target " << fmt(w_lt) << "x tol, grad_loc "
+           << fmt(w_gl) << "x tol, grad_conf " << fmt(w_gc) << "x tol";
+  } catch (const std::exception& e) {
+    failures.push_back(std::string("error: ") + e.what());
+  }
+  res.passed = failures.empty();
+  if (res.passed) {
+    res.detail = detail.str();
+  } else {
+    for (size_t i = 0; i < failures.size(); ++i) res.detail += (i ? "; " : "") + failures[i];
+  }
+  return res;
+}
+
+}  // namespace mbx_test
