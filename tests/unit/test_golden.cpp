@@ -12,6 +12,7 @@ TEST_P(Golden, EveryCasePasses) {
   if (!mbx_path_available(GetParam())) GTEST_SKIP() << "path not available";
   auto cases = mbx_test::find_cases(MBX_GOLDEN_DIR);
   ASSERT_GE(cases.size(), 12u);
+  for (const auto& c : mbx_test::find_cases(MBX_GENERATED_DIR)) cases.push_back(c);
   for (const auto& c : cases) {
     auto r = mbx_test::run_case(c, GetParam());
     EXPECT_TRUE(r.passed) << r.name << ": " << r.detail;

@@ -1,0 +1,276 @@
+// Matching on the device (SPEC §2). Compiled with --fmad=false, and the IoU
+// arithmetic uses explicit _rn intrinsics (match_device.cuh): the decisions
+// must be bit-identical to match_scalar.cpp.
+//
+// Per image b:
+//  1. match_best_gt_kernel: one thread per prior computes IoU[g,p] in
+//     float64 against the image's GT rows (tiled through shared memory),
+//     keeps best_gt[p] (strict >, so ties go to the lowest g) and reduces
+//     max_p IoU[g,p] per GT with a 64-bit atomicMax on an order-preserving
+//     key of the double (max is order-independent: deterministic).
+//  2. (force_match != NONE) match_force_scan_kernel recomputes the same
+//     IoUs and compares them with that exact maximum: LOW_QUALITY marks the
+//     prior positive; BEST_PRIOR_PER_GT takes atomicMin over p (lowest p
+//     wins a tie, deterministic).
+//  3. (BEST_PRIOR_PER_GT) match_force_apply_kernel walks g = 0..G-1 in
+//     order per image, so a later GT overwrites: highest g wins.
+//  4. match_finalize_kernel turns (state, best_gt) into conf_target,
+//     matched_gt, loc_target and counts positives (integer atomics).
+#include "common/cuda_util.cuh"
+#include "match/match_device.cuh"
+
+namespace mbx {
+namespace cuda {
+namespace {
+
+constexpr int kGtTile = 64;
+constexpr int kArgNone = 0x7f7f7f7f;  // cudaMemset byte 0x7f: "no prior reached the max"
+
+// Monotone map double -> uint64 (larger double, larger key). 0 never occurs
+// for a non-NaN value, so 0 means "no IoU seen".
+__device__ __forceinline__ unsigned long long order_key(double v) {
+  const unsigned long long u = static_cast<unsigned long long>(__double_as_longlong(v));
+  return (u >> 63) ? ~u : (u | 0x8000000000000000ull);
+}
+__device__ __forceinline__ double key_value(unsigned long long k) {
+  const unsigned long long u = (k >> 63) ? (k & 0x7fffffffffffffffull) : ~k;
+  return __longlong_as_double(static_cast<long long>(u));
+}
+
+struct MatchArgs {
+  int64_t B, P, G, K;
+  const float* priors;
+  const float* gt_boxes;
+  const int32_t* gt_labels;
+  const int32_t* gt_counts;
+  bool corners;
+  double pos_threshold, neg_threshold;
+  int force;  // ForceMatch
+  EncodeParams enc;
+  MatchBuffers buf;
+};
+
+struct GtTile {
+  double x1[kGtTile], y1[kGtTile], x2[kGtTile], y2[kGtTile], area[kGtTile];
+  int valid[kGtTile];
+  unsigned long long red[kGtTile];  // per-block max key / min prior
+};
+
+// Loads rows [g0, g0+cnt) of image b into the tile; red[] reset to `init`.
+__device__ __forceinline__ void load_gt_tile(const MatchArgs& a, int64_t b, int g0, int cnt,
+                                             GtTile& t, unsigned long long init) {
+  for (int j = threadIdx.x; j < cnt; j += blockDim.x) {
+    const float* box = a.gt_boxes + (b * a.G + g0 + j) * 4;
+    const bool ok = gt_row_valid(box);
+    t.valid[j] = ok;
+    t.x1[j] = box[0];
+    t.y1[j] = box[1];
+    t.x2[j] = box[2];
+    t.y2[j] = box[3];
+    t.area[j] = ok ? gt_area_dev(box[0], box[1], box[2], box[3]) : 0.0;
+    t.red[j] = init;
+  }
+}
+
+__device__ __forceinline__ unsigned long long warp_max_u64(unsigned long long v) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) {
+    const unsigned long long o = __shfl_xor_sync(0xffffffffu, v, off);
+    v = o > v ? o : v;
+  }
+  return v;
+}
+
+__global__ void __launch_bounds__(kBlock) match_best_gt_kernel(MatchArgs a) {
+  __shared__ GtTile tile;
+  const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const bool active = p < a.P;
+  const int lane = threadIdx.x & 31;
+  for (int64_t b = blockIdx.y; b < a.B; b += gridDim.y) {
+    PriorD pr{};
+    if (active) pr = load_prior(a.priors, p, a.corners);
+    const int n = gt_count_clamped(a.gt_counts, b, a.G);
+    double best = -1.0;
+    int best_g = -1, first_valid = -1;
+    for (int g0 = 0; g0 < n; g0 += kGtTile) {
+      const int cnt = n - g0 < kGtTile ? n - g0 : kGtTile;
+      __syncthreads();
+      load_gt_tile(a, b, g0, cnt, tile, 0ull);
+      __syncthreads();
+      for (int j = 0; j < cnt; ++j) {
+        if (!tile.valid[j]) continue;  // uniform over the block
+        if (first_valid < 0) first_valid = g0 + j;
+        unsigned long long key = 0;
+        if (active) {
+          const double v = iou_dev(tile.x1[j], tile.y1[j], tile.x2[j], tile.y2[j], tile.area[j], pr);
+          if (v > best) { best = v; best_g = g0 + j; }  // strict: ties -> lowest g
+          if (v == v) key = order_key(v);
+        }
+        key = warp_max_u64(key);
+        if (lane == 0 && key != 0) atomicMax(&tile.red[j], key);
+      }
+      __syncthreads();
+      for (int j = threadIdx.x; j < cnt; j += blockDim.x)
+        if (tile.valid[j] && tile.red[j] != 0) atomicMax(&a.buf.gt_max[b * a.G + g0 + j], tile.red[j]);
+    }
+    if (active) {
+      int32_t state, g;
+      if (first_valid < 0) {  // no usable GT: every prior negative
+        state = 0;
+        g = -1;
+      } else {
+        // match_image_scalar starts from arg 0 (the first used row): only
+        // reachable when every IoU is NaN.
+        g = best_g >= 0 ? best_g : first_valid;
+        state = best >= a.pos_threshold ? 1 : (best < a.neg_threshold ? 0 : -1);
+      }
+      a.buf.ct[b * a.P + p] = state;
+      a.buf.mg[b * a.P + p] = g;
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kBlock) match_force_scan_kernel(MatchArgs a) {
+  __shared__ GtTile tile;
+  __shared__ double gmax[kGtTile];
+  const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const bool active = p < a.P;
+  const bool low_quality = a.force == static_cast<int>(ForceMatch::kLowQuality);
+  for (int64_t b = blockIdx.y; b < a.B; b += gridDim.y) {
+    PriorD pr{};
+    if (active) pr = load_prior(a.priors, p, a.corners);
+    const int n = gt_count_clamped(a.gt_counts, b, a.G);
+    bool hit = false;
+    for (int g0 = 0; g0 < n; g0 += kGtTile) {
+      const int cnt = n - g0 < kGtTile ? n - g0 : kGtTile;
+      __syncthreads();
+      load_gt_tile(a, b, g0, cnt, tile, static_cast<unsigned long long>(kArgNone));
+      for (int j = threadIdx.x; j < cnt; j += blockDim.x) {
+        const unsigned long long k = a.buf.gt_max[b * a.G + g0 + j];
+        if (k == 0) tile.valid[j] = 0;  // no comparable IoU: nothing can equal it
+        gmax[j] = key_value(k);
+      }
+      __syncthreads();
+      for (int j = 0; j < cnt; ++j) {
+        if (!tile.valid[j]) continue;
+        bool eq = false;
+        if (active) {
+          const double v = iou_dev(tile.x1[j], tile.y1[j], tile.x2[j], tile.y2[j], tile.area[j], pr);
+          eq = v == gmax[j];
+        }
+        if (low_quality) {
+          hit = hit || eq;
+        } else {
+          // lowest p reaching the max: warp min, then block, then global.
+          const unsigned cand = eq ? static_cast<unsigned>(p) : static_cast<unsigned>(kArgNone);
+          const unsigned m = __reduce_min_sync(0xffffffffu, cand);
+          if ((threadIdx.x & 31) == 0 && m != static_cast<unsigned>(kArgNone))
+            atomicMin(&tile.red[j], static_cast<unsigned long long>(m));
+        }
+      }
+      __syncthreads();
+      if (!low_quality)
+        for (int j = threadIdx.x; j < cnt; j += blockDim.x)
+          if (tile.red[j] != static_cast<unsigned long long>(kArgNone))
+            atomicMin(&a.buf.gt_arg[b * a.G + g0 + j], static_cast<int>(tile.red[j]));
+    }
+    if (active && hit) a.buf.ct[b * a.P + p] = 1;  // keeps its own best_gt
+  }
+}
+
+// Sequential over g per image: a later GT overwrites an earlier one.
+__global__ void match_force_apply_kernel(MatchArgs a) {
+  const int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (b >= a.B) return;
+  const int n = gt_count_clamped(a.gt_counts, b, a.G);
+  for (int g = 0; g < n; ++g) {
+    if (!gt_row_valid(a.gt_boxes + (b * a.G + g) * 4)) continue;
+    const int arg = a.buf.gt_arg[b * a.G + g];
+    // No prior reached the max (all IoUs NaN): the scalar loop's initial
+    // argmax, prior 0.
+    const int64_t p = (arg >= 0 && arg < a.P) ? arg : 0;
+    a.buf.ct[b * a.P + p] = 1;
+    a.buf.mg[b * a.P + p] = g;
+  }
+}
+
+__global__ void __launch_bounds__(kBlock) match_finalize_kernel(MatchArgs a) {
+  const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const bool active = p < a.P;
+  for (int64_t b = blockIdx.y; b < a.B; b += gridDim.y) {
+    bool positive = false;
+    if (active) {
+      const int64_t i = b * a.P + p;
+      const int32_t state = a.buf.ct[i];
+      const int32_t g = a.buf.mg[i];
+      int32_t ct = state == 0 ? 0 : -1, mg = -1;
+      if (state == 1 && g >= 0) {
+        const int32_t label = a.gt_labels[b * a.G + g];
+        if (label_valid(label, a.K)) {  // an out-of-range label makes the prior negative
+          ct = label + 1;
+          mg = g;
+          positive = true;
+        } else {
+          ct = 0;
+        }
+      }
+      a.buf.ct[i] = ct;
+      a.buf.mg[i] = mg;
+      if (a.buf.loc_target) {
+        float* lt = a.buf.loc_target + i * 4;
+        if (positive) {
+          double t[4];
+          encode_dev(a.gt_boxes + (b * a.G + g) * 4, load_prior(a.priors, p, a.corners), a.enc, t);
+          for (int k = 0; k < 4; ++k) lt[k] = static_cast<float>(t[k]);
+        } else {
+          for (int k = 0; k < 4; ++k) lt[k] = 0.f;
+        }
+      }
+    }
+    // Integer counts: atomics commute exactly, the result is deterministic.
+    const unsigned ballot = __ballot_sync(0xffffffffu, positive);
+    if ((threadIdx.x & 31) == 0 && ballot) atomicAdd(&a.buf.num_pos[b], __popc(ballot));
+  }
+}
+
+}  // namespace
+
+void launch_match(const Options& o, const Inputs& in, const MatchBuffers& buf,
+                  cudaStream_t stream) {
+  MatchArgs a;
+  a.B = in.B; a.P = in.P; a.G = in.G; a.K = in.num_classes;
+  a.priors = in.priors;
+  a.gt_boxes = in.gt_boxes;
+  a.gt_labels = in.gt_labels;
+  a.gt_counts = in.gt_counts;
+  a.corners = o.prior_format == PriorFormat::kCorners;
+  a.pos_threshold = o.pos_threshold;
+  a.neg_threshold = o.neg_threshold;
+  a.force = static_cast<int>(o.force_match);
+  for (int k = 0; k < 4; ++k) a.enc.v[k] = o.variances[k];
+  a.enc.min_wh = o.encode_min_gt_wh;
+  a.buf = buf;
+
+  MBX_CUDA_CHECK(cudaMemsetAsync(buf.num_pos, 0, sizeof(int32_t) * in.B, stream));
+  if (in.G > 0) {
+    MBX_CUDA_CHECK(cudaMemsetAsync(buf.gt_max, 0, sizeof(unsigned long long) * in.B * in.G, stream));
+    MBX_CUDA_CHECK(cudaMemsetAsync(buf.gt_arg, 0x7f, sizeof(int32_t) * in.B * in.G, stream));
+  }
+  const dim3 grid(static_cast<unsigned>((in.P + kBlock - 1) / kBlock), grid_images(in.B));
+  match_best_gt_kernel<<<grid, kBlock, 0, stream>>>(a);
+  check_launch("match_best_gt_kernel");
+  if (o.force_match != ForceMatch::kNone && in.G > 0) {
+    match_force_scan_kernel<<<grid, kBlock, 0, stream>>>(a);
+    check_launch("match_force_scan_kernel");
+    if (o.force_match == ForceMatch::kBestPriorPerGt) {
+      const unsigned nb = static_cast<unsigned>((in.B + 127) / 128);
+      match_force_apply_kernel<<<nb, 128, 0, stream>>>(a);
+      check_launch("match_force_apply_kernel");
+    }
+  }
+  match_finalize_kernel<<<grid, kBlock, 0, stream>>>(a);
+  check_launch("match_finalize_kernel");
+}
+
+}  // namespace cuda
+}  // namespace mbx

@@ -1,0 +1,263 @@
+// MBX_PATH_CUDA: the whole call on one stream, composing the stems' kernels
+// (match.cu, encode.cu, softmax_ce.cu, focal.cu). Asynchronous: no host
+// synchronisation, the upstream gradient is read by the kernels, and the
+// losses are written by a kernel. Every sum is a fixed-shape tree of float64
+// per-block partials reduced in a fixed order: bit-reproducible run to run.
+//
+// Scratch memory is one device block carved into the arrays below; with a
+// context it is the context's workspace slot kScratchSlot (grown once,
+// then reused: steady-state calls allocate nothing), otherwise it is
+// allocated stream-ordered (cudaMallocAsync / cudaFreeAsync) per call.
+#include <vector>
+
+#include "common/cuda_util.cuh"
+#include "common/workspace.h"
+#include "encode/encode_device.cuh"
+#include "focal/focal_device.cuh"
+#include "match/match_device.cuh"
+#include "pipeline/pipeline.h"
+#include "softmax_ce/softmax_ce_device.cuh"
+
+namespace mbx {
+namespace {
+
+constexpr std::size_t kScratchSlot = 0;
+constexpr std::size_t kAlign = 256;
+
+// Sub-allocations of one scratch block (offsets first, pointers later).
+class Carve {
+ public:
+  std::size_t take(std::size_t bytes) {
+    const std::size_t at = size_;
+    size_ += (bytes + kAlign - 1) / kAlign * kAlign;
+    return at;
+  }
+  std::size_t size() const { return size_; }
+
+ private:
+  std::size_t size_ = 0;
+};
+
+// The call's scratch: the context workspace or a stream-ordered allocation
+// released (stream-ordered) when the call returns or throws.
+class Scratch {
+ public:
+  Scratch(Workspace* ws, std::size_t bytes, int device_id, cudaStream_t s) : stream_(s) {
+    if (bytes == 0) return;
+    if (ws) {
+      base_ = static_cast<unsigned char*>(ws->device(kScratchSlot, bytes, device_id));
+    } else {
+      void* p = nullptr;
+      MBX_CUDA_CHECK(cudaMallocAsync(&p, bytes, s));
+      base_ = static_cast<unsigned char*>(p);
+      owned_ = true;
+    }
+  }
+  ~Scratch() {
+    if (owned_) cudaFreeAsync(base_, stream_);
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  template <typename T>
+  T* at(std::size_t offset) const {
+    return reinterpret_cast<T*>(base_ + offset);
+  }
+
+ private:
+  unsigned char* base_ = nullptr;
+  bool owned_ = false;
+  cudaStream_t stream_;
+};
+
+struct ScaleParams {
+  int norm;  // Normalization
+  bool loc_average_coords;
+  double external_norm;
+};
+
+// normalization_scales of normalize.h on the device, from the device
+// positive counts (no host round trip). scales = [loc_scale[B], conf_scale[B]].
+__global__ void scales_kernel(int64_t B, const int32_t* num_pos, ScaleParams s, double* scales) {
+  if (blockIdx.x != 0 || threadIdx.x != 0) return;
+  double* loc = scales;
+  double* conf = scales + B;
+  switch (static_cast<Normalization>(s.norm)) {
+    case Normalization::kTotalPositives: {
+      long long total = 0;
+      for (int64_t b = 0; b < B; ++b) total += num_pos[b];
+      const double v = 1.0 / static_cast<double>(total > 1 ? total : 1);
+      for (int64_t b = 0; b < B; ++b) loc[b] = conf[b] = v;
+      break;
+    }
+    case Normalization::kPerImage:
+      for (int64_t b = 0; b < B; ++b) {
+        const long long n = num_pos[b];
+        const double per = 1.0 / (static_cast<double>(n > 1 ? n : 1) * static_cast<double>(B));
+        conf[b] = per;
+        loc[b] = s.loc_average_coords ? per / 4.0 : per;
+      }
+      break;
+    case Normalization::kNone:
+      for (int64_t b = 0; b < B; ++b) loc[b] = conf[b] = 1.0;
+      break;
+    case Normalization::kExternal:
+      for (int64_t b = 0; b < B; ++b) loc[b] = conf[b] = 1.0 / s.external_norm;
+      break;
+  }
+}
+
+constexpr int kFinalBlock = 256;
+
+// Per image: a warp sums its partials lane-strided, then a fixed xor tree;
+// the images' scaled sums are then added in image order by one thread, as
+// run_scalar does. Writes (loss_loc, loss_conf) in the loss dtype.
+__global__ void __launch_bounds__(kFinalBlock)
+    final_loss_kernel(int64_t B, const double* loc_part, int nb_loc, const double* conf_part,
+                      int nb_conf, const double* scales, void* loss, bool loss_f64,
+                      double* image_sums /* [2B] scratch */) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  constexpr int kWarps = kFinalBlock / 32;
+  for (int64_t b = warp; b < B; b += kWarps) {
+    double sl = 0.0, sc = 0.0;
+    for (int i = lane; i < nb_loc; i += 32) sl += loc_part[b * nb_loc + i];
+    for (int i = lane; i < nb_conf; i += 32) sc += conf_part[b * nb_conf + i];
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) {
+      sl += __shfl_xor_sync(0xffffffffu, sl, off);
+      sc += __shfl_xor_sync(0xffffffffu, sc, off);
+    }
+    if (lane == 0) {
+      image_sums[b] = sl;
+      image_sums[B + b] = sc;
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double ll = 0.0, lc = 0.0;
+    for (int64_t b = 0; b < B; ++b) {
+      ll += image_sums[b] * scales[b];
+      lc += image_sums[B + b] * scales[B + b];
+    }
+    if (loss_f64) {
+      static_cast<double*>(loss)[0] = ll;
+      static_cast<double*>(loss)[1] = lc;
+    } else {
+      static_cast<float*>(loss)[0] = static_cast<float>(ll);
+      static_cast<float*>(loss)[1] = static_cast<float>(lc);
+    }
+  }
+}
+
+}  // namespace
+
+void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec& ex) {
+  if (in.device != Device::kCUDA)
+    throw Error(Status::kInternal, "run_cuda called with host tensors");
+  cuda::DeviceGuard guard(in.device_id);
+  const cudaStream_t s = static_cast<cudaStream_t>(ex.cuda_stream);
+  const int64_t B = in.B, P = in.P, G = in.G;
+  const bool losses = in.loc != nullptr && in.conf != nullptr && (out.wants_loss() || out.wants_grad());
+  const bool softmax = o.conf_loss == ConfLoss::kSoftmaxCE;
+
+  // --- scratch layout --------------------------------------------------------
+  Carve c;
+  const std::size_t BP = static_cast<std::size_t>(B * P);
+  const std::size_t off_ct = out.conf_target ? 0 : c.take(BP * sizeof(int32_t));
+  const std::size_t off_mg = out.matched_gt ? 0 : c.take(BP * sizeof(int32_t));
+  const std::size_t off_np = out.num_pos ? 0 : c.take(B * sizeof(int32_t));
+  const std::size_t off_gmax = c.take(static_cast<std::size_t>(B * G) * sizeof(unsigned long long));
+  const std::size_t off_garg = c.take(static_cast<std::size_t>(B * G) * sizeof(int32_t));
+  int nb_loc = 0, nb_conf = 0;
+  std::size_t off_scales = 0, off_ploc = 0, off_pconf = 0, off_img = 0, off_lse = 0, off_keys = 0,
+              off_w = 0;
+  if (losses) {
+    nb_loc = cuda::loc_loss_blocks(P);
+    nb_conf = softmax ? cuda::softmax_ce_blocks(P) : cuda::focal_blocks(P, in.C);
+    off_scales = c.take(2 * B * sizeof(double));
+    off_ploc = c.take(static_cast<std::size_t>(B) * nb_loc * sizeof(double));
+    off_pconf = c.take(static_cast<std::size_t>(B) * nb_conf * sizeof(double));
+    off_img = c.take(2 * B * sizeof(double));
+    if (softmax) {
+      off_lse = c.take(BP * sizeof(float));
+      off_keys = c.take(BP * sizeof(uint32_t));
+      off_w = c.take(BP * sizeof(uint8_t));
+    }
+  }
+  Scratch scratch(ex.workspace, c.size(), in.device_id, s);
+
+  // --- matching + encoding ---------------------------------------------------
+  cuda::MatchBuffers mb;
+  mb.ct = out.conf_target ? out.conf_target : scratch.at<int32_t>(off_ct);
+  mb.mg = out.matched_gt ? out.matched_gt : scratch.at<int32_t>(off_mg);
+  mb.num_pos = out.num_pos ? out.num_pos : scratch.at<int32_t>(off_np);
+  mb.loc_target = out.loc_target;
+  mb.gt_max = scratch.at<unsigned long long>(off_gmax);
+  mb.gt_arg = scratch.at<int32_t>(off_garg);
+  cuda::launch_match(o, in, mb, s);
+  if (!losses) return;
+
+  // --- normalisation, from the device counts ---------------------------------
+  double* scales = scratch.at<double>(off_scales);
+  ScaleParams sp{static_cast<int>(o.normalization), o.loc_average_coords, o.external_norm};
+  scales_kernel<<<1, 1, 0, s>>>(B, mb.num_pos, sp, scales);
+  cuda::check_launch("scales_kernel");
+
+  const bool up_f64 = out.grad_loss_dtype == DType::kF64;
+  double* ploc = scratch.at<double>(off_ploc);
+  double* pconf = scratch.at<double>(off_pconf);
+
+  // --- regression loss --------------------------------------------------------
+  cuda::LocLossLaunch ll;
+  ll.ct = mb.ct;
+  ll.mg = mb.mg;
+  ll.loc_scale = scales;
+  ll.grad_loss = out.grad_loss;
+  ll.grad_loss_f64 = up_f64;
+  ll.grad_loc = out.grad_loc;
+  ll.partials = ploc;
+  ll.nblocks = nb_loc;
+  cuda::launch_loc_loss(o, in, ll, s);
+
+  // --- classification loss ----------------------------------------------------
+  if (softmax) {
+    cuda::SoftmaxCELaunch cl;
+    cl.ct = mb.ct;
+    cl.num_pos = mb.num_pos;
+    cl.conf_scale = scales + B;
+    cl.grad_loss = out.grad_loss;
+    cl.grad_loss_f64 = up_f64;
+    cl.grad_conf = out.grad_conf;
+    cl.want_value = out.wants_loss();
+    cl.partials = pconf;
+    cl.nblocks = nb_conf;
+    cl.lse = scratch.at<float>(off_lse);
+    cl.keys = scratch.at<uint32_t>(off_keys);
+    cl.weight = scratch.at<uint8_t>(off_w);
+    cuda::launch_softmax_ce(o, in, cl, s);
+  } else {
+    cuda::FocalLaunch fl;
+    fl.ct = mb.ct;
+    fl.conf_scale = scales + B;
+    fl.grad_loss = out.grad_loss;
+    fl.grad_loss_f64 = up_f64;
+    fl.grad_conf = out.grad_conf;
+    fl.partials = pconf;
+    fl.nblocks = nb_conf;
+    cuda::launch_focal(o, in, fl, s);
+  }
+
+  if (out.loss) {
+    final_loss_kernel<<<1, kFinalBlock, 0, s>>>(B, ploc, nb_loc, pconf, nb_conf, scales, out.loss,
+                                                 out.loss_dtype == DType::kF64,
+                                                 scratch.at<double>(off_img));
+    cuda::check_launch("final_loss_kernel");
+  }
+}
+
+void decode_cuda(const Options& o, const Inputs& in, const float* loc, float* boxes,
+                 const Exec& ex) {
+  cuda::DeviceGuard guard(in.device_id);
+  cuda::launch_decode(o, in, loc, boxes, static_cast<cudaStream_t>(ex.cuda_stream));
+}
+
+}  // namespace mbx

@@ -1,0 +1,285 @@
+// Softmax cross-entropy with hard negative mining on the device (SSD,
+// Liu et al. 2016; SPEC §4), float32 math, float64 sums.
+//  1. ce_prep_kernel: per row, log-sum-exp shifted by the row's own max
+//     (a sub-warp of W lanes per row, fixed lane order), stored; negatives
+//     get a 32-bit key of ce_bg that orders like ranks_before.
+//  2. mine_kernel: one block per image. k = min(mining_quota, #negatives);
+//     a 4-pass MSB radix select (8 bits per pass, shared histograms) finds
+//     the k-th largest key T; negatives with key > T count, and among keys
+//     == T the lowest prior indices (block scan in index order) fill the
+//     rest: exactly "ce descending, ties to the lower index, NaN first",
+//     O(P) per image. DOUBLE_COUNT_POSITIVES adds the first
+//     (quota - #negatives) positives by index.
+//  3. ce_value_kernel: per prior, weight * (lse - x[target]), per-block
+//     float64 tree sums (the same kernel for forward and fused calls).
+//  4. ce_grad_kernel: element-wise (softmax - onehot) * weight * scale * up.
+#include <cub/block/block_scan.cuh>
+
+#include "common/cuda_util.cuh"
+#include "softmax_ce/softmax_ce_device.cuh"
+
+namespace mbx {
+namespace cuda {
+namespace {
+
+constexpr int kMineBlock = 1024;
+constexpr int kValueItemsPerThread = 2;
+constexpr int kGradItemsPerThread = 8;
+
+struct CEArgs {
+  int64_t B, P, C;
+  double ratio;
+  bool clamp_num_neg, double_count;
+  SoftmaxCELaunch l;
+};
+
+// ce -> key: larger ce, larger key; NaN first (all-ones); 0 is reserved for
+// "not a negative". -0 is folded into +0 so that equal ce values tie.
+__device__ __forceinline__ uint32_t ce_key(float ce) {
+  if (ce != ce) return 0xffffffffu;
+  ce = ce + 0.0f;
+  const uint32_t u = __float_as_uint(ce);
+  return (u >> 31) ? ~u : (u | 0x80000000u);
+}
+
+// mining_quota of softmax_ce.h.
+__device__ __forceinline__ long long mining_quota_dev(double ratio, bool clamp, long long num_pos,
+                                                      long long P) {
+  if (ratio <= 0.0) return -1;
+  const double k = ceil(ratio * static_cast<double>(num_pos));
+  long long kk = k > 9e18 ? 0x7fffffffffffffffll : static_cast<long long>(k);
+  if (clamp && kk > P - 1) kk = P - 1;
+  return kk;
+}
+
+template <typename TC, int W>
+__global__ void __launch_bounds__(kBlock) ce_prep_kernel(CEArgs a, const TC* conf) {
+  constexpr int kRows = kBlock / W;
+  const int lane = threadIdx.x % W;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kRows + threadIdx.x / W;
+  const bool active = row < a.P;
+  for (int64_t b = blockIdx.y; b < a.B; b += gridDim.y) {
+    const int64_t i = b * a.P + row;
+    const TC* x = conf + (active ? i : 0) * a.C;
+    float m = -INFINITY;
+    if (active)
+      for (int64_t c = lane; c < a.C; c += W) {
+        const float v = to_f(x[c]);
+        m = v > m ? v : m;
+      }
+#pragma unroll
+    for (int off = W / 2; off > 0; off >>= 1) {
+      const float o = __shfl_xor_sync(0xffffffffu, m, off, W);
+      m = o > m ? o : m;
+    }
+    // +inf or NaN logits: the unshifted IEEE result (inf or NaN), as the
+    // CPU's logsumexp_row.
+    const bool finite = isfinite(m);
+    float s = 0.f;
+    if (active)
+      for (int64_t c = lane; c < a.C; c += W) s += expf(to_f(x[c]) - (finite ? m : 0.f));
+#pragma unroll
+    for (int off = W / 2; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off, W);
+    if (active && lane == 0) {
+      const float lse = finite ? m + logf(s) : logf(s);
+      a.l.lse[i] = lse;
+      a.l.keys[i] = a.l.ct[i] == 0 ? ce_key(lse - to_f(x[0])) : 0u;
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kMineBlock) mine_kernel(CEArgs a) {
+  using Scan = cub::BlockScan<long long, kMineBlock>;
+  __shared__ typename Scan::TempStorage scan_tmp;
+  __shared__ int hist[256];
+  __shared__ int s_count, s_digit, s_remaining;
+  __shared__ long long s_carry;
+  const int t = threadIdx.x;
+  for (int64_t b = blockIdx.x; b < a.B; b += gridDim.x) {
+    const uint32_t* keys = a.l.keys + b * a.P;
+    const int32_t* ct = a.l.ct + b * a.P;
+    uint8_t* weight = a.l.weight + b * a.P;
+
+    if (t == 0) s_count = 0;
+    __syncthreads();
+    int local = 0;
+    for (int64_t p = t; p < a.P; p += kMineBlock) local += keys[p] != 0u;
+    atomicAdd(&s_count, local);
+    __syncthreads();
+    const long long n_neg = s_count;
+    const long long quota = mining_quota_dev(a.ratio, a.clamp_num_neg, a.l.num_pos[b], a.P);
+    const long long k = quota < 0 ? n_neg : (quota < n_neg ? quota : n_neg);
+    const long long extra = (a.double_count && quota > n_neg) ? quota - n_neg : 0;
+
+    // Selected: key > T, or key == T and among the first `take_eq` such keys
+    // by prior index.
+    uint32_t T;
+    long long take_eq;
+    if (k == 0) {
+      T = 0xffffffffu;
+      take_eq = 0;
+    } else if (k == n_neg) {
+      T = 0u;  // every negative (key >= 1)
+      take_eq = 0;
+    } else {
+      uint32_t prefix = 0, mask = 0;
+      long long remaining = k;
+      for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int d = t; d < 256; d += kMineBlock) hist[d] = 0;
+        __syncthreads();
+        for (int64_t p = t; p < a.P; p += kMineBlock) {
+          const uint32_t key = keys[p];
+          if (key != 0u && (key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255u], 1);
+        }
+        __syncthreads();
+        if (t == 0) {
+          long long cum = 0;
+          int digit = 0;
+          for (int d = 255; d >= 0; --d) {
+            if (cum + hist[d] >= remaining) { digit = d; break; }
+            cum += hist[d];
+          }
+          s_digit = digit;
+          s_remaining = static_cast<int>(remaining - cum);
+        }
+        __syncthreads();
+        prefix |= static_cast<uint32_t>(s_digit) << shift;
+        mask |= 255u << shift;
+        remaining = s_remaining;
+        __syncthreads();
+      }
+      T = prefix;
+      take_eq = remaining;
+    }
+
+    // Index-ordered pass: ranks among keys == T (high 32 bits) and among
+    // positives (low 32 bits) by one 64-bit block scan per chunk.
+    if (t == 0) s_carry = 0;
+    __syncthreads();
+    for (int64_t p0 = 0; p0 < a.P; p0 += kMineBlock) {
+      const int64_t p = p0 + t;
+      uint32_t key = 0;
+      int32_t c = -1;
+      if (p < a.P) { key = keys[p]; c = ct[p]; }
+      const bool eq = key != 0u && key == T && take_eq > 0;
+      const bool pos = c > 0;
+      const long long flag = (static_cast<long long>(eq) << 32) | static_cast<long long>(pos);
+      long long excl, agg;
+      Scan(scan_tmp).ExclusiveSum(flag, excl, agg);
+      const long long rank = s_carry + excl;
+      if (p < a.P) {
+        uint8_t w = 0;
+        if (pos) {
+          w = 1 + ((rank & 0xffffffffll) < extra ? 1 : 0);
+        } else if (key != 0u) {
+          w = (key > T || (eq && (rank >> 32) < take_eq)) ? 1 : 0;
+        }
+        weight[p] = w;
+      }
+      __syncthreads();
+      if (t == 0) s_carry += agg;
+      __syncthreads();
+    }
+  }
+}
+
+template <typename TC>
+__global__ void __launch_bounds__(kBlock) ce_value_kernel(CEArgs a, const TC* conf) {
+  __shared__ double sh[kBlock];
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t b = blockIdx.y; b < a.B; b += gridDim.y) {
+    double sum = 0.0;
+    for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < a.P;
+         p += stride) {
+      const int64_t i = b * a.P + p;
+      const uint8_t w = a.l.weight[i];
+      if (w == 0) continue;
+      const int32_t target = a.l.ct[i] > 0 ? a.l.ct[i] : 0;
+      sum += static_cast<double>(w) *
+             (static_cast<double>(a.l.lse[i]) - static_cast<double>(to_f(conf[i * a.C + target])));
+    }
+    const double total = block_sum<kBlock>(sum, sh);
+    if (threadIdx.x == 0) a.l.partials[b * gridDim.x + blockIdx.x] = total;
+  }
+}
+
+template <typename TC>
+__global__ void __launch_bounds__(kBlock) ce_grad_kernel(CEArgs a, const TC* conf, int nblocks) {
+  TC* grad = static_cast<TC*>(a.l.grad_conf);
+  const double up = read_upstream(a.l.grad_loss, a.l.grad_loss_f64, 1);
+  const int64_t n = a.P * a.C;
+  const bool n32 = n <= 0xffffffffll;
+  const int64_t stride = static_cast<int64_t>(nblocks) * blockDim.x;
+  for (int64_t b = blockIdx.y; b < a.B; b += gridDim.y) {
+    const double scale = a.l.conf_scale[b] * up;
+    const TC* x = conf + b * n;
+    TC* g = grad + b * n;
+    for (int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += stride) {
+      // 32-bit division when the image fits: this kernel is bandwidth-bound.
+      const int64_t p = n32 ? static_cast<int64_t>(static_cast<uint32_t>(e) / static_cast<uint32_t>(a.C))
+                            : e / a.C;
+      const int64_t c = e - p * a.C;
+      const int64_t i = b * a.P + p;
+      const uint8_t w = a.l.weight[i];
+      float v = 0.f;
+      if (w != 0) {
+        const int32_t target = a.l.ct[i] > 0 ? a.l.ct[i] : 0;
+        const float sm = expf(to_f(x[e]) - a.l.lse[i]);
+        v = static_cast<float>(static_cast<double>(sm - (c == target ? 1.f : 0.f)) *
+                               (static_cast<double>(w) * scale));
+      }
+      g[e] = from_f<TC>(v);
+    }
+  }
+}
+
+template <typename TC>
+void launch_typed(const CEArgs& a, const TC* conf, cudaStream_t stream) {
+  const unsigned gy = grid_images(a.B);
+  if (a.C <= 32) {
+    constexpr int W = 8;
+    const dim3 grid(static_cast<unsigned>((a.P + kBlock / W - 1) / (kBlock / W)), gy);
+    ce_prep_kernel<TC, W><<<grid, kBlock, 0, stream>>>(a, conf);
+  } else {
+    constexpr int W = 32;
+    const dim3 grid(static_cast<unsigned>((a.P + kBlock / W - 1) / (kBlock / W)), gy);
+    ce_prep_kernel<TC, W><<<grid, kBlock, 0, stream>>>(a, conf);
+  }
+  check_launch("ce_prep_kernel");
+  mine_kernel<<<grid_images(a.B), kMineBlock, 0, stream>>>(a);
+  check_launch("mine_kernel");
+  if (a.l.want_value) {
+    ce_value_kernel<TC><<<dim3(static_cast<unsigned>(a.l.nblocks), gy), kBlock, 0, stream>>>(a, conf);
+    check_launch("ce_value_kernel");
+  }
+  if (a.l.grad_conf) {
+    const int nb = blocks_per_image(a.P * a.C, kGradItemsPerThread);
+    ce_grad_kernel<TC><<<dim3(static_cast<unsigned>(nb), gy), kBlock, 0, stream>>>(a, conf, nb);
+    check_launch("ce_grad_kernel");
+  }
+}
+
+}  // namespace
+
+int softmax_ce_blocks(int64_t P) { return blocks_per_image(P, kValueItemsPerThread); }
+
+void launch_softmax_ce(const Options& o, const Inputs& in, const SoftmaxCELaunch& l,
+                       cudaStream_t stream) {
+  CEArgs a;
+  a.B = in.B; a.P = in.P; a.C = in.C;
+  a.ratio = o.neg_pos_ratio;
+  a.clamp_num_neg = o.clamp_num_neg;
+  a.double_count = o.neg_overflow == NegOverflow::kDoubleCountPositives;
+  a.l = l;
+  switch (in.conf_dtype) {
+    case DType::kF32: launch_typed(a, static_cast<const float*>(in.conf), stream); break;
+    case DType::kF16: launch_typed(a, static_cast<const __half*>(in.conf), stream); break;
+    case DType::kBF16: launch_typed(a, static_cast<const __nv_bfloat16*>(in.conf), stream); break;
+    default:
+      throw Error(Status::kUnsupported,
+                  std::string("conf: dtype ") + dtype_name(in.conf_dtype) + " is not supported on CUDA");
+  }
+}
+
+}  // namespace cuda
+}  // namespace mbx

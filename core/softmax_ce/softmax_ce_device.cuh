@@ -1,0 +1,36 @@
+// Private to the CUDA path: launchers of softmax_ce.cu.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "common/types.h"
+
+namespace mbx {
+namespace cuda {
+
+struct SoftmaxCELaunch {
+  const int32_t* ct = nullptr;         // [B,P] conf_target
+  const int32_t* num_pos = nullptr;    // [B]
+  const double* conf_scale = nullptr;  // [B]
+  const void* grad_loss = nullptr;     // device [2] or null = (1,1)
+  bool grad_loss_f64 = true;
+  void* grad_conf = nullptr;           // [B,P,C] of in.conf_dtype, or null
+  bool want_value = true;              // write the per-block loss partials
+  double* partials = nullptr;          // [B, nblocks]
+  int nblocks = 0;                     // from softmax_ce_blocks()
+  // scratch
+  float* lse = nullptr;                // [B,P]
+  uint32_t* keys = nullptr;            // [B,P]
+  uint8_t* weight = nullptr;           // [B,P]
+};
+
+int softmax_ce_blocks(int64_t P);
+
+// Softmax CE with per-image hard negative mining (SPEC §4).
+void launch_softmax_ce(const Options& o, const Inputs& in, const SoftmaxCELaunch& l,
+                       cudaStream_t stream);
+
+}  // namespace cuda
+}  // namespace mbx
