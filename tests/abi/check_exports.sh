@@ -5,7 +5,7 @@
 set -eu
 lib="$1"; header="$2"; major="$3"
 declared=$(grep -E '^MBX_API ' "$header" | grep -oE '[a-z_0-9]+\(' | head -1000 | sed 's/(//' | sort -u)
-exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TWiV]$/ {print $3}' | sort -u)
+exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TWiVDBR]$/ {print $3}' | sed 's/@.*//' | sort -u)
 status=0
 for f in $declared; do
   printf '%s\n' "$exported" | grep -qx "$f" || { echo "declared but not exported: $f"; status=1; }
