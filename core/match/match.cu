@@ -81,6 +81,16 @@ __device__ __forceinline__ unsigned long long warp_max_u64(unsigned long long v)
   return v;
 }
 
+// Shuffle tree (not __reduce_min_sync, which needs sm_80; sm_75 is built).
+__device__ __forceinline__ unsigned warp_min_u32(unsigned v) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) {
+    const unsigned o = __shfl_xor_sync(0xffffffffu, v, off);
+    v = o < v ? o : v;
+  }
+  return v;
+}
+
 __global__ void __launch_bounds__(kBlock) match_best_gt_kernel(MatchArgs a) {
   __shared__ GtTile tile;
   const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -163,7 +173,7 @@ __global__ void __launch_bounds__(kBlock) match_force_scan_kernel(MatchArgs a) {
         } else {
           // lowest p reaching the max: warp min, then block, then global.
           const unsigned cand = eq ? static_cast<unsigned>(p) : static_cast<unsigned>(kArgNone);
-          const unsigned m = __reduce_min_sync(0xffffffffu, cand);
+          const unsigned m = warp_min_u32(cand);
           if ((threadIdx.x & 31) == 0 && m != static_cast<unsigned>(kArgNone))
             atomicMin(&tile.red[j], static_cast<unsigned long long>(m));
         }

@@ -12,7 +12,6 @@
 #include <cmath>
 #include <cstring>
 #include <vector>
-#include <xsimd/xsimd.hpp>
 
 #include "common/half.h"
 #include "common/workspace.h"
@@ -21,6 +20,7 @@
 #include "loc_loss/loc_loss.h"
 #include "match/match.h"
 #include "normalize/normalize.h"
+#include "pipeline/cpu_kernels.h"
 #include "pipeline/pipeline.h"
 #include "softmax_ce/softmax_ce.h"
 
@@ -28,18 +28,15 @@ namespace mbx {
 
 namespace {
 
-using fbatch = xsimd::batch<float>;
-constexpr int64_t kW = static_cast<int64_t>(fbatch::size);
 constexpr int64_t kBlock = 1024;  // priors per task (fixed: thread-count independent)
 
 enum Slot : size_t {
   kSlotConfTarget = 0,
   kSlotMatchedGt,
-  kSlotLse,
-  kSlotNegIdx,
+  kSlotCeBg,
+  kSlotNegKeys,
   kSlotPartials,
   kSlotNumPos,
-  kSlotConvert,
 };
 
 // A row of `n` floats of dtype t at element offset i: direct pointer for
@@ -62,104 +59,6 @@ inline void flush_row(void* base, DType t, int64_t i, int64_t n, const float* tm
 inline void zero_row(void* base, DType t, int64_t i, int64_t n) {
   const size_t es = t == DType::kF32 ? 4 : 2;
   std::memset(static_cast<char*>(base) + i * es, 0, static_cast<size_t>(n) * es);
-}
-
-// Row max and log-sum-exp (shifted by the row's own max, SPEC §6.3).
-inline float row_logsumexp(const float* x, int64_t C) {
-  float m = x[0];
-  int64_t c = 0;
-  if (C >= kW) {
-    fbatch vm = fbatch::load_unaligned(x);
-    for (c = kW; c + kW <= C; c += kW) vm = xsimd::max(vm, fbatch::load_unaligned(x + c));
-    alignas(64) float mm[kW];
-    vm.store_aligned(mm);
-    for (int64_t i = 0; i < kW; ++i) m = mm[i] > m ? mm[i] : m;
-  } else {
-    c = 1;
-  }
-  for (; c < C; ++c) m = x[c] > m ? x[c] : m;
-  if (!std::isfinite(m)) return logsumexp_row<float>(x, C);  // inf/NaN: IEEE result
-  fbatch vs(0.f);
-  const fbatch vmx(m);
-  for (c = 0; c + kW <= C; c += kW) vs += xsimd::exp(fbatch::load_unaligned(x + c) - vmx);
-  float s = xsimd::hadd(vs);
-  for (; c < C; ++c) s += std::exp(x[c] - m);
-  return m + std::log(s);
-}
-
-// g[c] = (softmax(x)[c] - [c == target]) * s
-inline void softmax_grad_row(const float* x, int64_t C, float lse, int32_t target, float s,
-                             float* g) {
-  int64_t c = 0;
-  const fbatch vl(lse), vs(s);
-  for (; c + kW <= C; c += kW)
-    (xsimd::exp(fbatch::load_unaligned(x + c) - vl) * vs).store_unaligned(g + c);
-  for (; c < C; ++c) g[c] = std::exp(x[c] - lse) * s;
-  g[target] = (std::exp(x[target] - lse) - 1.0f) * s;
-}
-
-// Sigmoid focal terms of one row as negatives (t = 0), written to val/grad.
-// With e = exp(-|x|): softplus(+-x) = max(+-x, 0) + log1p(e), and p, q are
-// 1/(1+e) and e/(1+e) by the sign of x — one exp, one log1p, one division,
-// no cancellation at |x| = 100.
-template <int kGamma>
-inline void focal_negative_batch(fbatch x, float alpha, float gamma, fbatch* val, fbatch* grad) {
-  const fbatch zero(0.f), one(1.f);
-  const fbatch e = xsimd::exp(-xsimd::abs(x));
-  const fbatch l = xsimd::log1p(e);
-  const fbatch r = one / (one + e);
-  const auto xpos = x >= zero;
-  const fbatch p = xsimd::select(xpos, r, e * r);
-  const fbatch q = xsimd::select(xpos, e * r, r);
-  const fbatch sp_pos = xsimd::max(x, zero) + l;
-  fbatch pg;
-  if (kGamma == 2) pg = p * p;
-  else if (kGamma == 1) pg = p;
-  else if (kGamma == 0) pg = one;
-  else pg = xsimd::pow(p, fbatch(gamma));
-  const fbatch w = fbatch(1.f - alpha) * pg;
-  *val = w * sp_pos;
-  *grad = w * (fbatch(gamma) * q * sp_pos + p);
-}
-
-template <int kGamma>
-inline double focal_row(const float* x, int64_t C, int32_t pos_col, float alpha, float gamma,
-                        float scale, float* g) {
-  // Row sum accumulated in float64 per lane-chunk; the positive column (if
-  // any) is recomputed exactly with the t = 1 formula.
-  double sum = 0.0;
-  int64_t c = 0;
-  for (; c + kW <= C; c += kW) {
-    fbatch v, d;
-    focal_negative_batch<kGamma>(fbatch::load_unaligned(x + c), alpha, gamma, &v, &d);
-    alignas(64) float vv[kW];
-    v.store_aligned(vv);
-    for (int64_t i = 0; i < kW; ++i) sum += vv[i];
-    if (g) (d * fbatch(scale)).store_unaligned(g + c);
-  }
-  for (; c < C; ++c) {
-    float v, d;
-    focal_element<float>(x[c], false, alpha, gamma, &v, &d);
-    sum += v;
-    if (g) g[c] = d * scale;
-  }
-  if (pos_col >= 0) {
-    float v0, d0, v1, d1;
-    focal_element<float>(x[pos_col], false, alpha, gamma, &v0, &d0);
-    focal_element<float>(x[pos_col], true, alpha, gamma, &v1, &d1);
-    // Replace the t = 0 term added above by the t = 1 term.
-    int64_t cv = pos_col / kW * kW;
-    if (cv + kW <= C) {  // the vector chunk's value may differ from scalar v0
-      fbatch v, d;
-      focal_negative_batch<kGamma>(fbatch::load_unaligned(x + cv), alpha, gamma, &v, &d);
-      alignas(64) float vv[kW];
-      v.store_aligned(vv);
-      v0 = vv[pos_col - cv];
-    }
-    sum += static_cast<double>(v1) - static_cast<double>(v0);
-    if (g) g[pos_col] = d1 * scale;
-  }
-  return sum;
 }
 
 }  // namespace
@@ -222,12 +121,15 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
   const float alpha = static_cast<float>(o.focal_alpha), gamma = static_cast<float>(o.focal_gamma);
   const int gamma_kind = o.focal_gamma == 2.0 ? 2 : o.focal_gamma == 1.0 ? 1 : o.focal_gamma == 0.0 ? 0 : -1;
 
-  float* lse = softmax ? host_scratch<float>(ws, owned, kSlotLse, B * P) : nullptr;
+  const CpuRowKernels& K = cpu_row_kernels();
+
+  // Every scratch buffer is taken before the first output is written.
+  // ce_bg[b,p]: background CE of negatives (the mining score).
+  float* ce_bg = softmax ? host_scratch<float>(ws, owned, kSlotCeBg, B * P) : nullptr;
+  uint64_t* keys = softmax ? host_scratch<uint64_t>(ws, owned, kSlotNegKeys, B * P) : nullptr;
   // partials[task] = (loc sum, conf sum) of the block.
   double* partials = host_scratch<double>(ws, owned, kSlotPartials, 2 * B * nblk);
   const bool convert = in.loc_dtype != DType::kF32 || in.conf_dtype != DType::kF32;
-  // Every scratch buffer is taken before the first output is written.
-  int32_t* neg_idx = softmax ? host_scratch<int32_t>(ws, owned, kSlotNegIdx, B * P) : nullptr;
 
   // --- pass 1: regression, focal / softmax per prior -----------------------
   for_blocks([&](int64_t b, int64_t p0, int64_t p1, int64_t task) {
@@ -237,6 +139,10 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
     std::vector<float> tmp_in, tmp_out;
     if (convert) { tmp_in.resize(C + 4); tmp_out.resize(C + 4); }
     double loc_sum = 0.0, conf_sum = 0.0;
+    // Softmax: the block's log-sum-exps first, vectorised across rows.
+    float lse_blk[kBlock];
+    if (softmax && !convert)
+      K.logsumexp_rows(static_cast<const float*>(in.conf) + (b * P + p0) * C, p1 - p0, C, lse_blk);
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t bp = b * P + p;
       const int32_t t = ct[bp];
@@ -258,33 +164,27 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
       // Classification.
       if (t < 0) {  // ignored: contributes nothing
         if (out.grad_conf) zero_row(out.grad_conf, in.conf_dtype, bp * C, C);
-        if (softmax) lse[bp] = 0.f;
         continue;
       }
       const float* x = row_f32(in.conf, in.conf_dtype, bp * C, C, tmp_in.data());
-      float* gc = out.grad_conf ? grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data())
-                                : nullptr;
       if (softmax) {
-        const float z = row_logsumexp(x, C);
-        lse[bp] = z;
+        const float z = convert ? K.logsumexp(x, C) : lse_blk[p - p0];
         if (t > 0) {
           conf_sum += static_cast<double>(z) - static_cast<double>(x[t]);
-          if (gc) {
-            softmax_grad_row(x, C, z, t, cs, gc);
+          if (out.grad_conf) {
+            float* gc = grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data());
+            K.softmax_grad(x, C, z, t, cs, gc);
             flush_row(out.grad_conf, in.conf_dtype, bp * C, C, gc);
           }
-        } else if (gc) {
+        } else {
+          ce_bg[bp] = z - x[0];
           // Negatives get their gradient in pass 2 if mined.
-          zero_row(out.grad_conf, in.conf_dtype, bp * C, C);
+          if (out.grad_conf) zero_row(out.grad_conf, in.conf_dtype, bp * C, C);
         }
       } else {
-        const int32_t pos_col = t > 0 ? t - 1 : -1;
-        switch (gamma_kind) {
-          case 2: conf_sum += focal_row<2>(x, C, pos_col, alpha, gamma, cs, gc); break;
-          case 1: conf_sum += focal_row<1>(x, C, pos_col, alpha, gamma, cs, gc); break;
-          case 0: conf_sum += focal_row<0>(x, C, pos_col, alpha, gamma, cs, gc); break;
-          default: conf_sum += focal_row<-1>(x, C, pos_col, alpha, gamma, cs, gc); break;
-        }
+        float* gc = out.grad_conf ? grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data())
+                                  : nullptr;
+        conf_sum += K.focal(x, C, t > 0 ? t - 1 : -1, alpha, gamma, gamma_kind, cs, gc);
         if (gc) flush_row(out.grad_conf, in.conf_dtype, bp * C, C, gc);
       }
     }
@@ -300,38 +200,32 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
     }
 
   // --- hard negative mining + pass 2 (softmax only) -------------------------
+  // O(P) selection per image over packed (ce, prior) keys; only the mined
+  // negatives' rows are read and written again.
   if (softmax) {
     std::vector<double> mined(B, 0.0);
     arena.execute([&] {
       tbb::parallel_for(tbb::blocked_range<int64_t>(0, B, 1), [&](const tbb::blocked_range<int64_t>& r) {
-        std::vector<float> ce, tmp_in, tmp_out;
+        std::vector<float> tmp_in, tmp_out;
         if (convert) { tmp_in.resize(C); tmp_out.resize(C); }
         for (int64_t b = r.begin(); b < r.end(); ++b) {
           const int32_t* t = ct + b * P;
-          int32_t* idx = neg_idx + b * P;
-          // Background CE of each negative, indexed by prior (ce[p]).
-          ce.resize(P);
+          uint64_t* kb = keys + b * P;
           int64_t n_neg = 0;
-          for (int64_t p = 0; p < P; ++p) {
-            if (t[p] != 0) continue;
-            const int64_t bp = b * P + p;
-            ce[p] = lse[bp] - load_float(in.conf, in.conf_dtype, bp * C);
-            idx[n_neg++] = static_cast<int32_t>(p);
-          }
+          for (int64_t p = 0; p < P; ++p)
+            if (t[p] == 0) kb[n_neg++] = mining_key(ce_bg[b * P + p], static_cast<int32_t>(p));
           const int64_t quota = mining_quota(o, num_pos[b], P);
           const int64_t take = quota < 0 ? n_neg : std::min(quota, n_neg);
-          select_top_negatives(ce.data(), idx, n_neg, take);
-          // Canonical (ascending prior) order: the sum is then one fixed sequence.
-          std::sort(idx, idx + take);
+          select_top_negatives(kb, n_neg, take);
           const float cs = static_cast<float>(conf_scale[b] * up_conf);
           double sum = 0.0;
-          for (int64_t r2 = 0; r2 < take; ++r2) {
-            const int64_t p = idx[r2], bp = b * P + p;
-            sum += static_cast<double>(ce[p]);
+          for (int64_t i = 0; i < take; ++i) {
+            const int64_t bp = b * P + mining_key_prior(kb[i]);
+            sum += static_cast<double>(ce_bg[bp]);
             if (out.grad_conf) {
               const float* x = row_f32(in.conf, in.conf_dtype, bp * C, C, tmp_in.data());
               float* gc = grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data());
-              softmax_grad_row(x, C, lse[bp], 0, cs, gc);
+              K.softmax_grad(x, C, K.logsumexp(x, C), 0, cs, gc);
               flush_row(out.grad_conf, in.conf_dtype, bp * C, C, gc);
             }
           }
@@ -343,10 +237,11 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
               --extra;
               const int64_t bp = b * P + p;
               const float* x = row_f32(in.conf, in.conf_dtype, bp * C, C, tmp_in.data());
-              sum += static_cast<double>(lse[bp]) - static_cast<double>(x[t[p]]);
+              const float z = K.logsumexp(x, C);
+              sum += static_cast<double>(z) - static_cast<double>(x[t[p]]);
               if (out.grad_conf) {
                 float* gc = grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data());
-                softmax_grad_row(x, C, lse[bp], t[p], 2.0f * cs, gc);
+                K.softmax_grad(x, C, z, t[p], 2.0f * cs, gc);
                 flush_row(out.grad_conf, in.conf_dtype, bp * C, C, gc);
               }
             }

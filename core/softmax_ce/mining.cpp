@@ -1,23 +1,18 @@
-// O(n) hard negative selection (nth_element), shared by every CPU path.
+// O(n) hard negative selection over packed (ce, prior) keys.
 #include <algorithm>
 
 #include "softmax_ce/softmax_ce.h"
 
 namespace mbx {
 
-template <typename T>
-static void select_impl(const T* ce, int32_t* idx, int64_t n, int64_t k) {
-  if (k <= 0 || k >= n) return;
-  std::nth_element(idx, idx + (k - 1), idx + n, [ce](int32_t a, int32_t b) {
-    return ranks_before(ce[a], a, ce[b], b);
-  });
-}
-
-void select_top_negatives(const float* ce, int32_t* idx, int64_t n, int64_t k) {
-  select_impl(ce, idx, n, k);
-}
-void select_top_negatives(const double* ce, int32_t* idx, int64_t n, int64_t k) {
-  select_impl(ce, idx, n, k);
+void select_top_negatives(uint64_t* keys, int64_t n, int64_t k) {
+  if (k <= 0) return;
+  if (k < n) std::nth_element(keys, keys + (k - 1), keys + n);
+  const int64_t m = k < n ? k : n;
+  // Canonical ascending prior order for the chosen ones, so that their loss
+  // is summed in one fixed sequence.
+  for (int64_t i = 0; i < m; ++i) keys[i] &= 0xffffffffull;
+  std::sort(keys, keys + m);
 }
 
 }  // namespace mbx

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "common/types.h"
 
@@ -49,9 +50,19 @@ inline bool ranks_before(T ce_a, int32_t a, T ce_b, int32_t b) {
   return a < b;
 }
 
-// Reorders `idx[0..n)` so that its first k entries are the k top-ranked
-// negatives (any order among them). O(n) (std::nth_element).
-void select_top_negatives(const float* ce, int32_t* idx, int64_t n, int64_t k);
-void select_top_negatives(const double* ce, int32_t* idx, int64_t n, int64_t k);
+// Ranking key of a negative for the O(n) selection: ascending key order is
+// the ranking order (ce descending, then lower prior index; NaN first).
+inline uint64_t mining_key(float ce, int32_t prior) {
+  uint32_t u;
+  std::memcpy(&u, &ce, 4);
+  if (ce != ce) u = 0x7fc00000u;               // one canonical NaN, above +inf
+  u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);  // order-preserving as unsigned
+  return (static_cast<uint64_t>(~u) << 32) | static_cast<uint32_t>(prior);
+}
+inline int32_t mining_key_prior(uint64_t key) { return static_cast<int32_t>(key & 0xffffffffu); }
+
+// Reorders keys[0..n) so that its first k entries are the k smallest keys
+// (the k top-ranked negatives), in ascending prior order. O(n + k log k).
+void select_top_negatives(uint64_t* keys, int64_t n, int64_t k);
 
 }  // namespace mbx

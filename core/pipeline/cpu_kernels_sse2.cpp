@@ -1,0 +1,16 @@
+// Row kernels for sse2 (see cpu_kernels.h); compiled with that ISA's flags.
+#include <math.h>
+#include <stdint.h>
+
+#include <xsimd/xsimd.hpp>
+
+#include "pipeline/cpu_kernels.h"
+
+#define MBX_ISA_NS isa_sse2
+#define MBX_ISA_ARCH xsimd::sse2
+#define MBX_ISA_NAME "sse2"
+#include "pipeline/cpu_kernels_impl.h"
+
+namespace mbx {
+const CpuRowKernels* cpu_row_kernels_sse2() { return &isa_sse2::kTable; }
+}  // namespace mbx

@@ -1,0 +1,673 @@
+// The CUDA path through the public C API: golden cases, CPU-vs-GPU parity on
+// realistic batches, fp16/bf16 inputs, edge cases, streams, device-resident
+// upstream gradients and error reporting. Every test skips without a usable
+// CUDA device (mbx_cuda_available() == 0).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "golden_case.h"
+#include "mbx/mbx.h"
+
+namespace {
+
+#define SKIP_WITHOUT_CUDA() \
+  if (mbx_cuda_available() == 0) GTEST_SKIP() << "no usable CUDA device/driver"
+
+#define ASSERT_CUDA(call) ASSERT_EQ((call), cudaSuccess) << #call
+#define ASSERT_MBX(call) ASSERT_EQ((call), MBX_STATUS_OK) << #call << ": " << mbx_last_error()
+
+constexpr DLDataType kF32{kDLFloat, 32, 1};
+constexpr DLDataType kF64{kDLFloat, 64, 1};
+constexpr DLDataType kF16{kDLFloat, 16, 1};
+constexpr DLDataType kBF16{kDLBfloat, 16, 1};
+constexpr DLDataType kI32{kDLInt, 32, 1};
+
+// A tensor with host storage and, on demand, a device copy.
+struct Tensor {
+  std::vector<int64_t> shape;
+  DLDataType dt;
+  std::vector<unsigned char> host;
+  void* dev = nullptr;
+  DLTensor t{};
+
+  Tensor(std::vector<int64_t> s, DLDataType d) : shape(std::move(s)), dt(d) {
+    host.assign(bytes(), 0);
+  }
+  ~Tensor() {
+    if (dev) cudaFree(dev);
+  }
+  Tensor(const Tensor&) = delete;
+  Tensor& operator=(const Tensor&) = delete;
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+  size_t bytes() const { return static_cast<size_t>(numel()) * dt.bits / 8; }
+  template <typename T>
+  T* h() {
+    return reinterpret_cast<T*>(host.data());
+  }
+  DLTensor* cpu() {
+    t = DLTensor{};
+    t.data = host.data();
+    t.device = {kDLCPU, 0};
+    t.ndim = static_cast<int32_t>(shape.size());
+    t.dtype = dt;
+    t.shape = shape.data();
+    return &t;
+  }
+  // Uploads the host contents (outputs: a 0x7f byte pattern, so that an
+  // element the library forgets to write shows up).
+  DLTensor* cuda(bool is_output = false) {
+    if (!dev && cudaMalloc(&dev, bytes() + 16) != cudaSuccess) throw std::runtime_error("cudaMalloc");
+    if (is_output) {
+      if (cudaMemset(dev, 0x7f, bytes()) != cudaSuccess) throw std::runtime_error("cudaMemset");
+    } else if (cudaMemcpy(dev, host.data(), bytes(), cudaMemcpyHostToDevice) != cudaSuccess) {
+      throw std::runtime_error("cudaMemcpy H2D");
+    }
+    cpu();
+    t.data = dev;
+    t.device = {kDLCUDA, 0};
+    return &t;
+  }
+  void fetch() {
+    if (dev && cudaMemcpy(host.data(), dev, bytes(), cudaMemcpyDeviceToHost) != cudaSuccess)
+      throw std::runtime_error("cudaMemcpy D2H");
+  }
+  // Element i as double, whatever the float dtype.
+  double at(int64_t i) const {
+    if (dt.bits == 64) return reinterpret_cast<const double*>(host.data())[i];
+    if (dt.bits == 32) return reinterpret_cast<const float*>(host.data())[i];
+    const auto* p = reinterpret_cast<const uint16_t*>(host.data()) + i;
+    if (dt.code == kDLBfloat) {
+      __nv_bfloat16_raw r;
+      r.x = *p;
+      return static_cast<double>(__bfloat162float(__nv_bfloat16(r)));
+    }
+    __half_raw r;
+    r.x = *p;
+    return static_cast<double>(__half2float(__half(r)));
+  }
+};
+
+// Rounds float32 values to fp16 / bf16 storage (and back, for the float32
+// twin of the same numbers).
+void round_to(const std::vector<float>& src, DLDataType dt, Tensor* out, std::vector<float>* back) {
+  back->resize(src.size());
+  auto* o = out->h<uint16_t>();
+  for (size_t i = 0; i < src.size(); ++i) {
+    if (dt.code == kDLBfloat) {
+      const __nv_bfloat16 v = __float2bfloat16_rn(src[i]);
+      o[i] = static_cast<__nv_bfloat16_raw>(v).x;
+      (*back)[i] = __bfloat162float(v);
+    } else {
+      const __half v = __float2half_rn(src[i]);
+      o[i] = static_cast<__half_raw>(v).x;
+      (*back)[i] = __half2float(v);
+    }
+  }
+}
+
+struct Problem {
+  int64_t B = 0, P = 0, C = 0, G = 0;
+  std::vector<float> priors, gt_boxes, loc, conf;
+  std::vector<int32_t> labels, counts;
+};
+
+enum class Shape { kSsd300, kRetinaNet };
+
+// Realistic random batches: SSD300 VOC priors (normalised) or RetinaNet
+// anchors of a 640x832 image (P = 99765, pixels), converted to the preset's
+// prior format. Image 0 has no GT; padding rows hold garbage.
+Problem make_problem(Shape shape, int64_t B, int64_t C, mbx_prior_format_t fmt, unsigned seed) {
+  Problem pb;
+  pb.B = B;
+  pb.C = C;
+  pb.G = 12;
+  std::vector<float> pri;
+  bool corners_native;
+  double sx = 1, sy = 1;
+  if (shape == Shape::kSsd300) {
+    int64_t P = 0;
+    mbx_priors_ssd_count(MBX_SSD300_VOC, &P);
+    Tensor t({P, 4}, kF32);
+    mbx_priors_ssd(MBX_SSD300_VOC, t.cpu());
+    pri.assign(t.h<float>(), t.h<float>() + 4 * P);
+    corners_native = false;
+  } else {
+    int64_t P = 0;
+    mbx_priors_retinanet_count(640, 832, &P);
+    Tensor t({P, 4}, kF32);
+    mbx_priors_retinanet(640, 832, t.cpu());
+    pri.assign(t.h<float>(), t.h<float>() + 4 * P);
+    corners_native = true;
+    sx = 832;
+    sy = 640;
+  }
+  pb.P = static_cast<int64_t>(pri.size() / 4);
+  const bool want_corners = fmt == MBX_PRIOR_CORNERS;
+  if (want_corners != corners_native) {
+    for (int64_t p = 0; p < pb.P; ++p) {
+      float* r = &pri[4 * p];
+      const float a = r[0], b = r[1], c = r[2], d = r[3];
+      if (want_corners) {  // (cx,cy,w,h) -> corners
+        r[0] = a - c / 2; r[1] = b - d / 2; r[2] = a + c / 2; r[3] = b + d / 2;
+      } else {             // corners -> (cx,cy,w,h)
+        r[0] = (a + c) / 2; r[1] = (b + d) / 2; r[2] = c - a; r[3] = d - b;
+      }
+    }
+  }
+  pb.priors = pri;
+  const int64_t K = C;  // labels are drawn in [0, C-1): valid for both losses
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> U(0.f, 1.f);
+  std::normal_distribution<float> N(0.f, 1.f);
+  pb.gt_boxes.resize(B * pb.G * 4);
+  pb.labels.resize(B * pb.G);
+  pb.counts.resize(B);
+  for (int64_t b = 0; b < B; ++b) {
+    pb.counts[b] = b == 0 ? 0 : static_cast<int32_t>(1 + rng() % pb.G);
+    for (int64_t g = 0; g < pb.G; ++g) {
+      float* r = &pb.gt_boxes[(b * pb.G + g) * 4];
+      if (g < pb.counts[b]) {
+        const float w = 0.03f + 0.5f * U(rng), h = 0.03f + 0.5f * U(rng);
+        const float x1 = (1.f - w) * U(rng), y1 = (1.f - h) * U(rng);
+        r[0] = static_cast<float>(x1 * sx);
+        r[1] = static_cast<float>(y1 * sy);
+        r[2] = static_cast<float>((x1 + w) * sx);
+        r[3] = static_cast<float>((y1 + h) * sy);
+        pb.labels[b * pb.G + g] = static_cast<int32_t>(rng() % (K - 1));
+      } else {  // padding: never read for meaning
+        r[0] = NAN; r[1] = 5; r[2] = -3; r[3] = 1e30f;
+        pb.labels[b * pb.G + g] = -7;
+      }
+    }
+  }
+  pb.loc.resize(B * pb.P * 4);
+  for (auto& v : pb.loc) v = 0.7f * N(rng);
+  pb.conf.resize(B * pb.P * C);
+  for (auto& v : pb.conf) v = 2.0f * N(rng);
+  return pb;
+}
+
+struct Result {
+  std::vector<int32_t> ct, mg, np, np2;
+  std::vector<float> lt;
+  double loss[2] = {0, 0};
+  std::vector<double> gl, gc;  // as double, whatever the dtype
+};
+
+struct RunConfig {
+  bool cuda = false;
+  DLDataType loc_dt = kF32, conf_dt = kF32;
+  const double* grad_loss = nullptr;  // (up_loc, up_conf) or null
+  DLDataType grad_loss_dt = kF64;
+  DLDataType loss_dt = kF64;
+  mbx_context_t* ctx = nullptr;
+  cudaStream_t stream = nullptr;  // the context's stream, if any
+};
+
+// match + fused forward/backward on one path. Half inputs come from the
+// float32 values rounded to the dtype.
+void run(const Problem& pb, const mbx_options_t& o, const RunConfig& rc, Result* r) {
+  const int64_t B = pb.B, P = pb.P, C = pb.C, G = pb.G;
+  Tensor priors({P, 4}, kF32), boxes({B, G, 4}, kF32), labels({B, G}, kI32), counts({B}, kI32);
+  std::memcpy(priors.host.data(), pb.priors.data(), priors.bytes());
+  std::memcpy(boxes.host.data(), pb.gt_boxes.data(), boxes.bytes());
+  std::memcpy(labels.host.data(), pb.labels.data(), labels.bytes());
+  std::memcpy(counts.host.data(), pb.counts.data(), counts.bytes());
+  Tensor loc({B, P, 4}, rc.loc_dt), conf({B, P, C}, rc.conf_dt);
+  std::vector<float> tmp;
+  if (rc.loc_dt.bits == 32) std::memcpy(loc.host.data(), pb.loc.data(), loc.bytes());
+  else round_to(pb.loc, rc.loc_dt, &loc, &tmp);
+  if (rc.conf_dt.bits == 32) std::memcpy(conf.host.data(), pb.conf.data(), conf.bytes());
+  else round_to(pb.conf, rc.conf_dt, &conf, &tmp);
+  Tensor ct({B, P}, kI32), mg({B, P}, kI32), lt({B, P, 4}, kF32), np({B}, kI32), np2({B}, kI32);
+  Tensor loss({2}, rc.loss_dt), gl({B, P, 4}, rc.loc_dt), gc({B, P, C}, rc.conf_dt);
+  Tensor up({2}, rc.grad_loss_dt);
+  if (rc.grad_loss) {
+    for (int k = 0; k < 2; ++k) {
+      if (rc.grad_loss_dt.bits == 64) up.h<double>()[k] = rc.grad_loss[k];
+      else up.h<float>()[k] = static_cast<float>(rc.grad_loss[k]);
+    }
+  }
+  const int64_t K = o.conf_loss == MBX_CONF_LOSS_SOFTMAX_CE ? C - 1 : C;
+  auto in = [&](Tensor& t) { return rc.cuda ? t.cuda() : t.cpu(); };
+  auto out = [&](Tensor& t) { return rc.cuda ? t.cuda(true) : t.cpu(); };
+  DLTensor *dp = in(priors), *db = in(boxes), *dl = in(labels), *dc = in(counts);
+  DLTensor *dloc = in(loc), *dconf = in(conf);
+  DLTensor *oct = out(ct), *omg = out(mg), *olt = out(lt), *onp = out(np), *oloss = out(loss),
+           *onp2 = out(np2), *ogl = out(gl), *ogc = out(gc);
+  DLTensor* dup = rc.grad_loss ? in(up) : nullptr;
+  // Pageable uploads and memsets may still be in flight; a non-blocking
+  // stream would not wait for them.
+  if (rc.cuda) ASSERT_CUDA(cudaDeviceSynchronize());
+  ASSERT_MBX(mbx_match(rc.ctx, &o, K, dp, db, dl, dc, oct, omg, olt, onp));
+  ASSERT_MBX(mbx_loss_forward_backward(rc.ctx, &o, dp, db, dl, dc, dloc, dconf, dup, oloss, onp2,
+                                       ogl, ogc));
+  if (rc.cuda) {
+    if (rc.stream) ASSERT_CUDA(cudaStreamSynchronize(rc.stream));
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    for (Tensor* t : {&ct, &mg, &lt, &np, &np2, &loss, &gl, &gc}) t->fetch();
+  }
+  r->ct.assign(ct.h<int32_t>(), ct.h<int32_t>() + B * P);
+  r->mg.assign(mg.h<int32_t>(), mg.h<int32_t>() + B * P);
+  r->np.assign(np.h<int32_t>(), np.h<int32_t>() + B);
+  r->np2.assign(np2.h<int32_t>(), np2.h<int32_t>() + B);
+  r->lt.assign(lt.h<float>(), lt.h<float>() + B * P * 4);
+  r->loss[0] = loss.at(0);
+  r->loss[1] = loss.at(1);
+  r->gl.resize(B * P * 4);
+  for (int64_t i = 0; i < B * P * 4; ++i) r->gl[i] = gl.at(i);
+  r->gc.resize(B * P * C);
+  for (int64_t i = 0; i < B * P * C; ++i) r->gc[i] = gc.at(i);
+}
+
+// |a - b| <= abs_of_max * max|b| + rel * |b|, elementwise. Rows of `row`
+// elements where one side is all zero and the other is not are mining
+// boundary swaps (two negatives whose CE differs by float rounding between
+// the paths); up to `allowed_swaps` of them are tolerated.
+void expect_close(const char* what, const std::vector<double>& a, const std::vector<double>& b,
+                  double abs_of_max, double rel, int64_t row = 0, int64_t allowed_swaps = 0) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  double mx = 0;
+  for (double v : b) mx = std::max(mx, std::fabs(v));
+  int64_t bad = 0, first = -1, swaps = 0;
+  auto ok = [&](size_t i) {
+    return std::fabs(a[i] - b[i]) <= abs_of_max * mx + rel * std::fabs(b[i]) + 1e-30;
+  };
+  if (row > 0) {
+    for (size_t r0 = 0; r0 < a.size(); r0 += row) {
+      bool all_ok = true, za = true, zb = true;
+      for (size_t i = r0; i < r0 + row; ++i) {
+        all_ok = all_ok && ok(i);
+        za = za && a[i] == 0;
+        zb = zb && b[i] == 0;
+      }
+      if (all_ok) continue;
+      if (za != zb && swaps < allowed_swaps) { ++swaps; continue; }
+      for (size_t i = r0; i < r0 + row; ++i)
+        if (!ok(i)) { if (first < 0) first = i; ++bad; }
+    }
+  } else {
+    for (size_t i = 0; i < a.size(); ++i)
+      if (!ok(i)) { if (first < 0) first = i; ++bad; }
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " elements out of tolerance; first at flat " << first
+                    << ": got " << (first >= 0 ? a[first] : 0) << ", expected "
+                    << (first >= 0 ? b[first] : 0) << " (max |ref| " << mx << ")";
+}
+
+void expect_integer_outputs_equal(const Result& g, const Result& c) {
+  EXPECT_EQ(g.np, c.np) << "num_pos";
+  EXPECT_EQ(g.np2, c.np) << "num_pos of the loss call";
+  int64_t bad_ct = 0, bad_mg = 0;
+  for (size_t i = 0; i < c.ct.size(); ++i) {
+    bad_ct += g.ct[i] != c.ct[i];
+    bad_mg += g.mg[i] != c.mg[i];
+  }
+  EXPECT_EQ(bad_ct, 0) << "conf_target mismatches";
+  EXPECT_EQ(bad_mg, 0) << "matched_gt mismatches";
+}
+
+void expect_loss_close(const Result& g, const Result& c, double rtol) {
+  for (int k = 0; k < 2; ++k)
+    EXPECT_LE(std::fabs(g.loss[k] - c.loss[k]), rtol * std::fabs(c.loss[k]) + 1e-12)
+        << (k ? "loss_conf" : "loss_loc") << ": gpu " << g.loss[k] << " cpu " << c.loss[k];
+}
+
+mbx_options_t preset(mbx_preset_t p) {
+  mbx_options_t o;
+  mbx_options_init(&o, p);
+  return o;
+}
+
+struct Ctx {
+  mbx_context_t* c = nullptr;
+  Ctx() { mbx_context_create(&c); }
+  ~Ctx() { mbx_context_destroy(c); }
+};
+
+// --------------------------------------------------------------------------
+// Golden cases
+
+std::vector<std::string> golden_dirs() {
+  std::vector<std::string> all = mbx_test::find_cases(MBX_GOLDEN_DIR);
+  for (const auto& d : mbx_test::find_cases(MBX_GENERATED_DIR)) all.push_back(d);
+  return all;
+}
+
+TEST(CudaGolden, EveryCaseMatchesTheReference) {
+  SKIP_WITHOUT_CUDA();
+  const auto dirs = golden_dirs();
+  ASSERT_FALSE(dirs.empty()) << "no golden case found under " << MBX_GOLDEN_DIR;
+  for (const auto& d : dirs) {
+    const mbx_test::CaseResult r = mbx_test::run_case(d, MBX_PATH_CUDA);
+    EXPECT_FALSE(r.skipped) << r.name << ": " << r.detail;
+    EXPECT_TRUE(r.passed) << r.name << ": " << r.detail;
+  }
+}
+
+// --------------------------------------------------------------------------
+// CPU vs GPU parity on realistic batches, every preset
+
+struct ParityCase {
+  const char* name;
+  mbx_preset_t preset;
+  Shape shape;
+  int64_t B, C;
+};
+
+void PrintTo(const ParityCase& c, std::ostream* os) { *os << c.name; }
+
+class CudaParity : public ::testing::TestWithParam<ParityCase> {};
+
+TEST_P(CudaParity, MatchesCpuPath) {
+  SKIP_WITHOUT_CUDA();
+  const ParityCase& pc = GetParam();
+  const mbx_options_t o = preset(pc.preset);
+  const Problem pb = make_problem(pc.shape, pc.B, pc.C, static_cast<mbx_prior_format_t>(o.prior_format), 1234);
+  Result cpu, gpu;
+  RunConfig rc;
+  ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &cpu));
+  rc.cuda = true;
+  ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &gpu));
+  expect_integer_outputs_equal(gpu, cpu);
+  int64_t total = 0;
+  for (int32_t n : cpu.np) total += n;
+  EXPECT_GT(total, 0) << "the batch should have positives";
+  expect_loss_close(gpu, cpu, 1e-4);
+  std::vector<double> lt_g(gpu.lt.begin(), gpu.lt.end()), lt_c(cpu.lt.begin(), cpu.lt.end());
+  expect_close("loc_target", lt_g, lt_c, 1e-5, 1e-5);
+  expect_close("grad_loc", gpu.gl, cpu.gl, 1e-4, 1e-4);
+  const bool ce = o.conf_loss == MBX_CONF_LOSS_SOFTMAX_CE;
+  expect_close("grad_conf", gpu.gc, cpu.gc, 1e-4, 1e-4, pb.C, ce ? pb.B : 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Presets, CudaParity,
+    ::testing::Values(ParityCase{"ssd_pytorch_ssd300", MBX_PRESET_SSD_PYTORCH, Shape::kSsd300, 32, 21},
+                      ParityCase{"torchvision_ssd_ssd300", MBX_PRESET_TORCHVISION_SSD, Shape::kSsd300, 32, 21},
+                      ParityCase{"yhenon_ssd300", MBX_PRESET_YHENON_RETINANET, Shape::kSsd300, 32, 21},
+                      ParityCase{"tv_retinanet_ssd300", MBX_PRESET_TORCHVISION_RETINANET, Shape::kSsd300, 32, 21},
+                      ParityCase{"ssd_pytorch_retina", MBX_PRESET_SSD_PYTORCH, Shape::kRetinaNet, 8, 80},
+                      ParityCase{"torchvision_ssd_retina", MBX_PRESET_TORCHVISION_SSD, Shape::kRetinaNet, 8, 80},
+                      ParityCase{"yhenon_retina", MBX_PRESET_YHENON_RETINANET, Shape::kRetinaNet, 8, 80},
+                      ParityCase{"tv_retinanet_retina", MBX_PRESET_TORCHVISION_RETINANET, Shape::kRetinaNet, 8, 80}),
+    [](const ::testing::TestParamInfo<ParityCase>& i) { return std::string(i.param.name); });
+
+// DOUBLE_COUNT_POSITIVES and "every negative" (ratio <= 0) on the device.
+TEST(CudaParityOptions, MiningVariantsMatchCpu) {
+  SKIP_WITHOUT_CUDA();
+  for (int variant = 0; variant < 3; ++variant) {
+    mbx_options_t o = preset(MBX_PRESET_TORCHVISION_SSD);
+    if (variant == 0) { o.neg_overflow = MBX_NEG_OVERFLOW_DOUBLE_COUNT_POSITIVES; o.neg_pos_ratio = 5000; }
+    if (variant == 1) o.neg_pos_ratio = 0;
+    if (variant == 2) { o.normalization = MBX_NORM_PER_IMAGE; o.neg_pos_ratio = 1.5; o.clamp_num_neg = 1; }
+    const Problem pb = make_problem(Shape::kSsd300, 6, 21, MBX_PRIOR_CORNERS, 77 + variant);
+    Result cpu, gpu;
+    RunConfig rc;
+    ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &cpu));
+    rc.cuda = true;
+    ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &gpu));
+    SCOPED_TRACE("variant " + std::to_string(variant));
+    expect_integer_outputs_equal(gpu, cpu);
+    expect_loss_close(gpu, cpu, 1e-4);
+    expect_close("grad_loc", gpu.gl, cpu.gl, 1e-4, 1e-4);
+    expect_close("grad_conf", gpu.gc, cpu.gc, 1e-4, 1e-4, pb.C, pb.B);
+  }
+}
+
+// --------------------------------------------------------------------------
+// fp16 / bf16
+
+void half_vs_float(DLDataType dt, mbx_preset_t p, double grad_rel) {
+  const mbx_options_t o = preset(p);
+  const Problem base = make_problem(Shape::kSsd300, 4, 21, static_cast<mbx_prior_format_t>(o.prior_format), 99);
+  // The float32 twin holds exactly the rounded values.
+  Problem twin = base;
+  Tensor scratch_l({base.B, base.P, 4}, dt), scratch_c({base.B, base.P, base.C}, dt);
+  round_to(base.loc, dt, &scratch_l, &twin.loc);
+  round_to(base.conf, dt, &scratch_c, &twin.conf);
+  Result h, f;
+  RunConfig rc;
+  rc.cuda = true;
+  ASSERT_NO_FATAL_FAILURE(run(twin, o, rc, &f));
+  rc.loc_dt = dt;
+  rc.conf_dt = dt;
+  ASSERT_NO_FATAL_FAILURE(run(base, o, rc, &h));
+  expect_integer_outputs_equal(h, f);
+  // Same numbers, same float32 math: only the gradient storage rounds.
+  expect_loss_close(h, f, 1e-6);
+  expect_close("grad_loc", h.gl, f.gl, grad_rel * 1e-2, grad_rel);
+  expect_close("grad_conf", h.gc, f.gc, grad_rel * 1e-2, grad_rel);
+}
+
+TEST(CudaHalf, Float16InputsMatchFloat32) {
+  SKIP_WITHOUT_CUDA();
+  half_vs_float(kF16, MBX_PRESET_SSD_PYTORCH, 1e-3);
+  half_vs_float(kF16, MBX_PRESET_TORCHVISION_RETINANET, 1e-3);
+}
+
+TEST(CudaHalf, BFloat16InputsMatchFloat32) {
+  SKIP_WITHOUT_CUDA();
+  half_vs_float(kBF16, MBX_PRESET_SSD_PYTORCH, 8e-3);
+  half_vs_float(kBF16, MBX_PRESET_YHENON_RETINANET, 8e-3);
+}
+
+// --------------------------------------------------------------------------
+// Edge cases
+
+TEST(CudaEdge, EmptyGtBatchIsAllNegativeAndFullyWritten) {
+  SKIP_WITHOUT_CUDA();
+  for (mbx_preset_t p : {MBX_PRESET_SSD_PYTORCH, MBX_PRESET_TORCHVISION_RETINANET}) {
+    const mbx_options_t o = preset(p);
+    Problem pb = make_problem(Shape::kSsd300, 3, 21, static_cast<mbx_prior_format_t>(o.prior_format), 5);
+    std::fill(pb.counts.begin(), pb.counts.end(), 0);
+    Result cpu, gpu;
+    RunConfig rc;
+    ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &cpu));
+    rc.cuda = true;
+    ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &gpu));
+    expect_integer_outputs_equal(gpu, cpu);
+    for (size_t i = 0; i < gpu.ct.size(); ++i) {
+      ASSERT_EQ(gpu.ct[i], 0);
+      ASSERT_EQ(gpu.mg[i], -1);
+    }
+    EXPECT_EQ(gpu.loss[0], 0.0);
+    for (float v : gpu.lt) ASSERT_EQ(v, 0.f);
+    for (double v : gpu.gl) ASSERT_EQ(v, 0.0);
+    if (o.conf_loss == MBX_CONF_LOSS_SOFTMAX_CE) {
+      EXPECT_EQ(gpu.loss[1], 0.0) << "no positive: no negative is mined";
+      for (double v : gpu.gc) ASSERT_EQ(v, 0.0);
+    }
+    expect_loss_close(gpu, cpu, 1e-4);
+    expect_close("grad_conf", gpu.gc, cpu.gc, 1e-4, 1e-4);
+  }
+}
+
+TEST(CudaEdge, NoPositiveBatchMatchesCpu) {
+  SKIP_WITHOUT_CUDA();
+  mbx_options_t o = preset(MBX_PRESET_YHENON_RETINANET);  // force_match NONE
+  o.pos_threshold = 1.0;
+  o.neg_threshold = 0.3;
+  for (int conf_loss : {MBX_CONF_LOSS_SIGMOID_FOCAL, MBX_CONF_LOSS_SOFTMAX_CE}) {
+    o.conf_loss = conf_loss;
+    const Problem pb = make_problem(Shape::kSsd300, 3, 21, MBX_PRIOR_CORNERS, 6);
+    Result cpu, gpu;
+    RunConfig rc;
+    ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &cpu));
+    rc.cuda = true;
+    ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &gpu));
+    for (int32_t n : gpu.np) EXPECT_EQ(n, 0);
+    expect_integer_outputs_equal(gpu, cpu);
+    expect_loss_close(gpu, cpu, 1e-4);
+    expect_close("grad_loc", gpu.gl, cpu.gl, 1e-4, 1e-4);
+    expect_close("grad_conf", gpu.gc, cpu.gc, 1e-4, 1e-4);
+  }
+}
+
+// Without host validation, invalid GT rows are skipped on the device exactly
+// as the CPU path does under MBX_INVALID_GT_SKIP.
+TEST(CudaEdge, DeviceSkipsInvalidGtRowsWithoutHostValidation) {
+  SKIP_WITHOUT_CUDA();
+  mbx_options_t o = preset(MBX_PRESET_SSD_PYTORCH);
+  o.invalid_gt = MBX_INVALID_GT_SKIP;
+  Problem pb = make_problem(Shape::kSsd300, 4, 21, MBX_PRIOR_CENTER_SIZE, 8);
+  for (int64_t b = 1; b < pb.B; ++b) {  // first row of each image: degenerate
+    float* r = &pb.gt_boxes[b * pb.G * 4];
+    r[2] = r[0];
+  }
+  pb.gt_boxes[(2 * pb.G + 0) * 4 + 1] = NAN;
+  Result cpu, gpu;
+  RunConfig rc;
+  ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &cpu));
+  Ctx ctx;
+  ASSERT_MBX(mbx_context_set_cuda_validation(ctx.c, 0));
+  rc.cuda = true;
+  rc.ctx = ctx.c;
+  ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &gpu));
+  expect_integer_outputs_equal(gpu, cpu);
+  expect_loss_close(gpu, cpu, 1e-4);
+}
+
+// --------------------------------------------------------------------------
+// Upstream gradient, streams, determinism, workspace, errors
+
+TEST(CudaExec, DeviceResidentUpstreamGradientScalesGradients) {
+  SKIP_WITHOUT_CUDA();
+  const mbx_options_t o = preset(MBX_PRESET_SSD_PYTORCH);
+  const Problem pb = make_problem(Shape::kSsd300, 4, 21, MBX_PRIOR_CENTER_SIZE, 11);
+  const double up[2] = {2.5, -0.75};
+  Result cpu, g64, g32;
+  RunConfig rc;
+  rc.grad_loss = up;
+  ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &cpu));
+  rc.cuda = true;
+  ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &g64));
+  rc.grad_loss_dt = kF32;
+  ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &g32));
+  expect_close("grad_loc (f64 upstream)", g64.gl, cpu.gl, 1e-4, 1e-4);
+  expect_close("grad_conf (f64 upstream)", g64.gc, cpu.gc, 1e-4, 1e-4, pb.C, pb.B);
+  // 2.5 and -0.75 are exact in float32: identical bits.
+  EXPECT_EQ(g32.gl, g64.gl);
+  EXPECT_EQ(g32.gc, g64.gc);
+  // And the losses themselves are unaffected by the upstream gradient.
+  Result plain;
+  rc.grad_loss = nullptr;
+  ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &plain));
+  EXPECT_EQ(plain.loss[0], g64.loss[0]);
+  EXPECT_EQ(plain.loss[1], g64.loss[1]);
+  for (size_t i = 0; i < plain.gl.size(); ++i)
+    ASSERT_EQ(static_cast<float>(plain.gl[i] * 2.5), static_cast<float>(g64.gl[i])) << i;
+}
+
+TEST(CudaExec, ContextStreamGivesBitIdenticalResultsRunToRun) {
+  SKIP_WITHOUT_CUDA();
+  for (mbx_preset_t p : {MBX_PRESET_TORCHVISION_SSD, MBX_PRESET_TORCHVISION_RETINANET}) {
+    const mbx_options_t o = preset(p);
+    const Problem pb = make_problem(Shape::kSsd300, 8, 21, static_cast<mbx_prior_format_t>(o.prior_format), 21);
+    cudaStream_t stream;
+    ASSERT_CUDA(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    Ctx ctx;
+    ASSERT_MBX(mbx_context_set_cuda_stream(ctx.c, stream));
+    ASSERT_MBX(mbx_context_set_cuda_validation(ctx.c, 0));  // fully asynchronous calls
+    Result a, b, d;
+    RunConfig rc;
+    rc.cuda = true;
+    rc.ctx = ctx.c;
+    rc.stream = stream;
+    ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &a));
+    size_t ws1 = 0, ws2 = 0;
+    ASSERT_MBX(mbx_context_workspace_bytes(ctx.c, &ws1));
+    ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &b));
+    ASSERT_MBX(mbx_context_workspace_bytes(ctx.c, &ws2));
+    EXPECT_GT(ws1, 0u);
+    EXPECT_EQ(ws1, ws2) << "steady-state calls must not grow the workspace";
+    RunConfig rd;  // default stream, no context
+    rd.cuda = true;
+    ASSERT_NO_FATAL_FAILURE(run(pb, o, rd, &d));
+    EXPECT_EQ(a.ct, b.ct);
+    EXPECT_EQ(a.loss[0], b.loss[0]);
+    EXPECT_EQ(a.loss[1], b.loss[1]);
+    EXPECT_EQ(a.gl, b.gl);
+    EXPECT_EQ(a.gc, b.gc);
+    EXPECT_EQ(a.loss[0], d.loss[0]);
+    EXPECT_EQ(a.loss[1], d.loss[1]);
+    EXPECT_EQ(a.gc, d.gc);
+    ASSERT_CUDA(cudaStreamSynchronize(stream));
+    ASSERT_CUDA(cudaStreamDestroy(stream));
+  }
+}
+
+TEST(CudaExec, Float32LossOutput) {
+  SKIP_WITHOUT_CUDA();
+  const mbx_options_t o = preset(MBX_PRESET_TORCHVISION_RETINANET);
+  const Problem pb = make_problem(Shape::kSsd300, 4, 21, MBX_PRIOR_CORNERS, 3);
+  Result a, b;
+  RunConfig rc;
+  rc.cuda = true;
+  ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &a));
+  rc.loss_dt = kF32;
+  ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &b));
+  EXPECT_EQ(static_cast<float>(a.loss[0]), static_cast<float>(b.loss[0]));
+  EXPECT_EQ(static_cast<float>(a.loss[1]), static_cast<float>(b.loss[1]));
+}
+
+TEST(CudaExec, DecodeMatchesCpu) {
+  SKIP_WITHOUT_CUDA();
+  for (mbx_preset_t p : {MBX_PRESET_SSD_PYTORCH, MBX_PRESET_TORCHVISION_RETINANET}) {
+    const mbx_options_t o = preset(p);
+    const Problem pb = make_problem(Shape::kSsd300, 2, 21, static_cast<mbx_prior_format_t>(o.prior_format), 4);
+    Tensor priors({pb.P, 4}, kF32), loc({pb.B, pb.P, 4}, kF32), bc({pb.B, pb.P, 4}, kF32),
+        bg({pb.B, pb.P, 4}, kF32);
+    std::memcpy(priors.host.data(), pb.priors.data(), priors.bytes());
+    std::memcpy(loc.host.data(), pb.loc.data(), loc.bytes());
+    loc.h<float>()[2] = 50.f;  // exercises the exponent clamp
+    ASSERT_MBX(mbx_decode(nullptr, &o, priors.cpu(), loc.cpu(), bc.cpu()));
+    ASSERT_MBX(mbx_decode(nullptr, &o, priors.cuda(), loc.cuda(), bg.cuda(true)));
+    bg.fetch();
+    std::vector<double> g(bg.numel()), c(bc.numel());
+    for (int64_t i = 0; i < bg.numel(); ++i) { g[i] = bg.at(i); c[i] = bc.at(i); }
+    expect_close("boxes", g, c, 1e-6, 1e-6);
+  }
+}
+
+TEST(CudaErrors, CudaTensorsWithForcedCpuPathFail) {
+  SKIP_WITHOUT_CUDA();
+  const mbx_options_t o = preset(MBX_PRESET_SSD_PYTORCH);
+  const Problem pb = make_problem(Shape::kSsd300, 2, 21, MBX_PRIOR_CENTER_SIZE, 2);
+  Tensor priors({pb.P, 4}, kF32), boxes({pb.B, pb.G, 4}, kF32), labels({pb.B, pb.G}, kI32),
+      counts({pb.B}, kI32), ct({pb.B, pb.P}, kI32);
+  std::memcpy(priors.host.data(), pb.priors.data(), priors.bytes());
+  std::memcpy(boxes.host.data(), pb.gt_boxes.data(), boxes.bytes());
+  std::memcpy(labels.host.data(), pb.labels.data(), labels.bytes());
+  std::memcpy(counts.host.data(), pb.counts.data(), counts.bytes());
+  for (mbx_path_t path : {MBX_PATH_CPU, MBX_PATH_CPU_SCALAR}) {
+    Ctx ctx;
+    ASSERT_MBX(mbx_context_set_path(ctx.c, path));
+    const mbx_status_t st = mbx_match(ctx.c, &o, 20, priors.cuda(), boxes.cuda(), labels.cuda(),
+                                      counts.cuda(), ct.cuda(true), nullptr, nullptr, nullptr);
+    EXPECT_NE(st, MBX_STATUS_OK);
+    EXPECT_NE(std::string(mbx_last_error()), "");
+    // Nothing written on error.
+    ct.fetch();
+    for (int64_t i = 0; i < ct.numel(); ++i) ASSERT_EQ(ct.h<int32_t>()[i], 0x7f7f7f7f);
+  }
+  // Mixed devices are refused too.
+  EXPECT_NE(mbx_match(nullptr, &o, 20, priors.cuda(), boxes.cpu(), labels.cuda(), counts.cuda(),
+                      ct.cuda(true), nullptr, nullptr, nullptr),
+            MBX_STATUS_OK);
+}
+
+}  // namespace
