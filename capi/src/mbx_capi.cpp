@@ -236,8 +236,11 @@ DType dtype_of(const DLTensor* t, const char* name) {
   if (d.code == kDLFloat && d.bits == 16) return DType::kF16;
   if (d.code == kDLBfloat && d.bits == 16) return DType::kBF16;
   if (d.code == kDLInt && d.bits == 32) return DType::kI32;
-  fail(std::string(name) + ": unsupported dtype (code " + std::to_string(d.code) + ", bits " +
-       std::to_string(d.bits) + ")");
+  const char* code = d.code == kDLInt ? "int" : d.code == kDLUInt ? "uint" : d.code == kDLFloat ? "float"
+                     : d.code == kDLBfloat ? "bfloat" : nullptr;
+  fail(std::string(name) + ": unsupported dtype " +
+       (code ? code + std::to_string(d.bits) : "(code " + std::to_string(d.code) + ", bits " + std::to_string(d.bits) + ")") +
+       "; mbx takes float32 boxes, int32 labels/counts, float32/float16/bfloat16 loc/conf");
 }
 
 struct View {
@@ -256,6 +259,19 @@ size_t elem_size(DType d) {
   }
 }
 
+// "[B, P, 4]" with the known sizes filled in: "[2, P, 4]" when only B is fixed.
+std::string expected_shape(const char* dims, const std::vector<int64_t>& shape) {
+  std::vector<std::string> letters;
+  std::string d(dims);
+  size_t st = 1;
+  for (size_t k = 1; k < d.size(); ++k)
+    if (d[k] == ',' || d[k] == ']') { letters.push_back(d.substr(st, k - st)); st = k + 2; }
+  std::string r = "[";
+  for (size_t j = 0; j < shape.size(); ++j)
+    r += (j ? ", " : "") + (shape[j] >= 0 ? std::to_string(shape[j]) : j < letters.size() ? letters[j] : "?");
+  return r + "]";
+}
+
 // Checks one tensor: not NULL, ndim, allowed dtypes, shape (-1 = free, filled
 // in), compact strides, data and alignment.
 View check_tensor(const DLTensor* t, const char* name, const char* dims,
@@ -271,9 +287,11 @@ View check_tensor(const DLTensor* t, const char* name, const char* dims,
     if (t->shape[i] < 0)
       fail(std::string(name) + ": negative dimension in shape " + shape_str(t));
   for (size_t i = 0; i < shape.size(); ++i)
-    if (shape[i] >= 0 && t->shape[i] != shape[i])
-      fail(std::string(name) + ": shape " + shape_str(t) + " does not match " + dims + " = " +
-           shape_str(shape) + " (B and G from gt_boxes, P from priors, C from conf)");
+    if (shape[i] >= 0 && t->shape[i] != shape[i]) {
+      const std::string want = expected_shape(dims, shape);
+      fail(std::string(name) + ": shape " + shape_str(t) + " does not match " + dims + " = " + want +
+           " (B and G from gt_boxes, P from priors, C from conf)");
+    }
   v.dtype = dtype_of(t, name);
   if (std::find(dtypes.begin(), dtypes.end(), v.dtype) == dtypes.end()) {
     std::string allowed;

@@ -8,6 +8,7 @@
 
 #define MBX_ISA_NS isa_avx2
 #define MBX_ISA_ARCH xsimd::avx2
+#define MBX_ISA_HAS_RCP 1
 #define MBX_ISA_NAME "avx2"
 #include "pipeline/cpu_kernels_impl.h"
 

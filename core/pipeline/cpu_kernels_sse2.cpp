@@ -8,6 +8,7 @@
 
 #define MBX_ISA_NS isa_sse2
 #define MBX_ISA_ARCH xsimd::sse2
+#define MBX_ISA_HAS_RCP 0
 #define MBX_ISA_NAME "sse2"
 #include "pipeline/cpu_kernels_impl.h"
 

@@ -141,8 +141,12 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
     double loc_sum = 0.0, conf_sum = 0.0;
     // Softmax: the block's log-sum-exps first, vectorised across rows.
     float lse_blk[kBlock];
-    if (softmax && !convert)
-      K.logsumexp_rows(static_cast<const float*>(in.conf) + (b * P + p0) * C, p1 - p0, C, lse_blk);
+    if (softmax && !convert) {
+      thread_local std::vector<float> exp_scratch;
+      if (exp_scratch.size() < static_cast<size_t>(kBlock * C)) exp_scratch.resize(kBlock * C);
+      K.logsumexp_rows(static_cast<const float*>(in.conf) + (b * P + p0) * C, p1 - p0, C, lse_blk,
+                       exp_scratch.data());
+    }
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t bp = b * P + p;
       const int32_t t = ct[bp];

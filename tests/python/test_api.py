@@ -265,7 +265,7 @@ def test_gil_released_during_compute():
     duration."""
     rng = np.random.default_rng(0)
     pri = mbx.priors_ssd("voc")
-    b = 16
+    b = 40  # ~0.15 s per call on the scalar path
     boxes = np.tile(np.array([[0.1, 0.1, 0.5, 0.6], [0.4, 0.3, 0.9, 0.8]], np.float32), (b, 1, 1))
     labels = np.zeros((b, 2), np.int32)
     counts = np.full(b, 2, np.int32)
@@ -291,5 +291,5 @@ def test_gil_released_during_compute():
         last = now
         time.sleep(0.001)
     th.join()
-    assert one_call > 0.02, "problem too small to measure (%.4f s)" % one_call
+    assert one_call > 0.05, "problem too small to measure (%.4f s)" % one_call
     assert worst < 0.5 * one_call, "main thread paused %.3f s during %.3f s calls" % (worst, one_call)

@@ -21,6 +21,8 @@
  * Dimensions used in the shape comments:
  *   B images, P priors (anchors), C logit columns, G GT rows per image
  *   (padded), K object classes (K = C-1 for SOFTMAX_CE, K = C for SIGMOID_FOCAL).
+ *   B >= 1 and P >= 1 (an empty batch or prior set is an INVALID_ARGUMENT);
+ *   G may be 0.
  *
  * Tensors are DLPack DLTensors, borrowed for the duration of the call only.
  * Accepted: lanes == 1, byte_offset honoured, strides NULL or compact
@@ -328,8 +330,10 @@ MBX_API mbx_status_t mbx_match(mbx_context_t* ctx, const mbx_options_t* opts,
  * @param[in] gt_boxes  float32 [B, G, 4] corners.
  * @param[in] gt_labels int32 [B, G], labels in [0, K).
  * @param[in] gt_counts int32 [B].
- * @param[in] loc       float32 (CUDA also float16/bfloat16) [B, P, 4] offsets.
- * @param[in] conf      float32 (CUDA also float16/bfloat16) [B, P, C] logits;
+ * @param[in] loc       float32, float16 or bfloat16 [B, P, 4] offsets (16-bit
+ *                      inputs are computed in float32 on every path).
+ * @param[in] conf      float32, float16 or bfloat16 [B, P, C] logits (the dtype
+ *                      may differ from loc's);
  *                      SOFTMAX_CE: column 0 background, C >= 2;
  *                      SIGMOID_FOCAL: class k in column k.
  *

@@ -182,6 +182,7 @@ class ErrorPathsTest {
     ByteBuffer counts = ByteBuffer.allocateDirect(4).order(ByteOrder.nativeOrder());
     counts.putInt(0, 0);
     ByteBuffer out = ByteBuffer.allocateDirect(16).order(ByteOrder.nativeOrder());
+    mem.asFloatBuffer().put(priors()); // valid float32 CORNERS priors
     Options o = options();
     SWIGTYPE_p_DLTensor priorsI32 = mbx_native.mbx_java_tensor_new(mem, 0, 0, 32, 2, 4, 4, 0, 0);
     SWIGTYPE_p_DLTensor boxes = mbx_native.mbx_java_tensor_new(mem, 0, 2, 32, 3, 1, 0, 4, 0);

@@ -1,0 +1,576 @@
+// Idiomatic C# layer over the SWIG module (namespace Mbx.Native).
+//
+// Tensors are flat, row-major float32 / int32 spans (arrays convert
+// implicitly). They are pinned with `fixed` for the duration of a call and
+// passed to the library without a copy. Dimensions are inferred from the
+// lengths: P = priors/4, B = gtCounts, G = gtLabels/B, C = conf/(B*P); inputs
+// must have exactly the implied lengths, outputs at least as many elements.
+// Errors: MbxException (Status + the library's message), ArgumentNullException
+// for a null Options, ObjectDisposedException for a disposed Context.
+// Built with Mono's mcs (C# 7.2): spans are pinned through
+// MemoryMarshal.GetReference (mcs has no pattern-based `fixed` on spans).
+using System;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+using Mbx.Native;
+
+namespace Mbx {
+
+/// <summary>Status codes of the C API (mbx_status_t); values are pinned.</summary>
+public enum Status {
+  Ok = 0,
+  InvalidArgument = 1,
+  Unsupported = 2,
+  OutOfMemory = 3,
+  NoDevice = 4,
+  DeviceError = 5,
+  ContextBusy = 6,
+  InternalError = 7
+}
+
+/// <summary>A call into mbx failed; carries the status and mbx_last_error().</summary>
+public class MbxException : Exception {
+  public Status Status { get; }
+  /// <summary>The library's message (without the status prefix).</summary>
+  public string LibraryMessage { get; }
+
+  public MbxException(Status status, string message)
+      : base(status + ": " + message) {
+    Status = status;
+    LibraryMessage = message ?? "";
+  }
+}
+
+/// <summary>Option presets reproducing the well-known implementations.</summary>
+public enum Preset {
+  SsdPytorch = 0,
+  TorchvisionSsd = 1,
+  YhenonRetinanet = 2,
+  TorchvisionRetinanet = 3
+}
+
+/// <summary>Computation paths (mbx_path_t).</summary>
+public enum ComputePath {
+  Auto = 0,
+  CpuScalar = 1,
+  Cpu = 2,
+  Cuda = 3
+}
+
+/// <summary>Built-in SSD prior layouts (mbx_ssd_config_t).</summary>
+public enum SsdConfig {
+  Ssd300Voc = 0,
+  Ssd300Coco = 1,
+  Ssd512Voc = 2
+}
+
+/// <summary>
+/// Loss and matching options: a preset, then single options by their SPEC /
+/// golden case.json names, e.g. <c>Options.FromPreset("ssd_pytorch").Set("neg_pos_ratio", 3.0)</c>.
+/// A bad name or value throws MbxException and leaves the options unchanged.
+/// </summary>
+public sealed class Options : IDisposable {
+  internal readonly mbx_options_t Raw;
+
+  public Options(Preset preset) {
+    Raw = new mbx_options_t();
+    mbx_native.mbx_options_init(Raw, (mbx_preset_t)(int)preset);
+  }
+
+  /// <summary>A preset by name ("ssd_pytorch", "torchvision_ssd", "yhenon_retinanet", "torchvision_retinanet").</summary>
+  public static Options FromPreset(string name) {
+    if (name == null) throw new ArgumentNullException(nameof(name));
+    int code;
+    mbx_native.mbx_preset_from_name(name, out code);
+    return new Options((Preset)code);
+  }
+
+  /// <summary>Sets one option from text: enum names, numbers, true/false, "v0,v1,v2,v3".</summary>
+  public Options Set(string name, string value) {
+    if (name == null) throw new ArgumentNullException(nameof(name));
+    if (value == null) throw new ArgumentNullException(nameof(value));
+    mbx_native.mbx_options_set(Raw, name, value);
+    return this;
+  }
+
+  public Options Set(string name, double value) {
+    return Set(name, value.ToString("R", CultureInfo.InvariantCulture));
+  }
+
+  public Options Set(string name, bool value) {
+    return Set(name, value ? "true" : "false");
+  }
+
+  /// <summary>A list option (variances).</summary>
+  public Options Set(string name, params double[] values) {
+    var sb = new StringBuilder();
+    for (int i = 0; i < values.Length; i++) {
+      if (i > 0) sb.Append(',');
+      sb.Append(values[i].ToString("R", CultureInfo.InvariantCulture));
+    }
+    return Set(name, sb.ToString());
+  }
+
+  /// <summary>Checks every option's range; throws MbxException if one is out.</summary>
+  public Options Validate() {
+    mbx_native.mbx_options_validate(Raw);
+    return this;
+  }
+
+  /// <summary>True for sigmoid focal (K = C), false for softmax CE (K = C-1).</summary>
+  public bool IsSigmoidFocal { get { return Raw.conf_loss == 1; } }
+
+  public override string ToString() {
+    return string.Format(CultureInfo.InvariantCulture,
+        "Options{{prior_format={0}, force_match={1}, pos_threshold={2}, neg_threshold={3}, " +
+        "loc_loss={4}, smooth_l1_beta={5}, conf_loss={6}, neg_pos_ratio={7}, focal_alpha={8}, " +
+        "focal_gamma={9}, normalization={10}, external_norm={11}}}",
+        Raw.prior_format, Raw.force_match, Raw.pos_threshold, Raw.neg_threshold, Raw.loc_loss,
+        Raw.smooth_l1_beta, Raw.conf_loss, Raw.neg_pos_ratio, Raw.focal_alpha, Raw.focal_gamma,
+        Raw.normalization, Raw.external_norm);
+  }
+
+  public void Dispose() {
+    Raw.Dispose();
+  }
+}
+
+/// <summary>
+/// Thread count, computation path and cached workspace. One thread at a time
+/// (a concurrent call fails with Status.ContextBusy). Dispose when done.
+/// </summary>
+public sealed class Context : IDisposable {
+  private IntPtr handle;
+  private readonly object gate = new object();
+  private int inFlight;
+
+  public Context() {
+    IntPtr h;
+    mbx_native.mbx_context_create(out h);
+    handle = h;
+  }
+
+  ~Context() {
+    Free();
+  }
+
+  internal SWIGTYPE_p_mbx_context_t Enter() {
+    lock (gate) {
+      if (handle == IntPtr.Zero) throw new ObjectDisposedException("Mbx.Context");
+      inFlight++;
+      return new SWIGTYPE_p_mbx_context_t(handle, false);
+    }
+  }
+
+  internal void Exit() {
+    lock (gate) {
+      inFlight--;
+      System.Threading.Monitor.PulseAll(gate);
+    }
+  }
+
+  public Context SetNumThreads(int numThreads) {
+    var h = Enter();
+    try { mbx_native.mbx_context_set_num_threads(h, numThreads); } finally { Exit(); }
+    return this;
+  }
+
+  public Context SetPath(ComputePath path) {
+    var h = Enter();
+    try { mbx_native.mbx_context_set_path(h, (mbx_path_t)(int)path); } finally { Exit(); }
+    return this;
+  }
+
+  public ulong WorkspaceBytes {
+    get {
+      var h = Enter();
+      try {
+        ulong bytes;
+        mbx_native.mbx_context_workspace_bytes(h, out bytes);
+        return bytes;
+      } finally { Exit(); }
+    }
+  }
+
+  public void ReleaseWorkspace() {
+    var h = Enter();
+    try { mbx_native.mbx_context_release_workspace(h); } finally { Exit(); }
+  }
+
+  public bool IsDisposed { get { lock (gate) { return handle == IntPtr.Zero; } } }
+
+  private void Free() {
+    IntPtr h;
+    lock (gate) {
+      while (inFlight > 0) System.Threading.Monitor.Wait(gate);
+      h = handle;
+      handle = IntPtr.Zero;
+    }
+    if (h != IntPtr.Zero) mbx_native.mbx_context_destroy(new SWIGTYPE_p_mbx_context_t(h, false));
+  }
+
+  /// <summary>Destroys the context (waits for calls in flight); idempotent.</summary>
+  public void Dispose() {
+    Free();
+    GC.SuppressFinalize(this);
+  }
+}
+
+/// <summary>Losses, positives per image and (array overloads) gradients.</summary>
+public sealed class LossResult {
+  public double LossLoc { get; internal set; }
+  public double LossConf { get; internal set; }
+  public double Total { get { return LossLoc + LossConf; } }
+  /// <summary>[B] positives per image.</summary>
+  public int[] NumPos { get; internal set; }
+  /// <summary>[B*P*4], or null when written to caller spans.</summary>
+  public float[] GradLoc { get; internal set; }
+  /// <summary>[B*P*C], or null when written to caller spans.</summary>
+  public float[] GradConf { get; internal set; }
+}
+
+/// <summary>Matching outputs, flattened row-major.</summary>
+public sealed class MatchResult {
+  /// <summary>[B*P]: label+1 positive, 0 negative, -1 ignored.</summary>
+  public int[] ConfTarget { get; internal set; }
+  /// <summary>[B*P]: GT row of a positive, else -1.</summary>
+  public int[] MatchedGt { get; internal set; }
+  /// <summary>[B*P*4]: encoded targets, 0 where not positive.</summary>
+  public float[] LocTarget { get; internal set; }
+  /// <summary>[B]: positives per image.</summary>
+  public int[] NumPos { get; internal set; }
+}
+
+/// <summary>The mbx entry points. ctx may be null everywhere (library defaults).</summary>
+public static unsafe class MultiBox {
+  const int KDLInt = 0;
+  const int KDLFloat = 2;
+
+  /// <summary>Runtime library version "MAJOR.MINOR.PATCH".</summary>
+  public static string Version { get { return mbx_native.mbx_version(); } }
+
+  public static bool CudaAvailable { get { return mbx_native.mbx_cuda_available() != 0; } }
+
+  // --- plumbing ---------------------------------------------------------------
+
+  /// <summary>The DLTensors of one call, freed together.</summary>
+  private sealed class Tensors : IDisposable {
+    private readonly SWIGTYPE_p_DLTensor[] items = new SWIGTYPE_p_DLTensor[12];
+    private int count;
+
+    public SWIGTYPE_p_DLTensor Add(string name, void* data, int code, int bits, params long[] shape) {
+      var t = mbx_native.mbx_cs_tensor_new((IntPtr)data, code, bits, shape.Length,
+          shape.Length > 0 ? shape[0] : 0, shape.Length > 1 ? shape[1] : 0,
+          shape.Length > 2 ? shape[2] : 0, shape.Length > 3 ? shape[3] : 0);
+      if (SWIGTYPE_p_DLTensor.getCPtr(t).Handle == IntPtr.Zero)
+        throw new MbxException(Status.OutOfMemory, name + ": cannot allocate a DLTensor");
+      items[count++] = t;
+      return t;
+    }
+
+    public void Dispose() {
+      for (int i = 0; i < count; i++) mbx_native.mbx_cs_tensor_free(items[i]);
+      count = 0;
+    }
+  }
+
+  private delegate void Call(SWIGTYPE_p_mbx_context_t handle);
+
+  private static void Run(Context ctx, Call call) {
+    if (ctx == null) {
+      call(null);
+      return;
+    }
+    var h = ctx.Enter();
+    try { call(h); } finally { ctx.Exit(); }
+  }
+
+  private static MbxException ShapeError(string message) {
+    return new MbxException(Status.InvalidArgument, message);
+  }
+
+  private static void CheckOutput(string name, int length, long need) {
+    if (length < need)
+      throw ShapeError(name + ": " + length + " elements, expected at least " + need);
+  }
+
+  private struct Dims {
+    public long B, P, G, C;
+  }
+
+  private static Dims Infer(int priors, int gtBoxes, int gtLabels, int gtCounts, int loc, int conf,
+                            bool hasLoss) {
+    var d = new Dims();
+    if (priors % 4 != 0)
+      throw ShapeError("priors: " + priors + " elements is not a multiple of 4 (expected [P, 4])");
+    d.P = priors / 4;
+    d.B = gtCounts;
+    if (d.B > 0) {
+      if (gtLabels % d.B != 0)
+        throw ShapeError("gt_labels: " + gtLabels + " elements is not a multiple of B = " + d.B +
+                         " (expected [B, G])");
+      d.G = gtLabels / d.B;
+    }
+    if (gtBoxes != d.B * d.G * 4)
+      throw ShapeError("gt_boxes: " + gtBoxes + " elements, expected B*G*4 = " + (d.B * d.G * 4));
+    if (hasLoss) {
+      if (loc != d.B * d.P * 4)
+        throw ShapeError("loc: " + loc + " elements, expected B*P*4 = " + (d.B * d.P * 4));
+      long bp = d.B * d.P;
+      if (bp == 0 ? conf != 0 : conf % bp != 0)
+        throw ShapeError("conf: " + conf + " elements is not a multiple of B*P = " + bp +
+                         " (expected [B, P, C])");
+      d.C = bp == 0 ? 0 : conf / bp;
+    }
+    return d;
+  }
+
+  private static mbx_options_t Raw(Options opts) {
+    if (opts == null) throw new ArgumentNullException(nameof(opts));
+    return opts.Raw;
+  }
+
+  // --- matching ---------------------------------------------------------------
+
+  /// <summary>
+  /// Matches GT boxes to priors and encodes targets. numClasses: labels must be in
+  /// [0, numClasses) (0: only >= 0 is checked). matchedGt / locTarget / numPos may be empty
+  /// spans to skip them.
+  /// </summary>
+  public static void Match(Context ctx, Options opts, long numClasses,
+                           ReadOnlySpan<float> priors, ReadOnlySpan<float> gtBoxes,
+                           ReadOnlySpan<int> gtLabels, ReadOnlySpan<int> gtCounts,
+                           Span<int> confTarget, Span<int> matchedGt, Span<float> locTarget,
+                           Span<int> numPos) {
+    var raw = Raw(opts);
+    var d = Infer(priors.Length, gtBoxes.Length, gtLabels.Length, gtCounts.Length, 0, 0, false);
+    CheckOutput("conf_target", confTarget.Length, d.B * d.P);
+    bool wantMatched = matchedGt.Length > 0 || d.B * d.P == 0;
+    bool wantLoc = locTarget.Length > 0 || d.B * d.P == 0;
+    bool wantNumPos = numPos.Length > 0 || d.B == 0;
+    if (wantMatched) CheckOutput("matched_gt", matchedGt.Length, d.B * d.P);
+    if (wantLoc) CheckOutput("loc_target", locTarget.Length, d.B * d.P * 4);
+    if (wantNumPos) CheckOutput("num_pos", numPos.Length, d.B);
+    fixed (float* pPriors = &MemoryMarshal.GetReference(priors))
+    fixed (float* pBoxes = &MemoryMarshal.GetReference(gtBoxes))
+    fixed (int* pLabels = &MemoryMarshal.GetReference(gtLabels))
+    fixed (int* pCounts = &MemoryMarshal.GetReference(gtCounts))
+    fixed (int* pConfT = &MemoryMarshal.GetReference(confTarget))
+    fixed (int* pMatched = &MemoryMarshal.GetReference(matchedGt))
+    fixed (float* pLocT = &MemoryMarshal.GetReference(locTarget))
+    fixed (int* pNumPos = &MemoryMarshal.GetReference(numPos))
+    using (var t = new Tensors()) {
+      var tPriors = t.Add("priors", pPriors, KDLFloat, 32, d.P, 4);
+      var tBoxes = t.Add("gt_boxes", pBoxes, KDLFloat, 32, d.B, d.G, 4);
+      var tLabels = t.Add("gt_labels", pLabels, KDLInt, 32, d.B, d.G);
+      var tCounts = t.Add("gt_counts", pCounts, KDLInt, 32, d.B);
+      var tConfT = t.Add("conf_target", pConfT, KDLInt, 32, d.B, d.P);
+      var tMatched = wantMatched ? t.Add("matched_gt", pMatched, KDLInt, 32, d.B, d.P) : null;
+      var tLocT = wantLoc ? t.Add("loc_target", pLocT, KDLFloat, 32, d.B, d.P, 4) : null;
+      var tNumPos = wantNumPos ? t.Add("num_pos", pNumPos, KDLInt, 32, d.B) : null;
+      Run(ctx, h => mbx_native.mbx_match(h, raw, numClasses, tPriors, tBoxes, tLabels, tCounts,
+                                         tConfT, tMatched, tLocT, tNumPos));
+    }
+    GC.KeepAlive(opts);
+  }
+
+  /// <summary>Match on arrays, returning every output.</summary>
+  public static MatchResult Match(Context ctx, Options opts, long numClasses, float[] priors,
+                                  float[] gtBoxes, int[] gtLabels, int[] gtCounts) {
+    var d = Infer(priors.Length, gtBoxes.Length, gtLabels.Length, gtCounts.Length, 0, 0, false);
+    var r = new MatchResult {
+      ConfTarget = new int[d.B * d.P],
+      MatchedGt = new int[d.B * d.P],
+      LocTarget = new float[d.B * d.P * 4],
+      NumPos = new int[d.B]
+    };
+    Match(ctx, opts, numClasses, priors, gtBoxes, gtLabels, gtCounts, r.ConfTarget, r.MatchedGt,
+          r.LocTarget, r.NumPos);
+    return r;
+  }
+
+  // --- loss -------------------------------------------------------------------
+
+  private enum Kind { Forward, Backward, ForwardBackward }
+
+  private static LossResult Loss(Kind kind, Context ctx, Options opts,
+                                 ReadOnlySpan<float> priors, ReadOnlySpan<float> gtBoxes,
+                                 ReadOnlySpan<int> gtLabels, ReadOnlySpan<int> gtCounts,
+                                 ReadOnlySpan<float> loc, ReadOnlySpan<float> conf,
+                                 double gradLossLoc, double gradLossConf,
+                                 Span<float> gradLoc, Span<float> gradConf) {
+    var raw = Raw(opts);
+    var d = Infer(priors.Length, gtBoxes.Length, gtLabels.Length, gtCounts.Length, loc.Length,
+                  conf.Length, true);
+    bool backward = kind != Kind.Forward;
+    if (backward) {
+      CheckOutput("grad_loc", gradLoc.Length, d.B * d.P * 4);
+      CheckOutput("grad_conf", gradConf.Length, d.B * d.P * d.C);
+    }
+    var lossOut = new double[2];
+    var gradLoss = new double[] { gradLossLoc, gradLossConf };
+    var numPos = new int[d.B];
+    fixed (float* pPriors = &MemoryMarshal.GetReference(priors))
+    fixed (float* pBoxes = &MemoryMarshal.GetReference(gtBoxes))
+    fixed (int* pLabels = &MemoryMarshal.GetReference(gtLabels))
+    fixed (int* pCounts = &MemoryMarshal.GetReference(gtCounts))
+    fixed (float* pLoc = &MemoryMarshal.GetReference(loc))
+    fixed (float* pConf = &MemoryMarshal.GetReference(conf))
+    fixed (float* pGradLoc = &MemoryMarshal.GetReference(gradLoc))
+    fixed (float* pGradConf = &MemoryMarshal.GetReference(gradConf))
+    fixed (double* pLoss = lossOut)
+    fixed (double* pGradLoss = gradLoss)
+    fixed (int* pNumPos = numPos)
+    using (var t = new Tensors()) {
+      var tPriors = t.Add("priors", pPriors, KDLFloat, 32, d.P, 4);
+      var tBoxes = t.Add("gt_boxes", pBoxes, KDLFloat, 32, d.B, d.G, 4);
+      var tLabels = t.Add("gt_labels", pLabels, KDLInt, 32, d.B, d.G);
+      var tCounts = t.Add("gt_counts", pCounts, KDLInt, 32, d.B);
+      var tLoc = t.Add("loc", pLoc, KDLFloat, 32, d.B, d.P, 4);
+      var tConf = t.Add("conf", pConf, KDLFloat, 32, d.B, d.P, d.C);
+      var tLoss = t.Add("loss", pLoss, KDLFloat, 64, 2);
+      var tGradLoss = t.Add("grad_loss", pGradLoss, KDLFloat, 64, 2);
+      var tNumPos = t.Add("num_pos", pNumPos, KDLInt, 32, d.B);
+      var tGradLoc = backward ? t.Add("grad_loc", pGradLoc, KDLFloat, 32, d.B, d.P, 4) : null;
+      var tGradConf = backward ? t.Add("grad_conf", pGradConf, KDLFloat, 32, d.B, d.P, d.C) : null;
+      switch (kind) {
+        case Kind.Forward:
+          Run(ctx, h => mbx_native.mbx_loss_forward(h, raw, tPriors, tBoxes, tLabels, tCounts, tLoc,
+                                                    tConf, tLoss, tNumPos));
+          break;
+        case Kind.Backward:
+          Run(ctx, h => mbx_native.mbx_loss_backward(h, raw, tPriors, tBoxes, tLabels, tCounts,
+                                                     tLoc, tConf, tGradLoss, tGradLoc, tGradConf));
+          break;
+        default:
+          Run(ctx, h => mbx_native.mbx_loss_forward_backward(h, raw, tPriors, tBoxes, tLabels,
+                                                             tCounts, tLoc, tConf, tGradLoss, tLoss,
+                                                             tNumPos, tGradLoc, tGradConf));
+          break;
+      }
+    }
+    GC.KeepAlive(opts);
+    if (kind == Kind.Backward) return null;
+    return new LossResult { LossLoc = lossOut[0], LossConf = lossOut[1], NumPos = numPos };
+  }
+
+  /// <summary>Loss forward only (evaluation).</summary>
+  public static LossResult Forward(Context ctx, Options opts, ReadOnlySpan<float> priors,
+                                   ReadOnlySpan<float> gtBoxes, ReadOnlySpan<int> gtLabels,
+                                   ReadOnlySpan<int> gtCounts, ReadOnlySpan<float> loc,
+                                   ReadOnlySpan<float> conf) {
+    return Loss(Kind.Forward, ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, 1, 1,
+                Span<float>.Empty, Span<float>.Empty);
+  }
+
+  /// <summary>
+  /// Fused forward + backward: gradients into gradLoc [B*P*4] and gradConf [B*P*C], scaled by
+  /// the upstream gradients of (loss_loc, loss_conf).
+  /// </summary>
+  public static LossResult ForwardBackward(Context ctx, Options opts, ReadOnlySpan<float> priors,
+                                           ReadOnlySpan<float> gtBoxes, ReadOnlySpan<int> gtLabels,
+                                           ReadOnlySpan<int> gtCounts, ReadOnlySpan<float> loc,
+                                           ReadOnlySpan<float> conf, Span<float> gradLoc,
+                                           Span<float> gradConf, double gradLossLoc = 1.0,
+                                           double gradLossConf = 1.0) {
+    return Loss(Kind.ForwardBackward, ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf,
+                gradLossLoc, gradLossConf, gradLoc, gradConf);
+  }
+
+  /// <summary>Fused forward + backward on arrays; the gradients come back in the result.</summary>
+  public static LossResult ForwardBackward(Context ctx, Options opts, float[] priors,
+                                           float[] gtBoxes, int[] gtLabels, int[] gtCounts,
+                                           float[] loc, float[] conf) {
+    if (loc == null) throw new ArgumentNullException(nameof(loc));
+    if (conf == null) throw new ArgumentNullException(nameof(conf));
+    var gradLoc = new float[loc.Length];
+    var gradConf = new float[conf.Length];
+    var r = ForwardBackward(ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf,
+                            (Span<float>)gradLoc, (Span<float>)gradConf, 1.0, 1.0);
+    r.GradLoc = gradLoc;
+    r.GradConf = gradConf;
+    return r;
+  }
+
+  /// <summary>Gradients only (matching and mining recomputed).</summary>
+  public static void Backward(Context ctx, Options opts, ReadOnlySpan<float> priors,
+                              ReadOnlySpan<float> gtBoxes, ReadOnlySpan<int> gtLabels,
+                              ReadOnlySpan<int> gtCounts, ReadOnlySpan<float> loc,
+                              ReadOnlySpan<float> conf, Span<float> gradLoc, Span<float> gradConf,
+                              double gradLossLoc = 1.0, double gradLossConf = 1.0) {
+    Loss(Kind.Backward, ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, gradLossLoc,
+         gradLossConf, gradLoc, gradConf);
+  }
+
+  // --- decoding and priors ----------------------------------------------------
+
+  /// <summary>Decodes loc [B*P*4] against priors [P*4] into corner boxes [B*P*4].</summary>
+  public static void Decode(Context ctx, Options opts, ReadOnlySpan<float> priors,
+                            ReadOnlySpan<float> loc, Span<float> boxes) {
+    var raw = Raw(opts);
+    if (priors.Length % 4 != 0)
+      throw ShapeError("priors: " + priors.Length + " elements is not a multiple of 4 (expected [P, 4])");
+    long p = priors.Length / 4;
+    if (p == 0 ? loc.Length != 0 : loc.Length % (p * 4) != 0)
+      throw ShapeError("loc: " + loc.Length + " elements is not a multiple of P*4 = " + (p * 4) +
+                       " (expected [B, P, 4])");
+    long b = p == 0 ? 0 : loc.Length / (p * 4);
+    CheckOutput("boxes", boxes.Length, b * p * 4);
+    fixed (float* pPriors = &MemoryMarshal.GetReference(priors))
+    fixed (float* pLoc = &MemoryMarshal.GetReference(loc))
+    fixed (float* pBoxes = &MemoryMarshal.GetReference(boxes))
+    using (var t = new Tensors()) {
+      var tPriors = t.Add("priors", pPriors, KDLFloat, 32, p, 4);
+      var tLoc = t.Add("loc", pLoc, KDLFloat, 32, b, p, 4);
+      var tBoxes = t.Add("boxes", pBoxes, KDLFloat, 32, b, p, 4);
+      Run(ctx, h => mbx_native.mbx_decode(h, raw, tPriors, tLoc, tBoxes));
+    }
+    GC.KeepAlive(opts);
+  }
+
+  public static float[] Decode(Context ctx, Options opts, float[] priors, float[] loc) {
+    if (loc == null) throw new ArgumentNullException(nameof(loc));
+    var boxes = new float[loc.Length];
+    Decode(ctx, opts, priors, loc, boxes);
+    return boxes;
+  }
+
+  public static long SsdPriorCount(SsdConfig config) {
+    long n;
+    mbx_native.mbx_priors_ssd_count((mbx_ssd_config_t)(int)config, out n);
+    return n;
+  }
+
+  /// <summary>SSD priors (ssd.pytorch PriorBox), CENTER_SIZE, [P*4].</summary>
+  public static float[] SsdPriors(SsdConfig config) {
+    long p = SsdPriorCount(config);
+    var out_ = new float[p * 4];
+    fixed (float* ptr = out_)
+    using (var t = new Tensors()) {
+      mbx_native.mbx_priors_ssd((mbx_ssd_config_t)(int)config,
+                                t.Add("priors", ptr, KDLFloat, 32, p, 4));
+    }
+    return out_;
+  }
+
+  public static long RetinaNetPriorCount(long imageHeight, long imageWidth) {
+    long n;
+    mbx_native.mbx_priors_retinanet_count(imageHeight, imageWidth, out n);
+    return n;
+  }
+
+  /// <summary>RetinaNet anchors (yhenon Anchors), CORNERS in pixels, [P*4].</summary>
+  public static float[] RetinaNetPriors(long imageHeight, long imageWidth) {
+    long p = RetinaNetPriorCount(imageHeight, imageWidth);
+    var out_ = new float[p * 4];
+    fixed (float* ptr = out_)
+    using (var t = new Tensors()) {
+      mbx_native.mbx_priors_retinanet(imageHeight, imageWidth,
+                                      t.Add("priors", ptr, KDLFloat, 32, p, 4));
+    }
+    return out_;
+  }
+}
+
+}  // namespace Mbx

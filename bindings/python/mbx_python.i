@@ -1,0 +1,236 @@
+// Python part of the mbx SWIG interface, included by ../mbx.i under SWIGPYTHON.
+//
+// What it does:
+//  - MBX_THROW(status, message): raises the mbx exception class for the
+//    status (mbx_native.Error and subclasses, created in %init below; bad
+//    input is InvalidArgumentError, also a ValueError) carrying .status,
+//    .status_name and .message, then jumps to fail.
+//  - DLTensor* parameters take a DLPack "dltensor" PyCapsule (what
+//    obj.__dlpack__() returns; DLManagedTensor inside) or any object with
+//    __dlpack__ (called here, the capsule released after the call), or None
+//    for an optional (NULL) tensor. The tensor is borrowed: the capsule is
+//    neither consumed nor renamed, so its own destructor calls the
+//    producer's deleter when the capsule dies (after the call).
+//  - Out-parameters (context handle, preset, counts, workspace bytes) are
+//    returned; an mbx_status_t return becomes None (errors have raised).
+//  - The module is generated with -threads: every wrapped call releases the
+//    GIL around the C call (argument conversion and error raising hold it).
+
+%{
+#include <dlpack/dlpack.h>
+
+/* Exception classes, indexed by mbx_status_t (0 unused). Created in %init. */
+static PyObject* mbx_py_exc_classes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+static PyObject* mbx_py_error_base = 0;
+
+static void mbx_py_raise(int status, const char* message) {
+  PyObject* cls = mbx_py_error_base;
+  if (status > 0 && status < 8 && mbx_py_exc_classes[status]) cls = mbx_py_exc_classes[status];
+  if (!cls) cls = PyExc_RuntimeError;
+  const char* msg = (message && message[0]) ? message : mbx_status_string((mbx_status_t)status);
+  PyObject* exc = PyObject_CallFunction(cls, "s", msg);
+  if (!exc) return; /* PyErr already set */
+  PyObject* st = PyLong_FromLong(status);
+  PyObject* name = PyUnicode_FromString(mbx_status_string((mbx_status_t)status));
+  PyObject* text = PyUnicode_FromString(msg);
+  if (st) PyObject_SetAttrString(exc, "status", st);
+  if (name) PyObject_SetAttrString(exc, "status_name", name);
+  if (text) PyObject_SetAttrString(exc, "message", text);
+  Py_XDECREF(st);
+  Py_XDECREF(name);
+  Py_XDECREF(text);
+  PyErr_SetObject((PyObject*)Py_TYPE(exc), exc);
+  Py_DECREF(exc);
+}
+
+/* Borrow the DLTensor inside a "dltensor" capsule, or call obj.__dlpack__()
+ * and keep the new capsule in *holder (released by freearg). Returns 0 and
+ * sets a Python exception on failure. */
+static int mbx_py_get_dltensor(PyObject* obj, const char* argname, int optional,
+                               DLTensor** out, PyObject** holder) {
+  *out = NULL;
+  *holder = NULL;
+  if (obj == Py_None) {
+    if (optional) return 1;
+    PyErr_Format(PyExc_TypeError, "%s: None given but a tensor is required", argname);
+    return 0;
+  }
+  PyObject* cap = obj;
+  if (!PyCapsule_CheckExact(obj)) {
+    if (!PyObject_HasAttrString(obj, "__dlpack__")) {
+      PyErr_Format(PyExc_TypeError,
+                   "%s: expected a DLPack capsule or an object with __dlpack__ "
+                   "(numpy array, torch tensor, ...), got %s",
+                   argname, Py_TYPE(obj)->tp_name);
+      return 0;
+    }
+    cap = PyObject_CallMethod(obj, "__dlpack__", NULL);
+    if (!cap) return 0;
+    *holder = cap;
+  }
+  if (!PyCapsule_IsValid(cap, "dltensor")) {
+    const char* nm = PyCapsule_GetName(cap);
+    PyErr_Clear();
+    PyErr_Format(PyExc_TypeError,
+                 "%s: expected a PyCapsule named \"dltensor\" (DLManagedTensor), got one named "
+                 "\"%s\"%s",
+                 argname, nm ? nm : "(null)",
+                 (nm && 0 == strcmp(nm, "used_dltensor")) ? " (already consumed)" : "");
+    return 0;
+  }
+  DLManagedTensor* m = (DLManagedTensor*)PyCapsule_GetPointer(cap, "dltensor");
+  if (!m) return 0;
+  *out = &m->dl_tensor;
+  return 1;
+}
+%}
+
+#define MBX_THROW(status, message) \
+  do { mbx_py_raise((int)(status), (message)); SWIG_fail; } while (0)
+
+%{
+#define MBX_THROW(status, message) \
+  do { mbx_py_raise((int)(status), (message)); SWIG_fail; } while (0)
+%}
+
+%init %{
+  {
+    static const char* names[8] = {0,
+                                   "mbx.InvalidArgumentError",
+                                   "mbx.UnsupportedError",
+                                   "mbx.OutOfMemoryError",
+                                   "mbx.NoDeviceError",
+                                   "mbx.DeviceError",
+                                   "mbx.ContextBusyError",
+                                   "mbx.InternalError"};
+    static const char* short_names[8] = {0, "InvalidArgumentError", "UnsupportedError",
+                                         "OutOfMemoryError", "NoDeviceError", "DeviceError",
+                                         "ContextBusyError", "InternalError"};
+    mbx_py_error_base = PyErr_NewExceptionWithDoc(
+        "mbx.Error",
+        "An mbx call failed. Attributes: status (int, an MBX_STATUS_* value), "
+        "status_name (str) and message (the library's mbx_last_error()).",
+        PyExc_RuntimeError, NULL);
+    if (mbx_py_error_base) {
+      Py_INCREF(mbx_py_error_base);
+      PyModule_AddObject(m, "Error", mbx_py_error_base);
+      for (int i = 1; i < 8; ++i) {
+        PyObject* bases;
+        if (i == MBX_STATUS_INVALID_ARGUMENT)
+          bases = PyTuple_Pack(2, mbx_py_error_base, PyExc_ValueError);
+        else if (i == MBX_STATUS_OUT_OF_MEMORY)
+          bases = PyTuple_Pack(2, mbx_py_error_base, PyExc_MemoryError);
+        else
+          bases = PyTuple_Pack(1, mbx_py_error_base);
+        if (!bases) continue;
+        mbx_py_exc_classes[i] = PyErr_NewException(names[i], bases, NULL);
+        Py_DECREF(bases);
+        if (mbx_py_exc_classes[i]) {
+          Py_INCREF(mbx_py_exc_classes[i]);
+          PyModule_AddObject(m, short_names[i], mbx_py_exc_classes[i]);
+        }
+      }
+    }
+  }
+%}
+
+// ---- DLTensor* ------------------------------------------------------------
+%typemap(in) const DLTensor* (PyObject* holder = NULL), DLTensor* (PyObject* holder = NULL) {
+  if (!mbx_py_get_dltensor($input, "$1_name", 1, (DLTensor**)&$1, &holder)) SWIG_fail;
+}
+%typemap(freearg) const DLTensor*, DLTensor* {
+  Py_XDECREF(holder$argnum);
+}
+%typemap(typecheck, precedence=SWIG_TYPECHECK_POINTER) const DLTensor*, DLTensor* {
+  $1 = ($input == Py_None || PyCapsule_CheckExact($input) ||
+        PyObject_HasAttrString($input, "__dlpack__")) ? 1 : 0;
+}
+
+// ---- status returns and out-parameters ----------------------------------
+%typemap(out) mbx_status_t {
+  $result = SWIG_Py_Void();
+}
+
+%typemap(in, numinputs=0) mbx_context_t** ctx (mbx_context_t* tmp = NULL) {
+  $1 = &tmp;
+}
+%typemap(argout) mbx_context_t** ctx {
+  $result = SWIG_Python_AppendOutput($result,
+      SWIG_NewPointerObj(SWIG_as_voidptr(tmp$argnum), $descriptor(mbx_context_t*), 0));
+}
+
+%typemap(in, numinputs=0) mbx_preset_t* preset (mbx_preset_t tmp = MBX_PRESET_SSD_PYTORCH) {
+  $1 = &tmp;
+}
+%typemap(argout) mbx_preset_t* preset {
+  $result = SWIG_Python_AppendOutput($result, PyLong_FromLong((long)tmp$argnum));
+}
+
+%typemap(in, numinputs=0) int64_t* num_priors (int64_t tmp = 0) {
+  $1 = &tmp;
+}
+%typemap(argout) int64_t* num_priors {
+  $result = SWIG_Python_AppendOutput($result, PyLong_FromLongLong((long long)tmp$argnum));
+}
+
+%typemap(in, numinputs=0) size_t* bytes (size_t tmp = 0) {
+  $1 = &tmp;
+}
+%typemap(argout) size_t* bytes {
+  $result = SWIG_Python_AppendOutput($result, PyLong_FromSize_t(tmp$argnum));
+}
+
+// A CUDA stream is passed as an integer handle (torch: stream.cuda_stream).
+%typemap(in) void* stream {
+  if ($input == Py_None) {
+    $1 = NULL;
+  } else {
+    $1 = PyLong_AsVoidPtr($input);
+    if (PyErr_Occurred()) SWIG_fail;
+  }
+}
+
+// The options struct is a plain value type: its accessors, constructor and
+// destructor return no status, so the shared %exception does not apply.
+%noexception mbx_options_t::mbx_options_t;
+%noexception mbx_options_t::~mbx_options_t;
+%noexception mbx_options_t::struct_size;
+%noexception mbx_options_t::prior_format;
+%noexception mbx_options_t::force_match;
+%noexception mbx_options_t::pos_threshold;
+%noexception mbx_options_t::neg_threshold;
+%noexception mbx_options_t::variances;
+%noexception mbx_options_t::encode_min_gt_wh;
+%noexception mbx_options_t::loc_loss;
+%noexception mbx_options_t::conf_loss;
+%noexception mbx_options_t::smooth_l1_beta;
+%noexception mbx_options_t::neg_pos_ratio;
+%noexception mbx_options_t::clamp_num_neg;
+%noexception mbx_options_t::neg_overflow;
+%noexception mbx_options_t::focal_alpha;
+%noexception mbx_options_t::focal_gamma;
+%noexception mbx_options_t::normalization;
+%noexception mbx_options_t::loc_average_coords;
+%noexception mbx_options_t::external_norm;
+%noexception mbx_options_t::invalid_gt;
+%noexception mbx_options_t::reserved0;
+// variances[4] is read through this helper (SWIG exposes arrays as pointers).
+%immutable mbx_options_t::variances;
+%noexception mbx_options_t::variance;
+%extend mbx_options_t {
+  double variance(int i) const {
+    return (i >= 0 && i < 4) ? $self->variances[i] : 0.0;
+  }
+}
+
+// Re-export the exception classes (created in %init) from the proxy module.
+%pythoncode %{
+Error = _mbx_native.Error
+InvalidArgumentError = _mbx_native.InvalidArgumentError
+UnsupportedError = _mbx_native.UnsupportedError
+OutOfMemoryError = _mbx_native.OutOfMemoryError
+NoDeviceError = _mbx_native.NoDeviceError
+DeviceError = _mbx_native.DeviceError
+ContextBusyError = _mbx_native.ContextBusyError
+InternalError = _mbx_native.InternalError
+%}
