@@ -2,7 +2,7 @@
 // Language-specific typemaps (DLTensor* from the language's arrays/tensors,
 // out-parameters, GIL release) live in <lang>/mbx_<lang>.i and are pulled in
 // below; everything else is shared.
-%module(directors="0") mbx_native
+%module mbx_native
 
 %{
 #include "mbx/mbx.h"

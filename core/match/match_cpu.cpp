@@ -1,51 +1,23 @@
-// Fast matching: oneTBB over (image, prior block), xsimd over priors (SoA).
-// Compiled with -ffp-contract=off; the SIMD IoU below performs exactly the
-// operations of iou_exact (min, max, sub, clamp, mul, add, sub, div — each
-// correctly rounded in IEEE double), so its decisions are bit-identical to
-// the scalar reference and to the CUDA path.
+// Fast matching: oneTBB over (image, prior block); the IoU kernels are the
+// per-ISA match_block / match_ties (pipeline/cpu_kernels_impl.h), xsimd over
+// priors (SoA). They perform exactly the operations of iou_exact (min, max,
+// sub, clamp, mul, add, sub, div — each correctly rounded in IEEE double,
+// no FMA contraction), so decisions are bit-identical to the scalar
+// reference and to the CUDA path.
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <vector>
-#include <xsimd/xsimd.hpp>
 
 #include "match/match.h"
+#include "pipeline/cpu_kernels.h"
 
 namespace mbx {
 
 namespace {
-
-using batch = xsimd::batch<double>;
 constexpr int64_t kBlock = 2048;  // priors per task: fixed, so results do not depend on threads
-
-struct GtSoA {
-  std::vector<GtBox> box;     // valid rows of the image
-  std::vector<int32_t> rows;  // their row indices
-};
-
-inline batch iou_batch(const GtBox& g, const PriorGeometry& pg, int64_t p) {
-  const batch px1 = batch::load_unaligned(&pg.x1[p]);
-  const batch py1 = batch::load_unaligned(&pg.y1[p]);
-  const batch px2 = batch::load_unaligned(&pg.x2[p]);
-  const batch py2 = batch::load_unaligned(&pg.y2[p]);
-  const batch pa = batch::load_unaligned(&pg.area[p]);
-  const batch zero(0.0);
-  batch iw = xsimd::min(batch(g.x2), px2) - xsimd::max(batch(g.x1), px1);
-  batch ih = xsimd::min(batch(g.y2), py2) - xsimd::max(batch(g.y1), py1);
-  iw = xsimd::select(iw > zero, iw, zero);
-  ih = xsimd::select(ih > zero, ih, zero);
-  const batch inter = iw * ih;
-  return inter / ((batch(g.area) + pa) - inter);
-}
-
-// Per-GT running max of IoU over a block with the first prior reaching it.
-struct GtBest {
-  double iou = -1.0;
-  int64_t prior = 0;
-};
-
 }  // namespace
 
 void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg,
@@ -53,19 +25,26 @@ void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg
                      int num_threads) {
   const int64_t B = in.B, P = in.P;
   const int64_t nblk = (P + kBlock - 1) / kBlock;
-  constexpr int64_t W = static_cast<int64_t>(batch::size);
+  const CpuRowKernels& K = cpu_row_kernels();
+  const PriorSoA pr{pg.x1.data(), pg.y1.data(), pg.x2.data(), pg.y2.data(), pg.area.data()};
 
-  std::vector<GtSoA> gts(B);
-  size_t max_g = 0;
+  // The valid GT rows of each image, as float64 boxes.
+  std::vector<std::vector<int32_t>> rows(B);
+  std::vector<std::vector<MatchBox>> boxes(B);
+  size_t max_g = 1;
   for (int64_t b = 0; b < B; ++b) {
     ImageGt ig;
     image_gt_rows(in, b, &ig);
-    gts[b].rows = ig.rows;
-    for (int32_t r : ig.rows) gts[b].box.push_back(make_gt_box(ig.boxes + 4 * r));
+    rows[b] = ig.rows;
+    for (int32_t r : ig.rows) {
+      const GtBox g = make_gt_box(ig.boxes + 4 * r);
+      boxes[b].push_back(MatchBox{g.x1, g.y1, g.x2, g.y2, g.area});
+    }
     max_g = std::max(max_g, ig.rows.size());
   }
-  // Per (image, block, gt) best prior; reduced per image in block order.
-  std::vector<GtBest> partial(static_cast<size_t>(B * nblk) * std::max<size_t>(max_g, 1));
+  // Per (image, block, GT): the block's best IoU and first prior reaching it.
+  std::vector<double> part_iou(static_cast<size_t>(B * nblk) * max_g);
+  std::vector<int64_t> part_prior(static_cast<size_t>(B * nblk) * max_g);
   std::vector<int64_t> block_pos(static_cast<size_t>(B * nblk), 0);
 
   tbb::task_arena arena(num_threads > 0 ? num_threads : tbb::task_arena::automatic);
@@ -83,80 +62,37 @@ void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg
   // Pass 1: best GT per prior (ties -> lowest g), threshold state, and each
   // GT's best prior within the block (ties -> lowest p).
   for_blocks([&](int64_t b, int64_t p0, int64_t p1, int64_t task) {
-    const GtSoA& gt = gts[b];
     int32_t* ct = conf_target + b * P;
     int32_t* mg = matched_gt + b * P;
-    const size_t G = gt.box.size();
+    const int64_t G = static_cast<int64_t>(boxes[b].size());
     if (G == 0) {
       for (int64_t p = p0; p < p1; ++p) { ct[p] = 0; mg[p] = -1; }
       return;
     }
-    double best[kBlock];
-    int32_t arg[kBlock];
-    std::fill(best, best + (p1 - p0), -1.0);
-    std::fill(arg, arg + (p1 - p0), 0);
-    GtBest* gb = &partial[static_cast<size_t>(task) * max_g];
-    const int64_t pv = p0 + (p1 - p0) / W * W;
-    alignas(64) double iota_s[W];
-    for (int64_t i = 0; i < W; ++i) iota_s[i] = static_cast<double>(i);
-    const batch iota = batch::load_aligned(iota_s);
-    for (size_t j = 0; j < G; ++j) {
-      const GtBox& g = gt.box[j];
-      // Lane-wise running max per GT: lane i sees priors in increasing order.
-      batch lane_max(-1.0), lane_arg(0.0);
-      for (int64_t p = p0; p < pv; p += W) {
-        const batch v = iou_batch(g, pg, p);
-        const batch cur = batch::load_unaligned(&best[p - p0]);
-        const auto better = v > cur;
-        xsimd::select(better, v, cur).store_unaligned(&best[p - p0]);
-        if (xsimd::any(better)) {
-          alignas(64) double vv[W], cc[W];
-          v.store_aligned(vv);
-          cur.store_aligned(cc);
-          for (int64_t i = 0; i < W; ++i)
-            if (vv[i] > cc[i]) arg[p - p0 + i] = static_cast<int32_t>(j);
-        }
-        const batch pidx = batch(static_cast<double>(p)) + iota;
-        const auto gbetter = v > lane_max;
-        lane_max = xsimd::select(gbetter, v, lane_max);
-        lane_arg = xsimd::select(gbetter, pidx, lane_arg);
-      }
-      GtBest r;
-      alignas(64) double lm[W], la[W];
-      lane_max.store_aligned(lm);
-      lane_arg.store_aligned(la);
-      for (int64_t i = 0; i < W; ++i) {
-        const int64_t pi = static_cast<int64_t>(la[i]);
-        if (lm[i] > r.iou || (lm[i] == r.iou && pi < r.prior)) { r.iou = lm[i]; r.prior = pi; }
-      }
-      for (int64_t p = pv; p < p1; ++p) {  // scalar tail, same arithmetic
-        const double v = iou_exact(g, pg.x1[p], pg.y1[p], pg.x2[p], pg.y2[p], pg.area[p]);
-        if (v > best[p - p0]) { best[p - p0] = v; arg[p - p0] = static_cast<int32_t>(j); }
-        if (v > r.iou) { r.iou = v; r.prior = p; }
-      }
-      gb[j] = r;
-    }
+    double best[kBlock], arg[kBlock];
+    K.match_block(pr, p0, p1 - p0, boxes[b].data(), G, best, arg, &part_iou[task * max_g],
+                  &part_prior[task * max_g]);
     for (int64_t p = p0; p < p1; ++p) {
-      ct[p] = threshold_state(best[p - p0], o);  // 1 / 0 / -1 for now
-      mg[p] = arg[p - p0];                       // index into the valid rows for now
+      ct[p] = threshold_state(best[p - p0], o);          // 1 / 0 / -1 for now
+      mg[p] = static_cast<int32_t>(arg[p - p0]);         // index into the valid rows for now
     }
   });
 
   // Forced matching needs each GT's best prior over the whole image.
-  std::vector<std::vector<GtBest>> gt_best(B);
+  std::vector<std::vector<double>> gt_max(B);
   for (int64_t b = 0; b < B; ++b) {
-    const size_t G = gts[b].box.size();
-    gt_best[b].assign(G, GtBest());
+    const size_t G = boxes[b].size();
+    gt_max[b].assign(G, -1.0);
+    std::vector<int64_t> gt_prior(G, 0);
     for (int64_t k = 0; k < nblk; ++k)
       for (size_t j = 0; j < G; ++j) {
-        const GtBest& c = partial[static_cast<size_t>(b * nblk + k) * max_g + j];
-        if (c.iou > gt_best[b][j].iou) gt_best[b][j] = c;  // earlier block wins ties
+        const size_t i = static_cast<size_t>(b * nblk + k) * max_g + j;
+        if (part_iou[i] > gt_max[b][j]) { gt_max[b][j] = part_iou[i]; gt_prior[j] = part_prior[i]; }
       }
     if (o.force_match == ForceMatch::kBestPriorPerGt) {
       for (size_t j = 0; j < G; ++j) {  // later g overwrites: the highest g wins
-        const int64_t p = gt_best[b][j].prior;
-        conf_target[b * P + p] = 1;
-        matched_gt[b * P + p] = static_cast<int32_t>(j);
+        conf_target[b * P + gt_prior[j]] = 1;
+        matched_gt[b * P + gt_prior[j]] = static_cast<int32_t>(j);
       }
     }
   }
@@ -164,33 +100,21 @@ void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg
   // Pass 2: LOW_QUALITY ties (recomputing the identical IoUs), then the
   // final labels and row indices.
   for_blocks([&](int64_t b, int64_t p0, int64_t p1, int64_t task) {
-    const GtSoA& gt = gts[b];
     int32_t* ct = conf_target + b * P;
     int32_t* mg = matched_gt + b * P;
-    const size_t G = gt.box.size();
+    const int64_t G = static_cast<int64_t>(boxes[b].size());
     int64_t pos = 0;
-    if (G > 0 && o.force_match == ForceMatch::kLowQuality) {
-      for (size_t j = 0; j < G; ++j) {
-        const GtBox& g = gt.box[j];
-        const double m = gt_best[b][j].iou;
-        const int64_t pv = p0 + (p1 - p0) / W * W;
-        for (int64_t p = p0; p < pv; p += W) {
-          const auto hit = iou_batch(g, pg, p) == batch(m);
-          if (xsimd::any(hit))
-            for (int64_t i = 0; i < W; ++i)
-              if (iou_exact(g, pg.x1[p + i], pg.y1[p + i], pg.x2[p + i], pg.y2[p + i],
-                            pg.area[p + i]) == m)
-                ct[p + i] = 1;
-        }
-        for (int64_t p = pv; p < p1; ++p)
-          if (iou_exact(g, pg.x1[p], pg.y1[p], pg.x2[p], pg.y2[p], pg.area[p]) == m) ct[p] = 1;
-      }
-    }
     if (G > 0) {
+      if (o.force_match == ForceMatch::kLowQuality) {
+        uint8_t hit[kBlock] = {};
+        K.match_ties(pr, p0, p1 - p0, boxes[b].data(), G, gt_max[b].data(), hit);
+        for (int64_t p = p0; p < p1; ++p)
+          if (hit[p - p0]) ct[p] = 1;  // keeps its own best GT
+      }
       const int32_t* labels = in.gt_labels + b * in.G;
       for (int64_t p = p0; p < p1; ++p) {
         if (ct[p] == 1) {
-          const int32_t row = gt.rows[mg[p]];
+          const int32_t row = rows[b][mg[p]];
           ct[p] = labels[row] + 1;
           mg[p] = row;
           ++pos;
