@@ -24,7 +24,7 @@ struct CpuRowKernels {
   // log(sum_c exp(x[c])), shifted by the row's max (SPEC §6.3); IEEE
   // inf/NaN results for non-finite rows.
   float (*logsumexp)(const float* x, int64_t C);
-  // logsumexp of n consecutive rows [n, C] into out[n]; scratch: n*C floats.
+  // logsumexp of n consecutive rows [n, C] into out[n]; scratch: n*C + 64 floats.
   void (*logsumexp_rows)(const float* x, int64_t n, int64_t C, float* out, float* scratch);
   // g[c] = (exp(x[c] - lse) - [c == target]) * s
   void (*softmax_grad)(const float* x, int64_t C, float lse, int32_t target, float s, float* g);

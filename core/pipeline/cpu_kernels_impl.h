@@ -20,8 +20,13 @@ static inline float fmaxf_(float a, float b) { return a > b ? a : b; }
 // exp(-100) give 1.2e-38 instead of 0 — harmless inside sums of terms >= 1
 // and gradients; NaN propagates. About half the instructions of xsimd::exp,
 // which also handles denormal results.
+static inline fb fast_exp_unchecked(fb xc);
 static inline fb fast_exp(fb x) {
   const fb xc = xsimd::min(xsimd::max(x, fb(-87.33654f)), fb(88.72283f));
+  return xsimd::select(x != x, x, fast_exp_unchecked(xc));
+}
+// The same for arguments known to lie in [-87.3, 88.7] (no NaN).
+static inline fb fast_exp_unchecked(fb xc) {
   const fb n = xsimd::nearbyint(xc * fb(1.44269504088896341f));
   fb r = xsimd::fma(n, fb(-0.693359375f), xc);
   r = xsimd::fma(n, fb(2.12194440e-4f), r);
@@ -34,8 +39,7 @@ static inline fb fast_exp(fb x) {
   const fb y = xsimd::fma(p, r * r, r) + fb(1.f);
   using ib = xsimd::batch<int32_t, arch>;
   const ib e = (xsimd::to_int(n) + ib(127)) << 23;
-  const fb res = y * xsimd::bitwise_cast<fb>(e);
-  return xsimd::select(x != x, x, res);
+  return y * xsimd::bitwise_cast<fb>(e);
 }
 
 // log1p(e) for e in [0, 1]: u = 1 + e in [1, 2] needs no exponent
@@ -122,7 +126,7 @@ static float logsumexp(const float* x, int64_t C) {
 // vector log per W rows. exp(+-80) stays a normal float and a sum of up to
 // 512 terms cannot overflow, so dropping the max shift loses no accuracy
 // there. Anything else (|x| > 80, inf, NaN, C > 512) takes the max-shifted
-// per-row route. `scratch` holds n*C floats.
+// per-row route. `scratch` holds n*C + W floats.
 static void logsumexp_rows(const float* x, int64_t n, int64_t C, float* out, float* scratch) {
   const int64_t total = n * C, Tv = total / W * W;
   const fb lim(80.f);
@@ -130,7 +134,8 @@ static void logsumexp_rows(const float* x, int64_t n, int64_t C, float* out, flo
   for (int64_t i = 0; i < Tv; i += W) {
     const fb v = fb::load_unaligned(x + i);
     bad = bad | !(xsimd::abs(v) <= lim);  // NaN compares false: caught
-    fast_exp(v).store_unaligned(scratch + i);
+    // NaN or out-of-range lanes are flagged above and the block redone.
+    fast_exp_unchecked(xsimd::min(xsimd::max(v, -lim), lim)).store_unaligned(scratch + i);
   }
   bool any_bad = xsimd::any(bad) || C > 512;
   for (int64_t i = Tv; i < total; ++i) {
@@ -141,10 +146,16 @@ static void logsumexp_rows(const float* x, int64_t n, int64_t C, float* out, flo
     for (int64_t r = 0; r < n; ++r) out[r] = logsumexp(x + r * C, C);
     return;
   }
+  // Row sums: full vectors plus one tail vector read past the row's end
+  // (into the next row, or the W floats of padding after the scratch) with
+  // the lanes beyond C masked off.
   const int64_t Cv = C / W * W;
+  alignas(64) float lane_s[W];
+  for (int64_t i = 0; i < W; ++i) lane_s[i] = static_cast<float>(i);
+  const auto tail_mask = fb::load_aligned(lane_s) < fb(static_cast<float>(C - Cv));
   for (int64_t r = 0; r < n; ++r) {
     const float* e = scratch + r * C;
-    fb acc = Cv < C ? load_tail(e, Cv, C, 0.f) : fb(0.f);
+    fb acc = xsimd::select(tail_mask, fb::load_unaligned(e + Cv), fb(0.f));
     for (int64_t c = 0; c < Cv; c += W) acc += fb::load_unaligned(e + c);
     out[r] = sum_lanes(acc);
   }

@@ -143,7 +143,7 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
     float lse_blk[kBlock];
     if (softmax && !convert) {
       thread_local std::vector<float> exp_scratch;
-      if (exp_scratch.size() < static_cast<size_t>(kBlock * C)) exp_scratch.resize(kBlock * C);
+      if (exp_scratch.size() < static_cast<size_t>(kBlock * C + 64)) exp_scratch.resize(kBlock * C + 64);
       K.logsumexp_rows(static_cast<const float*>(in.conf) + (b * P + p0) * C, p1 - p0, C, lse_blk,
                        exp_scratch.data());
     }
