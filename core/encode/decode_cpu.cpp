@@ -2,6 +2,7 @@
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
+#include "common/parallel.h"
 #include "encode/encode.h"
 #include "match/match.h"
 
@@ -10,7 +11,7 @@ namespace mbx {
 void decode_cpu(const Options& o, const PriorGeometry& pg, int64_t B, const float* loc,
                 float* boxes, int num_threads) {
   const int64_t P = pg.P;
-  tbb::task_arena arena(num_threads > 0 ? num_threads : tbb::task_arena::automatic);
+  tbb::task_arena arena = make_arena(num_threads);
   arena.execute([&] {
     tbb::parallel_for(tbb::blocked_range<int64_t>(0, B * P, 4096),
                       [&](const tbb::blocked_range<int64_t>& r) {

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/parallel.h"
 #include "match/match.h"
 #include "pipeline/cpu_kernels.h"
 
@@ -47,17 +48,9 @@ void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg
   std::vector<int64_t> part_prior(static_cast<size_t>(B * nblk) * max_g);
   std::vector<int64_t> block_pos(static_cast<size_t>(B * nblk), 0);
 
-  tbb::task_arena arena(num_threads > 0 ? num_threads : tbb::task_arena::automatic);
-  auto for_blocks = [&](auto&& body) {
-    arena.execute([&] {
-      tbb::parallel_for(tbb::blocked_range<int64_t>(0, B * nblk, 1),
-                        [&](const tbb::blocked_range<int64_t>& r) {
-                          for (int64_t t = r.begin(); t < r.end(); ++t)
-                            body(t / nblk, (t % nblk) * kBlock,
-                                 std::min(P, (t % nblk) * kBlock + kBlock), t);
-                        });
-    });
-  };
+  tbb::task_arena arena = make_arena(num_threads);
+  auto for_blocks = [&](auto&& body) { for_image_blocks(arena, B, P, kBlock, body); };
+
 
   // Pass 1: best GT per prior (ties -> lowest g), threshold state, and each
   // GT's best prior within the block (ties -> lowest p).

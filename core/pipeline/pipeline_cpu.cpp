@@ -18,6 +18,7 @@
 #include "encode/encode.h"
 #include "focal/focal.h"
 #include "loc_loss/loc_loss.h"
+#include "common/parallel.h"
 #include "match/match.h"
 #include "normalize/normalize.h"
 #include "pipeline/cpu_kernels.h"
@@ -83,17 +84,9 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
 
   const bool losses = in.loc != nullptr && (out.wants_loss() || out.wants_grad());
   const int64_t nblk = (P + kBlock - 1) / kBlock;
-  tbb::task_arena arena(ex.num_threads > 0 ? ex.num_threads : tbb::task_arena::automatic);
-  auto for_blocks = [&](auto&& body) {
-    arena.execute([&] {
-      tbb::parallel_for(tbb::blocked_range<int64_t>(0, B * nblk, 1),
-                        [&](const tbb::blocked_range<int64_t>& r) {
-                          for (int64_t t = r.begin(); t < r.end(); ++t)
-                            body(t / nblk, (t % nblk) * kBlock,
-                                 std::min(P, (t % nblk) * kBlock + kBlock), t);
-                        });
-    });
-  };
+  tbb::task_arena arena = make_arena(ex.num_threads);
+  auto for_blocks = [&](auto&& body) { for_image_blocks(arena, B, P, kBlock, body); };
+
 
   if (!losses) {  // mbx_match: loc targets only
     if (out.loc_target) {
