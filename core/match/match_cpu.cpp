@@ -1,5 +1,5 @@
 // Fast matching: oneTBB over (image, prior block); the IoU kernels are the
-// per-ISA match_block / match_ties (pipeline/cpu_kernels_impl.h), xsimd over
+// per-ISA match_block / match_ties (match_kernels_impl.h), xsimd over
 // priors (SoA). They perform exactly the operations of iou_exact (min, max,
 // sub, clamp, mul, add, sub, div — each correctly rounded in IEEE double,
 // no FMA contraction), so decisions are bit-identical to the scalar
@@ -13,9 +13,17 @@
 
 #include "common/parallel.h"
 #include "match/match.h"
+#include "match/match_kernels.h"
 #include "pipeline/cpu_kernels.h"
 
 namespace mbx {
+
+const MatchKernels& match_kernels() {
+  static const MatchKernels* chosen = cpu_isa_level() == 3   ? match_kernels_avx512()
+                                      : cpu_isa_level() == 2 ? match_kernels_avx2()
+                                                             : match_kernels_sse2();
+  return *chosen;
+}
 
 namespace {
 constexpr int64_t kBlock = 2048;  // priors per task: fixed, so results do not depend on threads
@@ -26,7 +34,7 @@ void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg
                      int num_threads) {
   const int64_t B = in.B, P = in.P;
   const int64_t nblk = (P + kBlock - 1) / kBlock;
-  const CpuRowKernels& K = cpu_row_kernels();
+  const MatchKernels& K = match_kernels();
   const PriorSoA pr{pg.x1.data(), pg.y1.data(), pg.x2.data(), pg.y2.data(), pg.area.data()};
 
   // The valid GT rows of each image, as float64 boxes.

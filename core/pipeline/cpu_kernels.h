@@ -9,16 +9,6 @@
 
 namespace mbx {
 
-// One GT box in float64 with its area (as match.h's GtBox).
-struct MatchBox {
-  double x1, y1, x2, y2, area;
-};
-
-// Priors as float64 structure of arrays: corners and area.
-struct PriorSoA {
-  const double *x1, *y1, *x2, *y2, *area;
-};
-
 struct CpuRowKernels {
   const char* isa;
   // log(sum_c exp(x[c])), shifted by the row's max (SPEC §6.3); IEEE
@@ -33,18 +23,11 @@ struct CpuRowKernels {
   // unless g is null. gamma_kind: 0, 1, 2 for those exact gammas, -1 other.
   double (*focal)(const float* x, int64_t C, int32_t pos_col, float alpha, float gamma,
                   int gamma_kind, float scale, float* g);
-  // Matching of priors [p0, p0+n) against G boxes, IoUs in float64 with the
-  // spec's operation order and no FMA contraction (these translation units
-  // are compiled with -ffp-contract=off), so the decisions are bit-identical
-  // to iou_exact. Writes best[i] / arg[i] (best IoU and its GT, ties to the
-  // lowest g; arg as a double) and, per GT, gt_iou[g] / gt_prior[g]: the
-  // block's max IoU and the first prior reaching it.
-  void (*match_block)(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBox* g, int64_t G,
-                      double* best, double* arg, double* gt_iou, int64_t* gt_prior);
-  // LOW_QUALITY: sets hit[i] = 1 where IoU(g, p0+i) == gt_max[g] for some g.
-  void (*match_ties)(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBox* g, int64_t G,
-                     const double* gt_max, uint8_t* hit);
 };
+
+// The instruction set level used by every per-ISA kernel table: 1 SSE2,
+// 2 AVX2+FMA, 3 AVX-512 (F+DQ); the best the CPU has, capped by MBX_CPU_ISA.
+int cpu_isa_level();
 
 // The best kernels for this CPU (respecting MBX_CPU_ISA), chosen once.
 const CpuRowKernels& cpu_row_kernels();

@@ -171,6 +171,7 @@ struct Problem {
   bool tame = true;          // finite outputs are required when the call succeeds
   bool data_finite = true;   // loc/conf finite
   bool perturbed = false;
+  std::string log;  // perturbations applied (for dump)
   Slot s[kNumRoles];
   double grad_loss_vals[2] = {1, 1};
 };
@@ -326,6 +327,7 @@ inline float make_logit(Reader& r, int mode) {
 }
 
 inline DLDataType dt(uint8_t code, uint8_t bits) { return DLDataType{code, bits, 1}; }
+inline bool same_dt(DLDataType a, DLDataType b) { return a.code == b.code && a.bits == b.bits && a.lanes == b.lanes; }
 
 // Decodes the whole problem. `valid_only`: no perturbation, valid options,
 // counts and labels in range, tame geometry (the differential target).
@@ -453,6 +455,7 @@ inline void decode(Reader& r, Problem* pb, bool valid_only) {
     Slot& sl = q.s[role];
     DLTensor& t = sl.t;
     q.perturbed = true;
+    q.log += std::string(" ") + role_name(role) + ":" + std::to_string(b2 % 14) + "/" + std::to_string(b2 >> 4);
     switch (b2 % 14) {
       case 0: {  // explicit compact strides (valid)
         int64_t e = 1;
@@ -493,9 +496,14 @@ inline void decode(Reader& r, Problem* pb, bool valid_only) {
                                        dt(kDLBfloat, 16), dt(kDLInt, 32), dt(kDLUInt, 8),
                                        dt(kDLInt, 64), dt(kDLFloat, 8)};
         t.dtype = k[(b2 >> 4) % 8];
+        if (role == R_LOC || role == R_CONF) q.tame = q.data_finite = false;  // bits reinterpreted
+        if (role == R_GRAD_LOSS) { q.grad_loss_vals[0] = q.grad_loss_vals[1] = NAN; q.tame = false; }
         break;
       }
-      case 9: t.dtype.lanes = (b2 & 0x80) ? 0 : 2; break;
+      case 9:
+        t.dtype.lanes = (b2 & 0x80) ? 0 : 2;
+        if (role == R_LOC || role == R_CONF) q.tame = q.data_finite = false;
+        break;
       case 10: {
         static const DLDevice k[] = {{kDLCUDA, 0}, {kDLCUDAHost, 0}, {kDLOpenCL, 0}, {kDLCPU, 3},
                                      {kDLCUDAManaged, 0}, {kDLVulkan, 0}};
@@ -507,11 +515,19 @@ inline void decode(Reader& r, Problem* pb, bool valid_only) {
         if (!is_input(role)) {
           const int src = (b2 >> 4) % (R_GRAD_LOSS + 1);
           // Only where the input buffer is at least as large as the output's.
-          if (q.s[src].cap >= sl.cap) { t.data = q.s[src].t.data; t.byte_offset = q.s[src].t.byte_offset; }
+          if (q.s[src].cap >= sl.cap) {
+            t.data = q.s[src].t.data;
+            t.byte_offset = q.s[src].t.byte_offset;
+            // A stage that does not read `src` may legally write its output
+            // there, so later stages see other data.
+            q.tame = false;
+            q.data_finite = false;
+          }
         }
         break;
       case 12: {  // half precision loc/conf/grads, values converted
         const bool bf = b2 & 0x80;
+        if (!same_dt(q.s[R_LOC].t.dtype, dt(kDLFloat, 32)) || !same_dt(q.s[R_CONF].t.dtype, dt(kDLFloat, 32))) break;
         for (int rr : {R_LOC, R_CONF}) {
           Slot& h = q.s[rr];
           const int64_t n = h.numel();
@@ -520,7 +536,14 @@ inline void decode(Reader& r, Problem* pb, bool valid_only) {
         }
         for (int rr : {R_LOC, R_CONF, R_GRAD_LOC, R_GRAD_CONF})
           q.s[rr].t.dtype = bf ? dt(kDLBfloat, 16) : dt(kDLFloat, 16);
-        if (!bf && logit_mode == 1) q.tame = false;  // keep: f16 max 65504 > 1e4, but grads scale
+        for (int rr : {R_LOC, R_CONF}) {  // wild values may round to inf in half precision
+          const int64_t n = q.s[rr].numel();
+          for (int64_t i = 0; i < n; ++i) {
+            const uint16_t h = q.s[rr].at<uint16_t>()[i];
+            const bool fin = bf ? ((h >> 7) & 0xff) != 0xff : ((h >> 10) & 0x1f) != 0x1f;
+            if (!fin) q.data_finite = false;
+          }
+        }
         break;
       }
       case 13:  // a zero-element tensor in place of a non-empty one
@@ -547,6 +570,7 @@ inline void dump(const Problem& q) {
                o.smooth_l1_beta, o.neg_pos_ratio, o.clamp_num_neg, o.neg_overflow, o.focal_alpha,
                o.focal_gamma, o.normalization, o.loc_average_coords, o.external_norm, o.invalid_gt,
                o.reserved0);
+  std::fprintf(stderr, "perturbations:%s match_num_classes=%lld\n", q.log.c_str(), (long long)q.match_num_classes);
   auto f = [&](int r, int64_t n, int w) {
     const Slot& s = q.s[r];
     std::fprintf(stderr, "%s (ndim %d, dtype %d/%d):", role_name(r), s.t.ndim, s.t.dtype.code, s.t.dtype.bits);
@@ -572,8 +596,6 @@ struct TensorRule {
   std::vector<int64_t> dims;  // -1 free
   std::vector<DLDataType> dtypes;
 };
-
-inline bool same_dt(DLDataType a, DLDataType b) { return a.code == b.code && a.bits == b.bits && a.lanes == b.lanes; }
 
 inline bool tensor_ok(const Slot& sl, const TensorRule& rule, bool* host) {
   if (sl.null_tensor) return !rule.required;

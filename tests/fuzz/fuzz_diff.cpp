@@ -97,15 +97,17 @@ bool mining_ambiguous(const Problem& q, const Out& ref) {
 }
 
 void close_floats(const char* what, const std::vector<float>& got, const std::vector<float>& ref,
-                  double atol_rel_max, double rtol, const std::vector<uint8_t>* skip = nullptr) {
+                  double atol_rel_max, double rtol, const std::vector<uint8_t>* skip = nullptr,
+                  double atol_floor = 0) {
   double mx = 0;
   for (float v : ref) mx = std::max(mx, std::fabs(static_cast<double>(v)));
   for (size_t i = 0; i < ref.size(); ++i) {
     if (skip && (*skip)[i]) continue;
     const double e = std::fabs(static_cast<double>(got[i]) - ref[i]);
-    MBX_FUZZ_CHECK(e <= atol_rel_max * mx + rtol * std::fabs(static_cast<double>(ref[i])) + 1e-30,
+    MBX_FUZZ_CHECK(e <= atol_rel_max * mx + rtol * std::fabs(static_cast<double>(ref[i])) + atol_floor + 1e-30,
                    std::string(what) + "[" + std::to_string(i) + "]: cpu " + std::to_string(got[i]) +
-                       " vs cpu-scalar " + std::to_string(ref[i]) + " (max " + std::to_string(mx) + ")");
+                       " vs cpu-scalar " + std::to_string(ref[i]) + " (max " + std::to_string(mx) + ")" +
+                       " diff " + std::to_string(e));
   }
 }
 
@@ -123,11 +125,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   MBX_FUZZ_CHECK(a.mg == b.mg, "matched_gt differs between cpu-scalar and cpu");
   MBX_FUZZ_CHECK(a.np == b.np && a.np2 == b.np2 && a.np == a.np2, "num_pos differs");
   close_floats("loc_target", b.lt, a.lt, 1e-5, 1e-5);
+  // Losses: rtol 1e-4 plus an absolute term for float32 rounding of each
+  // summand: a CE of a confident row is lse - x in float32, whose error is
+  // ~ulp(|x|), so tiny losses next to big logits get a relative error far
+  // above 1e-4 (see tests/HOSTILE_INPUTS.md, "float32 CE cancellation").
+  double xmax = 1;
+  for (int r : {R_LOC, R_CONF})
+    for (int64_t i = 0; i < q.s[r].numel(); ++i) xmax = std::max(xmax, std::fabs(static_cast<double>(q.s[r].at<float>()[i])));
+  for (float v : a.lt) xmax = std::max(xmax, std::fabs(static_cast<double>(v)));
+  double norm_min = 1;
+  if (q.o.normalization == MBX_NORM_EXTERNAL) norm_min = std::min(1.0, q.o.external_norm);
+  const double loss_atol = 4.0 * 1.2e-7 * xmax * static_cast<double>(q.B * q.P * std::max<int64_t>(q.C, 4)) / norm_min;
   for (int k = 0; k < 2; ++k) {
     MBX_FUZZ_CHECK(std::isfinite(a.loss[k]) && std::isfinite(b.loss[k]), "non-finite loss on valid tame input");
-    MBX_FUZZ_CHECK(std::fabs(a.loss[k] - b.loss[k]) <= 1e-4 * std::fabs(a.loss[k]) + 1e-12,
+    MBX_FUZZ_CHECK(std::fabs(a.loss[k] - b.loss[k]) <= 1e-4 * std::fabs(a.loss[k]) + loss_atol,
                    "loss " + std::to_string(k) + ": cpu " + std::to_string(b.loss[k]) + " vs cpu-scalar " +
-                       std::to_string(a.loss[k]));
+                       std::to_string(a.loss[k]) + " (atol " + std::to_string(loss_atol) + ")");
   }
   // grad_loc: skip sign-ambiguous elements of L1-type losses.
   std::vector<uint8_t> skip(a.gl.size(), 0);
@@ -136,7 +149,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const double d = static_cast<double>(loc[i]) - a.lt[i];
     if (std::fabs(d) <= 1e-4 * (1.0 + std::fabs(a.lt[i]))) skip[i] = 1;
   }
-  close_floats("grad_loc", b.gl, a.gl, 1e-4, 1e-4, &skip);
-  if (!mining_ambiguous(q, a)) close_floats("grad_conf", b.gc, a.gc, 1e-4, 1e-4);
+  // Gradient floors: float32 softmax - onehot (and sigmoid) have an absolute
+  // error ~ulp(1) before normalisation, whatever the magnitude of the rest.
+  const double up = 3.0;  // largest |upstream gradient| the decoder uses
+  const double gfloor = 4.0 * 1.2e-7 * up / norm_min;
+  close_floats("grad_loc", b.gl, a.gl, 1e-4, 1e-4, &skip, gfloor);
+  // Known limitation (tests/HOSTILE_INPUTS.md, finding F2): the cpu path's
+  // softmax gradient is exp(x - lse) with lse rounded to float32, a relative
+  // error of ~ulp(|logit|) (1.2e-4 at |x| = 6250). Allowed here, so that the
+  // fuzzer keeps looking for other differences; the strict check is the
+  // pending stress case tests/data/stress_pending/.
+  double cmax = 0;
+  for (int64_t i = 0; i < q.s[R_CONF].numel(); ++i) cmax = std::max(cmax, std::fabs(static_cast<double>(q.s[R_CONF].at<float>()[i])));
+  const double rt_conf = 1e-4 + 4.0 * 6e-8 * cmax;
+  if (!mining_ambiguous(q, a)) close_floats("grad_conf", b.gc, a.gc, rt_conf, rt_conf, nullptr, gfloor);
   return 0;
 }

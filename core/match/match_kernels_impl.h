@@ -1,0 +1,93 @@
+// Templated matching kernels, included by each match_kernels_<isa>.cpp in
+// its own namespace (MBX_ISA_NS) — see pipeline/cpu_kernels_impl.h for why.
+// Requires <xsimd/xsimd.hpp>, <stdint.h> and MBX_ISA_NS / MBX_ISA_ARCH.
+
+namespace mbx {
+namespace MBX_ISA_NS {
+
+using arch = MBX_ISA_ARCH;
+
+using db = xsimd::batch<double, arch>;
+constexpr int64_t WD = static_cast<int64_t>(db::size);
+
+static inline double iou_scalar(const MatchBox& g, const PriorSoA& pr, int64_t p) {
+  double iw = (g.x2 < pr.x2[p] ? g.x2 : pr.x2[p]) - (g.x1 > pr.x1[p] ? g.x1 : pr.x1[p]);
+  double ih = (g.y2 < pr.y2[p] ? g.y2 : pr.y2[p]) - (g.y1 > pr.y1[p] ? g.y1 : pr.y1[p]);
+  iw = iw > 0.0 ? iw : 0.0;
+  ih = ih > 0.0 ? ih : 0.0;
+  const double inter = iw * ih;
+  return inter / ((g.area + pr.area[p]) - inter);
+}
+
+static inline db iou_batch(const MatchBox& g, const PriorSoA& pr, int64_t p) {
+  const db zero(0.0);
+  db iw = xsimd::min(db(g.x2), db::load_unaligned(pr.x2 + p)) - xsimd::max(db(g.x1), db::load_unaligned(pr.x1 + p));
+  db ih = xsimd::min(db(g.y2), db::load_unaligned(pr.y2 + p)) - xsimd::max(db(g.y1), db::load_unaligned(pr.y1 + p));
+  iw = xsimd::select(iw > zero, iw, zero);
+  ih = xsimd::select(ih > zero, ih, zero);
+  const db inter = iw * ih;
+  return inter / ((db(g.area) + db::load_unaligned(pr.area + p)) - inter);
+}
+
+static void match_block(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBox* gts, int64_t G,
+                        double* best, double* arg, double* gt_iou, int64_t* gt_prior) {
+  const int64_t nv = n / WD * WD;
+  for (int64_t i = 0; i < n; ++i) { best[i] = -1.0; arg[i] = 0.0; }
+  alignas(64) double iota_s[WD];
+  for (int64_t i = 0; i < WD; ++i) iota_s[i] = static_cast<double>(i);
+  const db iota = db::load_aligned(iota_s);
+  for (int64_t j = 0; j < G; ++j) {
+    const MatchBox& g = gts[j];
+    const db jd(static_cast<double>(j));
+    // Lane-wise running max per GT: lane i sees priors in increasing order.
+    db lane_max(-1.0), lane_arg(0.0);
+    for (int64_t i = 0; i < nv; i += WD) {
+      const db v = iou_batch(g, pr, p0 + i);
+      const db cur = db::load_unaligned(best + i);
+      const auto better = v > cur;  // strict: ties keep the lower g
+      xsimd::select(better, v, cur).store_unaligned(best + i);
+      xsimd::select(better, jd, db::load_unaligned(arg + i)).store_unaligned(arg + i);
+      const auto gbetter = v > lane_max;  // strict: ties keep the lower p
+      lane_max = xsimd::select(gbetter, v, lane_max);
+      lane_arg = xsimd::select(gbetter, db(static_cast<double>(p0 + i)) + iota, lane_arg);
+    }
+    alignas(64) double lm[WD], la[WD];
+    lane_max.store_aligned(lm);
+    lane_arg.store_aligned(la);
+    double r_iou = -1.0;
+    int64_t r_p = 0;
+    for (int64_t i = 0; i < WD; ++i) {
+      const int64_t pi = static_cast<int64_t>(la[i]);
+      if (lm[i] > r_iou || (lm[i] == r_iou && pi < r_p)) { r_iou = lm[i]; r_p = pi; }
+    }
+    for (int64_t i = nv; i < n; ++i) {  // scalar tail, same arithmetic
+      const double v = iou_scalar(g, pr, p0 + i);
+      if (v > best[i]) { best[i] = v; arg[i] = static_cast<double>(j); }
+      if (v > r_iou) { r_iou = v; r_p = p0 + i; }
+    }
+    gt_iou[j] = r_iou;
+    gt_prior[j] = r_p;
+  }
+}
+
+static void match_ties(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBox* gts, int64_t G,
+                       const double* gt_max, uint8_t* hit) {
+  const int64_t nv = n / WD * WD;
+  for (int64_t j = 0; j < G; ++j) {
+    const db m(gt_max[j]);
+    for (int64_t i = 0; i < nv; i += WD) {
+      const auto eq = iou_batch(gts[j], pr, p0 + i) == m;
+      if (xsimd::any(eq)) {
+        alignas(64) double e[WD];
+        xsimd::select(eq, db(1.0), db(0.0)).store_aligned(e);
+        for (int64_t k = 0; k < WD; ++k) hit[i + k] |= e[k] != 0.0;
+      }
+    }
+    for (int64_t i = nv; i < n; ++i) hit[i] |= iou_scalar(gts[j], pr, p0 + i) == gt_max[j];
+  }
+}
+
+static const MatchKernels kTable = {MBX_ISA_NAME, &match_block, &match_ties};
+
+}  // namespace MBX_ISA_NS
+}  // namespace mbx
