@@ -180,7 +180,7 @@ static void softmax_grad(const float* x, int64_t C, float lse, int32_t target, f
 // Negative (t = 0) focal terms of W logits. With e = exp(-|x|):
 // softplus(+-x) = max(+-x, 0) + log1p(e); p, q = 1/(1+e), e/(1+e) by the
 // sign of x — one exp, one log1p, one division, no cancellation.
-template <int kGamma>
+template <int kGamma, bool kGrad>
 static inline void focal_neg(fb x, float alpha, float gamma, fb* val, fb* grad) {
   const fb zero(0.f), one(1.f);
   const fb e = fast_exp(-xsimd::abs(x));
@@ -197,7 +197,7 @@ static inline void focal_neg(fb x, float alpha, float gamma, fb* val, fb* grad) 
   else pg = xsimd::pow(p, fb(gamma));
   const fb w = fb(1.f - alpha) * pg;
   *val = w * sp_pos;
-  *grad = w * (fb(gamma) * q * sp_pos + p);
+  if (kGrad) *grad = w * (fb(gamma) * q * sp_pos + p);  // forward-only skips it
 }
 
 // The positive (t = 1) term of one logit, in float, through softplus.
@@ -211,7 +211,7 @@ static inline void focal_pos_scalar(float x, float alpha, float gamma, float* va
   *grad = w * (-gamma * p * sp_neg - q);
 }
 
-template <int kGamma>
+template <int kGamma, bool kGrad>
 static double focal_t(const float* x, int64_t C, int32_t pos_col, float alpha, float gamma,
                       float scale, float* g) {
   const int64_t Cv = C / W * W;
@@ -221,7 +221,7 @@ static double focal_t(const float* x, int64_t C, int32_t pos_col, float alpha, f
   for (int64_t c = 0; c < C; c += W) {
     const bool tail = c >= Cv;
     fb v, d;
-    focal_neg<kGamma>(tail ? load_tail(x, c, C, 0.f) : fb::load_unaligned(x + c), alpha, gamma, &v, &d);
+    focal_neg<kGamma, kGrad>(tail ? load_tail(x, c, C, 0.f) : fb::load_unaligned(x + c), alpha, gamma, &v, &d);
     const int64_t n = tail ? C - c : W;
     if (tail) {
       v.store_aligned(vv);
@@ -234,9 +234,9 @@ static double focal_t(const float* x, int64_t C, int32_t pos_col, float alpha, f
       focal_pos_scalar(x[pos_col], alpha, gamma, &v1, &d1);
       v.store_aligned(vv);
       sum += static_cast<double>(v1) - static_cast<double>(vv[pos_col - c]);
-      if (g) { d.store_aligned(dd); dd[pos_col - c] = d1; d = fb::load_aligned(dd); }
+      if (kGrad) { d.store_aligned(dd); dd[pos_col - c] = d1; d = fb::load_aligned(dd); }
     }
-    if (g) {
+    if (kGrad) {
       d = d * fb(scale);
       if (!tail) {
         d.store_unaligned(g + c);
@@ -251,11 +251,19 @@ static double focal_t(const float* x, int64_t C, int32_t pos_col, float alpha, f
 
 static double focal(const float* x, int64_t C, int32_t pos_col, float alpha, float gamma,
                     int gamma_kind, float scale, float* g) {
+  if (!g) {
+    switch (gamma_kind) {
+      case 2: return focal_t<2, false>(x, C, pos_col, alpha, gamma, scale, g);
+      case 1: return focal_t<1, false>(x, C, pos_col, alpha, gamma, scale, g);
+      case 0: return focal_t<0, false>(x, C, pos_col, alpha, gamma, scale, g);
+      default: return focal_t<-1, false>(x, C, pos_col, alpha, gamma, scale, g);
+    }
+  }
   switch (gamma_kind) {
-    case 2: return focal_t<2>(x, C, pos_col, alpha, gamma, scale, g);
-    case 1: return focal_t<1>(x, C, pos_col, alpha, gamma, scale, g);
-    case 0: return focal_t<0>(x, C, pos_col, alpha, gamma, scale, g);
-    default: return focal_t<-1>(x, C, pos_col, alpha, gamma, scale, g);
+    case 2: return focal_t<2, true>(x, C, pos_col, alpha, gamma, scale, g);
+    case 1: return focal_t<1, true>(x, C, pos_col, alpha, gamma, scale, g);
+    case 0: return focal_t<0, true>(x, C, pos_col, alpha, gamma, scale, g);
+    default: return focal_t<-1, true>(x, C, pos_col, alpha, gamma, scale, g);
   }
 }
 
