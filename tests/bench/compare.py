@@ -88,6 +88,19 @@ def _reset_peak():
         return False
 
 
+_LIBC = None
+
+
+def _malloc_trim():
+    global _LIBC
+    try:
+        if _LIBC is None:
+            _LIBC = ctypes.CDLL("libc.so.6")
+        _LIBC.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -370,6 +383,7 @@ class Bench:
         warmup = self.warmup if warmup is None else warmup
         runs = self.runs if runs is None else runs
         gc.collect()
+        _malloc_trim()  # freed heap back to the OS: a clean baseline
         base_kb = _status_kb("VmRSS")
         peak_ok = _reset_peak()
         if setup:
@@ -410,6 +424,20 @@ def _grad_diff(mine, ref):
     ref = ref.numpy() if hasattr(ref, "numpy") else ref
     scale = float(np.abs(ref).max()) or 1.0
     return float(np.abs(mine - ref).max()) / scale
+
+
+def loss_check(name, mine, ref, strict):
+    """mbx LossResult vs a baseline's (loss_loc, loss_conf, grad_loc, grad_conf)."""
+    c = {"check": name, "strict": strict,
+         "mbx_loss_loc": float(mine.loss_loc), "ref_loss_loc": ref[0],
+         "rel_loc": _rel(float(mine.loss_loc), ref[0]),
+         "mbx_loss_conf": float(mine.loss_conf), "ref_loss_conf": ref[1],
+         "rel_conf": _rel(float(mine.loss_conf), ref[1]),
+         "grad_loc_maxdiff_rel": _grad_diff(mine.grad_loc, ref[2]),
+         "grad_conf_maxdiff_rel": _grad_diff(mine.grad_conf, ref[3]),
+         "num_pos_total": int(np.asarray(mine.num_pos).sum())}
+    c["ok"] = bool(c["rel_loc"] <= 1e-4 and c["rel_conf"] <= 1e-4)
+    return c
 
 
 def run_workload(mbx, capi, tvl, ssd_ref, w, bench, ncpu, checks, skip_torch):
@@ -502,15 +530,24 @@ def run_workload(mbx, capi, tvl, ssd_ref, w, bench, ncpu, checks, skip_torch):
             tv_loc, tv_conf, tv_gloc, tv_gconf = tv
         tv = None
     torch.set_num_threads(default_threads)
-    chk = {"check": "%s: mbx %s vs torchvision losses (rel <= 1e-4)" % (w.name, w.tv_preset),
-           "mbx_loss_loc": float(ref_out.loss_loc), "torchvision_loss_loc": tv_loc,
-           "rel_loc": _rel(float(ref_out.loss_loc), tv_loc),
-           "mbx_loss_conf": float(ref_out.loss_conf), "torchvision_loss_conf": tv_conf,
-           "rel_conf": _rel(float(ref_out.loss_conf), tv_conf),
-           "grad_loc_maxdiff_rel": _grad_diff(ref_out.grad_loc, tv_gloc),
-           "grad_conf_maxdiff_rel": _grad_diff(ref_out.grad_conf, tv_gconf),
-           "num_pos_total": int(np.asarray(ref_out.num_pos).sum())}
-    chk["ok"] = bool(chk["rel_loc"] <= 1e-4 and chk["rel_conf"] <= 1e-4)
+    # Correctness. torchvision decides matches on float32 IoU, mbx on float64
+    # (SPEC 2), so a prior sitting on a threshold or tying a GT's best IoU
+    # can be matched differently. The strict check feeds torchvision's own
+    # matcher the IoU in float64 (as tests/python/test_torchvision.py does);
+    # the as-timed float32 run is reported next to it with the count of
+    # priors whose decision differs.
+    torch.set_num_threads(default_threads)
+    strict = tvl.torchvision_step(model, priors, w.gt_boxes, w.gt_labels, w.gt_counts, w.loc,
+                                  w.conf, w.label_offset, iou_dtype=torch.float64)
+    checks.append(loss_check("%s: mbx %s vs torchvision, matcher on float64 IoU (rel <= 1e-4)"
+                             % (w.name, w.tv_preset), ref_out, strict, strict=True))
+    strict = None
+    ndiff, ntotal = tvl.match_decision_diff(model, priors, w.gt_boxes, w.gt_labels, w.gt_counts)
+    chk = loss_check("%s: mbx %s vs torchvision as timed (float32 IoU; info)"
+                     % (w.name, w.tv_preset), ref_out, (tv_loc, tv_conf, tv_gloc, tv_gconf),
+                     strict=False)
+    chk["priors_matched_differently_f32_vs_f64"] = ndiff
+    chk["priors_x_images"] = ntotal
     checks.append(chk)
     tv_gloc = tv_gconf = None
     ref_out = None
@@ -526,15 +563,8 @@ def run_workload(mbx, capi, tvl, ssd_ref, w, bench, ncpu, checks, skip_torch):
         ref = bench.measure("ssd.pytorch (re-impl)", w, lambda: tvl.ssd_pytorch_step(
             ssd_ref, w.priors_cs, w.gt_boxes, w.gt_labels, w.gt_counts, w.loc, w.conf),
             threads=torch.get_num_threads())
-        chk = {"check": "%s: mbx ssd_pytorch vs ssd.pytorch re-impl losses (rel <= 1e-4)" % w.name,
-               "mbx_loss_loc": float(mine.loss_loc), "ref_loss_loc": ref[0],
-               "rel_loc": _rel(float(mine.loss_loc), ref[0]),
-               "mbx_loss_conf": float(mine.loss_conf), "ref_loss_conf": ref[1],
-               "rel_conf": _rel(float(mine.loss_conf), ref[1]),
-               "grad_loc_maxdiff_rel": _grad_diff(mine.grad_loc, ref[2]),
-               "grad_conf_maxdiff_rel": _grad_diff(mine.grad_conf, ref[3])}
-        chk["ok"] = bool(chk["rel_loc"] <= 1e-4 and chk["rel_conf"] <= 1e-4)
-        checks.append(chk)
+        checks.append(loss_check("%s: mbx ssd_pytorch vs ssd.pytorch re-impl (rel <= 1e-4)"
+                                 % w.name, mine, ref, strict=True))
 
 
 # ---------------------------------------------------------------------------
@@ -640,15 +670,20 @@ def print_table(rows, checks, summ, meta):
     lines.append("correctness (same inputs, same run):")
     for c in checks:
         if "rel_loc" in c:
-            ref_l = c.get("torchvision_loss_loc", c.get("ref_loss_loc"))
-            ref_c = c.get("torchvision_loss_conf", c.get("ref_loss_conf"))
-            lines.append("  [%s] %s" % ("OK" if c["ok"] else "FAIL", c["check"]))
+            ref_l, ref_c = c["ref_loss_loc"], c["ref_loss_conf"]
+            tag = ("OK" if c["ok"] else "FAIL") if c["strict"] else (
+                "info, within" if c["ok"] else "info, differs")
+            lines.append("  [%s] %s" % (tag, c["check"]))
             lines.append("         loss_loc  mbx %.9g  ref %.9g  rel %.2e" % (
                 c["mbx_loss_loc"], ref_l, c["rel_loc"]))
             lines.append("         loss_conf mbx %.9g  ref %.9g  rel %.2e" % (
                 c["mbx_loss_conf"], ref_c, c["rel_conf"]))
-            lines.append("         grads: max|diff|/max|ref| loc %.2e, conf %.2e" % (
-                c["grad_loc_maxdiff_rel"], c["grad_conf_maxdiff_rel"]))
+            lines.append("         grads: max|diff|/max|ref| loc %.2e, conf %.2e; positives %d" % (
+                c["grad_loc_maxdiff_rel"], c["grad_conf_maxdiff_rel"], c["num_pos_total"]))
+            if "priors_matched_differently_f32_vs_f64" in c:
+                lines.append("         priors matched differently by float32 vs float64 IoU: "
+                             "%d of %d" % (c["priors_matched_differently_f32_vs_f64"],
+                                           c["priors_x_images"]))
         else:
             lines.append("  [%s] %s" % ("OK" if c["ok"] else "FAIL", c["check"]))
     text = "\n".join(lines)
@@ -750,7 +785,7 @@ def main(argv=None):
     if args.txt:
         with open(args.txt, "w") as f:
             f.write(text + "\ntotal %.1f s\n" % meta["total_s"])
-    return 0 if all(c["ok"] for c in checks) else 1
+    return 0 if all(c["ok"] for c in checks if c.get("strict", True)) else 1
 
 
 if __name__ == "__main__":

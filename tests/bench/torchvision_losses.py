@@ -46,18 +46,11 @@ class TorchvisionSSD:
             neg_to_pos_ratio=(1.0 - positive_fraction) / positive_fraction,
         )
 
-    def match(self, anchors, targets):
-        # As SSD.forward (training) does it, image by image.
-        out = []
-        for anchors_per_image, t in zip(anchors, targets):
-            if t["boxes"].numel() == 0:
-                out.append(torch.full((anchors_per_image.size(0),), -1, dtype=torch.int64))
-                continue
-            out.append(self.stub.proposal_matcher(box_ops.box_iou(t["boxes"], anchors_per_image)))
-        return out
+    def match(self, anchors, targets, iou_dtype=None):
+        return _match_loop(self.stub.proposal_matcher, anchors, targets, iou_dtype)
 
-    def losses(self, targets, loc, conf, anchors):
-        matched = self.match(anchors, targets)
+    def losses(self, targets, loc, conf, anchors, iou_dtype=None):
+        matched = self.match(anchors, targets, iou_dtype)
         return tv_ssd.SSD.compute_loss(self.stub, targets,
                                        {"bbox_regression": loc, "cls_logits": conf},
                                        anchors, matched)
@@ -74,21 +67,55 @@ class TorchvisionRetinaNet:
             head=tv_retinanet.RetinaNetHead(in_channels=4, num_anchors=9, num_classes=num_classes),
         )
 
-    def losses(self, targets, loc, conf, anchors):
-        return tv_retinanet.RetinaNet.compute_loss(self.stub, targets,
-                                                   {"bbox_regression": loc, "cls_logits": conf},
-                                                   anchors)
+    def match(self, anchors, targets, iou_dtype=None):
+        return _match_loop(self.stub.proposal_matcher, anchors, targets, iou_dtype)
+
+    def losses(self, targets, loc, conf, anchors, iou_dtype=None):
+        head_outputs = {"bbox_regression": loc, "cls_logits": conf}
+        if iou_dtype is None:  # exactly RetinaNet.compute_loss (matching inside)
+            return tv_retinanet.RetinaNet.compute_loss(self.stub, targets, head_outputs, anchors)
+        # The same, with the IoU matrix computed in iou_dtype.
+        matched = self.match(anchors, targets, iou_dtype)
+        return self.stub.head.compute_loss(targets, head_outputs, anchors, matched)
+
+
+def _match_loop(matcher, anchors, targets, iou_dtype=None):
+    """The per-image matching loop of SSD.forward / RetinaNet.compute_loss:
+    an image without boxes gets all -1, else matcher(box_iou(gt, anchors)).
+    iou_dtype=None is torchvision's own (float32); torch.float64 makes the
+    decisions mbx makes (SPEC 2: IoU compared in double)."""
+    out = []
+    for anchors_per_image, t in zip(anchors, targets):
+        if t["boxes"].numel() == 0:
+            out.append(torch.full((anchors_per_image.size(0),), -1, dtype=torch.int64))
+            continue
+        boxes = t["boxes"]
+        if iou_dtype is not None:
+            boxes, anchors_per_image = boxes.to(iou_dtype), anchors_per_image.to(iou_dtype)
+        out.append(matcher(box_ops.box_iou(boxes, anchors_per_image)))
+    return out
+
+
+def match_decision_diff(model, anchors_np, gt_boxes, gt_labels, gt_counts):
+    """Priors whose match differs between float32 IoU (torchvision) and
+    float64 IoU (mbx's decisions): (count, total priors x images)."""
+    anchors = torch.from_numpy(anchors_np)
+    targets = targets_from_numpy(gt_boxes, gt_labels, gt_counts, 0)
+    a = model.match([anchors] * len(targets), targets)
+    b = model.match([anchors] * len(targets), targets, torch.float64)
+    return int(sum(int((x != y).sum()) for x, y in zip(a, b))), len(targets) * anchors.shape[0]
 
 
 def torchvision_step(model, anchors_np, gt_boxes, gt_labels, gt_counts, loc_np, conf_np,
-                     label_offset):
+                     label_offset, iou_dtype=None):
     """One training step's loss: fresh leaves, forward, backward.
-    Returns (loss_loc, loss_conf, grad_loc, grad_conf)."""
+    Returns (loss_loc, loss_conf, grad_loc, grad_conf). iou_dtype: see
+    _match_loop (None = torchvision as is)."""
     anchors = torch.from_numpy(anchors_np)
     targets = targets_from_numpy(gt_boxes, gt_labels, gt_counts, label_offset)
     loc = torch.from_numpy(loc_np).requires_grad_()
     conf = torch.from_numpy(conf_np).requires_grad_()
-    losses = model.losses(targets, loc, conf, [anchors] * len(targets))
+    losses = model.losses(targets, loc, conf, [anchors] * len(targets), iou_dtype)
     l_loc, l_conf = losses["bbox_regression"], losses["classification"]
     g_loc, g_conf = torch.autograd.grad(l_loc + l_conf, (loc, conf))
     return float(l_loc), float(l_conf), g_loc, g_conf
