@@ -23,6 +23,11 @@ static inline db iou_batch(const MatchBox& g, const PriorSoA& pr, int64_t p) {
   const db zero(0.0);
   db iw = xsimd::min(db(g.x2), db::load_unaligned(pr.x2 + p)) - xsimd::max(db(g.x1), db::load_unaligned(pr.x1 + p));
   db ih = xsimd::min(db(g.y2), db::load_unaligned(pr.y2 + p)) - xsimd::max(db(g.y1), db::load_unaligned(pr.y1 + p));
+  const auto overlap = (iw > zero) & (ih > zero);
+  // Most priors of a grid miss a given GT: skip the (slow) division when no
+  // lane overlaps — the IoU is then exactly +0 in every lane, as the full
+  // expression would give.
+  if (!xsimd::any(overlap)) return zero;
   iw = xsimd::select(iw > zero, iw, zero);
   ih = xsimd::select(ih > zero, ih, zero);
   const db inter = iw * ih;

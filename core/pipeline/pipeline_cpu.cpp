@@ -132,6 +132,13 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
     std::vector<float> tmp_in, tmp_out;
     if (convert) { tmp_in.resize(C + 4); tmp_out.resize(C + 4); }
     double loc_sum = 0.0, conf_sum = 0.0;
+    // Zero the block's gradient rows in one contiguous memset each (large
+    // fills stream without reading the lines first — per-row fills of 84
+    // bytes would double the write traffic); rows that count are then
+    // overwritten.
+    if (out.grad_loc) zero_row(out.grad_loc, in.loc_dtype, (b * P + p0) * 4, (p1 - p0) * 4);
+    if (out.grad_conf && softmax)
+      zero_row(out.grad_conf, in.conf_dtype, (b * P + p0) * C, (p1 - p0) * C);
     // Softmax: the block's log-sum-exps first, vectorised across rows.
     float lse_blk[kBlock];
     if (softmax && !convert) {
@@ -155,12 +162,10 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
           if (gl) gl[k] = static_cast<float>(loc_loss_grad(d, l1, o.smooth_l1_beta)) * ls;
         }
         if (gl) flush_row(out.grad_loc, in.loc_dtype, bp * 4, 4, gl);
-      } else if (out.grad_loc) {
-        zero_row(out.grad_loc, in.loc_dtype, bp * 4, 4);
       }
       // Classification.
       if (t < 0) {  // ignored: contributes nothing
-        if (out.grad_conf) zero_row(out.grad_conf, in.conf_dtype, bp * C, C);
+        if (out.grad_conf && !softmax) zero_row(out.grad_conf, in.conf_dtype, bp * C, C);
         continue;
       }
       const float* x = row_f32(in.conf, in.conf_dtype, bp * C, C, tmp_in.data());
@@ -174,9 +179,7 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
             flush_row(out.grad_conf, in.conf_dtype, bp * C, C, gc);
           }
         } else {
-          ce_bg[bp] = z - x[0];
-          // Negatives get their gradient in pass 2 if mined.
-          if (out.grad_conf) zero_row(out.grad_conf, in.conf_dtype, bp * C, C);
+          ce_bg[bp] = z - x[0];  // negatives get their gradient in pass 2 if mined
         }
       } else {
         float* gc = out.grad_conf ? grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data())
