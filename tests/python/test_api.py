@@ -293,3 +293,32 @@ def test_gil_released_during_compute():
     th.join()
     assert one_call > 0.05, "problem too small to measure (%.4f s)" % one_call
     assert worst < 0.5 * one_call, "main thread paused %.3f s during %.3f s calls" % (worst, one_call)
+
+
+def test_out_buffers_are_written_in_place_and_checked():
+    import mbx
+    rng = np.random.default_rng(5)
+    priors = mbx.priors_ssd("voc")
+    B, P, C = 2, priors.shape[0], 21
+    gt_boxes = np.array([[[0.1, 0.1, 0.5, 0.6], [0.3, 0.2, 0.9, 0.8]]] * B, np.float32)
+    gt_labels = np.array([[3, 7]] * B, np.int32)
+    gt_counts = np.array([2, 1], np.int32)
+    loc = rng.normal(size=(B, P, 4)).astype(np.float32)
+    conf = rng.normal(0, 2, size=(B, P, C)).astype(np.float32)
+    loss = mbx.MultiBoxLoss("ssd_pytorch")
+    ref = loss(priors, gt_boxes, gt_labels, gt_counts, loc, conf)
+    gl = np.full((B, P, 4), 7.0, np.float32)
+    gc = np.full((B, P, C), 7.0, np.float32)
+    r = loss(priors, gt_boxes, gt_labels, gt_counts, loc, conf, out=(gl, gc))
+    assert r.grad_loc is gl and r.grad_conf is gc
+    np.testing.assert_array_equal(gl, ref.grad_loc)
+    np.testing.assert_array_equal(gc, ref.grad_conf)
+    assert r.loss_loc == ref.loss_loc and r.loss_conf == ref.loss_conf
+    with pytest.raises(mbx.InvalidArgumentError, match="out\\[1\\] \\(grad_conf\\): shape"):
+        loss(priors, gt_boxes, gt_labels, gt_counts, loc, conf, out=(gl, gc[:, :, :5].copy()))
+    with pytest.raises(mbx.InvalidArgumentError, match="C-contiguous"):
+        loss(priors, gt_boxes, gt_labels, gt_counts, loc, conf, out=(gl, np.asfortranarray(gc)))
+    with pytest.raises(mbx.InvalidArgumentError, match="dtype"):
+        loss(priors, gt_boxes, gt_labels, gt_counts, loc, conf, out=(gl.astype(np.float64), gc))
+    bl, bc = loss.backward(priors, gt_boxes, gt_labels, gt_counts, loc, conf, out=(gl, gc))
+    assert bl is gl and bc is gc

@@ -489,6 +489,29 @@ _TORCH_DTYPES = {"float32": "float32", "float64": "float64", "int32": "int32",
                  "float16": "float16", "bfloat16": "bfloat16"}
 
 
+def _output(x, name, ref, shape, dtype_of):
+    """A caller-provided output: written in place, so it must already be a
+    contiguous, writable array/tensor of the input's kind, shape and dtype
+    (nothing is copied; training loops reuse their gradient buffers)."""
+    if isinstance(x, np.ndarray):
+        if not (x.flags.c_contiguous and x.flags.writeable):
+            raise _invalid("%s: must be a C-contiguous, writable array" % name)
+        t = _Tensor(x, "numpy")
+    elif _is_torch_tensor(x):
+        if not x.is_contiguous() or x.requires_grad:
+            raise _invalid("%s: must be a contiguous tensor that does not require grad" % name)
+        t = _Tensor(x.detach(), "torch")
+    else:
+        raise TypeError("%s: expected a numpy array or a torch tensor, got %s" % (name, type(x).__name__))
+    if t.kind != ref.kind:
+        raise _invalid("%s: a %s output for %s inputs" % (name, t.kind, ref.kind))
+    if tuple(t.shape) != tuple(shape):
+        raise _invalid("%s: shape %s, expected %s" % (name, list(t.shape), list(shape)))
+    if str(t.obj.dtype) != str(dtype_of.obj.dtype):
+        raise _invalid("%s: dtype %s, expected %s" % (name, t.obj.dtype, dtype_of.obj.dtype))
+    return t
+
+
 def _empty_like_kind(ref, shape, dtype):
     """An uninitialised output of ref's kind and device. dtype: a name, or an
     input _Tensor whose dtype is copied."""
@@ -578,7 +601,11 @@ class MultiBoxLoss:
 
     ``grad=True`` uses the fused forward+backward entry point; ``grad_loss``
     (upstream gradients of (loss_loc, loss_conf), two numbers or a [2]
-    array/tensor on conf's device) scales the gradients. Returns LossResult.
+    array/tensor on conf's device) scales the gradients; ``out=(grad_loc,
+    grad_conf)`` writes the gradients into caller-owned buffers (same kind,
+    shape and dtype as loc/conf) instead of new ones — a training loop that
+    reuses them skips allocating and page-faulting B*P*(C+4) floats per
+    step. Returns LossResult.
     """
 
     def __init__(self, preset="ssd_pytorch", context=None, **overrides):
@@ -620,7 +647,7 @@ class MultiBoxLoss:
         return _input(grad_loss, "grad_loss", np.float64)
 
     def _run(self, priors, gt_boxes, gt_labels, gt_counts, loc, conf, grad, grad_loss,
-             loss_dtype=None):
+             loss_dtype=None, out=None):
         p, gb, gl, gc, lo, co = self._inputs(priors, gt_boxes, gt_labels, gt_counts, loc, conf)
         if loss_dtype is None:
             loss_dtype = "float32" if co.kind == "torch" else "float64"
@@ -629,33 +656,45 @@ class MultiBoxLoss:
         opts = self.options.native
         if grad:
             g = self._grad_loss(grad_loss, co)
-            grad_loc = _empty_like_kind(co, lo.shape, lo)
-            grad_conf = _empty_like_kind(co, co.shape, co)
+            grad_loc, grad_conf = self._grad_outputs(out, lo, co)
             _call(self.context, co, _n.mbx_loss_forward_backward, opts, p.capsule, gb.capsule,
                   gl.capsule, gc.capsule, lo.capsule, co.capsule, _cap(g), loss.capsule,
                   num_pos.capsule, grad_loc.capsule, grad_conf.capsule)
             return LossResult(loss.obj[0], loss.obj[1], num_pos.obj, grad_loc.obj, grad_conf.obj)
         if grad_loss is not None:
             raise _invalid("grad_loss: given with grad=False")
+        if out is not None:
+            raise _invalid("out: given with grad=False")
         _call(self.context, co, _n.mbx_loss_forward, opts, p.capsule, gb.capsule, gl.capsule,
               gc.capsule, lo.capsule, co.capsule, loss.capsule, num_pos.capsule)
         return LossResult(loss.obj[0], loss.obj[1], num_pos.obj)
 
+    @staticmethod
+    def _grad_outputs(out, lo, co):
+        if out is None:
+            return _empty_like_kind(co, lo.shape, lo), _empty_like_kind(co, co.shape, co)
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise _invalid("out: expected a pair (grad_loc, grad_conf)")
+        return (_output(out[0], "out[0] (grad_loc)", co, lo.shape, lo),
+                _output(out[1], "out[1] (grad_conf)", co, co.shape, co))
+
     def __call__(self, priors, gt_boxes, gt_labels, gt_counts, loc, conf, grad=True,
-                 grad_loss=None):
-        return self._run(priors, gt_boxes, gt_labels, gt_counts, loc, conf, grad, grad_loss)
+                 grad_loss=None, out=None):
+        return self._run(priors, gt_boxes, gt_labels, gt_counts, loc, conf, grad, grad_loss,
+                         out=out)
 
     def forward(self, priors, gt_boxes, gt_labels, gt_counts, loc, conf):
         """Losses only (evaluation; no gradient memory)."""
         return self._run(priors, gt_boxes, gt_labels, gt_counts, loc, conf, False, None)
 
-    def backward(self, priors, gt_boxes, gt_labels, gt_counts, loc, conf, grad_loss=None):
-        """(grad_loc, grad_conf) only, times grad_loss (default (1, 1)).
-        Matching and mining are recomputed; prefer ``__call__(grad=True)``."""
+    def backward(self, priors, gt_boxes, gt_labels, gt_counts, loc, conf, grad_loss=None,
+                 out=None):
+        """(grad_loc, grad_conf) only, times grad_loss (default (1, 1)), into
+        ``out`` when given. Matching and mining are recomputed; prefer
+        ``__call__(grad=True)``."""
         p, gb, gl, gc, lo, co = self._inputs(priors, gt_boxes, gt_labels, gt_counts, loc, conf)
         g = self._grad_loss(grad_loss, co)
-        grad_loc = _empty_like_kind(co, lo.shape, lo)
-        grad_conf = _empty_like_kind(co, co.shape, co)
+        grad_loc, grad_conf = self._grad_outputs(out, lo, co)
         _call(self.context, co, _n.mbx_loss_backward, self.options.native, p.capsule, gb.capsule,
               gl.capsule, gc.capsule, lo.capsule, co.capsule, _cap(g), grad_loc.capsule,
               grad_conf.capsule)
