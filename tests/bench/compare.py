@@ -481,6 +481,19 @@ def run_workload(mbx, capi, tvl, ssd_ref, w, bench, ncpu, checks, skip_torch):
         ctx.close()
     ctx = mbx.Context(num_threads=0)
     loss = mbx.MultiBoxLoss(w.tv_preset, context=ctx)
+    # A training loop that reuses its gradient buffers (out=): no per-step
+    # allocation/page faults of B*P*(C+4) floats.
+    grad_bufs = {}
+
+    def alloc_out():
+        grad_bufs["o"] = (np.empty_like(w.loc), np.empty_like(w.conf))
+    reuse = bench.measure("mbx-py fused out=", w, lambda: loss(*args, grad=True, out=grad_bufs["o"]),
+                          threads=ncpu, setup=alloc_out)
+    checks.append({"check": "%s: out= buffers == fresh outputs (bitwise)" % w.name,
+                   "ok": bool(np.array_equal(reuse.grad_conf, ref_out.grad_conf)
+                              and float(reuse.loss_conf) == float(ref_out.loss_conf))})
+    reuse = None
+    grad_bufs.clear()
     fwd = bench.measure("mbx-py fwd", w, lambda: loss.forward(*args), threads=ncpu)
     checks.append({"check": "%s: forward-only loss == fused loss (bitwise)" % w.name,
                    "ok": bool(float(fwd.loss_loc) == float(ref_out.loss_loc)
