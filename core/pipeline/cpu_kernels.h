@@ -11,13 +11,14 @@ namespace mbx {
 
 struct CpuRowKernels {
   const char* isa;
-  // log(sum_c exp(x[c])), shifted by the row's max (SPEC §6.3); IEEE
-  // inf/NaN results for non-finite rows.
-  float (*logsumexp)(const float* x, int64_t C);
-  // logsumexp of n consecutive rows [n, C] into out[n]; scratch: n*C + 64 floats.
-  void (*logsumexp_rows)(const float* x, int64_t n, int64_t C, float* out, float* scratch);
-  // g[c] = (exp(x[c] - lse) - [c == target]) * s
-  void (*softmax_grad)(const float* x, int64_t C, float lse, int32_t target, float s, float* g);
+  // Softmax statistics per row of x [n, C]: m = row max, l = log(sum exp(x - m))
+  // (lse = m + l, ce_t = (m - x_t) + l). last_row_is_end: row n-1 ends its
+  // tensor (no read past it). See cpu_kernels_impl.h for the numerics.
+  void (*softmax_rows)(const float* x, int64_t n, int64_t C, float* m, float* l,
+                       bool last_row_is_end);
+  // g[c] = (softmax(x)[c] - [c == target]) * s, softmax from (m, l).
+  void (*softmax_grad)(const float* x, int64_t C, float m, float l, int32_t target, float s,
+                       float* g);
   // Sigmoid focal loss of one row (t = one-hot of pos_col, or all zero when
   // pos_col < 0): returns the row's sum (float64), writes d/dx * scale to g
   // unless g is null. gamma_kind: 0, 1, 2 for those exact gammas, -1 other.

@@ -89,8 +89,34 @@ static inline fb load_tail(const float* x, int64_t c, int64_t C, float pad) {
 
 static inline float sum_lanes(fb v) { return xsimd::hadd(v); }
 
-// log(sum exp x) for rows holding +inf, NaN or only -inf: the IEEE value.
-static float logsumexp_nonfinite(const float* x, int64_t C) {
+// Softmax statistics of rows, the form that keeps every derived quantity at
+// full relative precision in float32:
+//   m = max_c x_c,   l = log(sum_c exp(x_c - m)) = log1p(r),
+//   r = sum of exp(x_c - m) over the non-maximal columns + (#maximal - 1),
+// so that lse = m + l, ce_t = (m - x_t) + l (no cancellation even when
+// ce_t ~ 1e-6 next to logits ~ 15, where lse - x_t would lose it all), and
+// softmax_c = exp((x_c - m) - l) with an exact (x_c - m) (no rounded lse
+// subtracted from logits of magnitude 1e4). Each row's result depends only
+// on its own values, so identical rows tie exactly in hard negative mining.
+// Rows with +inf/NaN (or only -inf) get m = the IEEE log-sum-exp, l = 0.
+
+// Row r's values lane-padded: full vectors, then the tail vector read past
+// the row end (into the next row of the same tensor) with lanes >= C masked;
+// the last row of a call reads its tail through a stack copy instead.
+struct RowTail {
+  int64_t Cv;
+  xsimd::batch_bool<float, arch> mask;
+  explicit RowTail(int64_t C) : Cv(C / W * W) {
+    alignas(64) float lane[W];
+    for (int64_t i = 0; i < W; ++i) lane[i] = static_cast<float>(i);
+    mask = fb::load_aligned(lane) < fb(static_cast<float>(C - Cv));
+  }
+  fb tail(const float* xr, int64_t C, bool last, float pad) const {
+    return last ? load_tail(xr, Cv, C, pad) : xsimd::select(mask, fb::load_unaligned(xr + Cv), fb(pad));
+  }
+};
+
+static float row_nonfinite_lse(const float* x, int64_t C) {
   float m = x[0];
   for (int64_t c = 1; c < C; ++c) m = fmaxf_(m, x[c]);
   for (int64_t c = 0; c < C; ++c)
@@ -101,80 +127,70 @@ static float logsumexp_nonfinite(const float* x, int64_t C) {
   return m + logf(s);
 }
 
-static float logsumexp(const float* x, int64_t C) {
+// m[i], l[i] for rows i < n of x [n, C]; `last_row_is_end`: row n-1 is the
+// last row of its tensor (its tail must not be read past).
+static void softmax_rows(const float* x, int64_t n, int64_t C, float* m_out, float* l_out,
+                         bool last_row_is_end) {
+  const RowTail rt(C);
   const float ninf = -HUGE_VALF;
-  const int64_t Cv = C / W * W;
-  fb vm(ninf);
-  for (int64_t c = 0; c < Cv; c += W) vm = xsimd::max(vm, fb::load_unaligned(x + c));
-  if (Cv < C) vm = xsimd::max(vm, load_tail(x, Cv, C, ninf));
-  alignas(64) float mm[W];
-  vm.store_aligned(mm);
-  float m = mm[0];
-  for (int64_t i = 1; i < W; ++i) m = fmaxf_(m, mm[i]);
-  if (!(m > ninf && m < HUGE_VALF)) return logsumexp_nonfinite(x, C);
-  const fb vmx(m);
-  fb vs(0.f);
-  for (int64_t c = 0; c < Cv; c += W) vs += xsimd::exp(fb::load_unaligned(x + c) - vmx);
-  if (Cv < C) vs += xsimd::exp(load_tail(x, Cv, C, ninf) - vmx);  // exp(-inf) = 0
-  const float r = m + logf(sum_lanes(vs));
-  return r - r == 0.f ? r : logsumexp_nonfinite(x, C);  // NaN logits propagate
-}
-
-// Log-sum-exp of `n` consecutive rows into out[0..n). Fast route for rows
-// whose logits all lie in [-80, 80] (every realistic batch): exp over the
-// contiguous block (no transposition, no per-row max), per-row sums, one
-// vector log per W rows. exp(+-80) stays a normal float and a sum of up to
-// 512 terms cannot overflow, so dropping the max shift loses no accuracy
-// there. Anything else (|x| > 80, inf, NaN, C > 512) takes the max-shifted
-// per-row route. `scratch` holds n*C + W floats.
-static void logsumexp_rows(const float* x, int64_t n, int64_t C, float* out, float* scratch) {
-  const int64_t total = n * C, Tv = total / W * W;
-  const fb lim(80.f);
-  auto bad = fb(0.f) != fb(0.f);  // all false
-  for (int64_t i = 0; i < Tv; i += W) {
-    const fb v = fb::load_unaligned(x + i);
-    bad = bad | !(xsimd::abs(v) <= lim);  // NaN compares false: caught
-    // NaN or out-of-range lanes are flagged above and the block redone.
-    fast_exp_unchecked(xsimd::min(xsimd::max(v, -lim), lim)).store_unaligned(scratch + i);
-  }
-  bool any_bad = xsimd::any(bad) || C > 512;
-  for (int64_t i = Tv; i < total; ++i) {
-    any_bad = any_bad || !(fabsf(x[i]) <= 80.f);
-    scratch[i] = expf(x[i]);
-  }
-  if (any_bad) {
-    for (int64_t r = 0; r < n; ++r) out[r] = logsumexp(x + r * C, C);
-    return;
-  }
-  // Row sums: full vectors plus one tail vector read past the row's end
-  // (into the next row, or the W floats of padding after the scratch) with
-  // the lanes beyond C masked off.
-  const int64_t Cv = C / W * W;
-  alignas(64) float lane_s[W];
-  for (int64_t i = 0; i < W; ++i) lane_s[i] = static_cast<float>(i);
-  const auto tail_mask = fb::load_aligned(lane_s) < fb(static_cast<float>(C - Cv));
+  const bool has_tail = rt.Cv < C;
   for (int64_t r = 0; r < n; ++r) {
-    const float* e = scratch + r * C;
-    fb acc = xsimd::select(tail_mask, fb::load_unaligned(e + Cv), fb(0.f));
-    for (int64_t c = 0; c < Cv; c += W) acc += fb::load_unaligned(e + c);
-    out[r] = sum_lanes(acc);
+    const float* xr = x + r * C;
+    const bool last = last_row_is_end && r == n - 1;
+    fb vm(ninf);
+    for (int64_t c = 0; c < rt.Cv; c += W) vm = xsimd::max(vm, fb::load_unaligned(xr + c));
+    fb vt(ninf);
+    if (has_tail) {
+      vt = rt.tail(xr, C, last, ninf);
+      vm = xsimd::max(vm, vt);
+    }
+    alignas(64) float mm[W];
+    vm.store_aligned(mm);
+    float m = mm[0];
+    for (int64_t i = 1; i < W; ++i) m = fmaxf_(m, mm[i]);
+    bool nan = false;
+    for (int64_t c = 0; c < rt.Cv && !nan; c += W) nan = xsimd::any(xsimd::isnan(fb::load_unaligned(xr + c)));
+    if (has_tail) nan = nan || xsimd::any(xsimd::isnan(vt));
+    if (nan || !(m > ninf && m < HUGE_VALF)) {
+      m_out[r] = row_nonfinite_lse(xr, C);
+      l_out[r] = 0.f;
+      continue;
+    }
+    const fb vmx(m), zero(0.f), one(1.f);
+    fb acc(0.f), cnt(0.f);
+    for (int64_t c = 0; c < rt.Cv; c += W) {
+      const fb v = fb::load_unaligned(xr + c);
+      const auto eq = v == vmx;
+      acc += xsimd::select(eq, zero, fast_exp(v - vmx));
+      cnt += xsimd::select(eq, one, zero);
+    }
+    if (has_tail) {  // padding is -inf: never equal to m, exp -> ~0 (clamped: 1.2e-38)
+      const auto eq = vt == vmx;
+      acc += xsimd::select(eq, zero, xsimd::select(rt.mask, fast_exp(vt - vmx), zero));
+      cnt += xsimd::select(eq, one, zero);
+    }
+    m_out[r] = m;
+    l_out[r] = sum_lanes(acc) + (sum_lanes(cnt) - 1.f);  // r; log1p below
   }
   const int64_t nv = n / W * W;
-  for (int64_t r = 0; r < nv; r += W) xsimd::log(fb::load_unaligned(out + r)).store_unaligned(out + r);
-  for (int64_t r = nv; r < n; ++r) out[r] = logf(out[r]);
+  for (int64_t i = 0; i < nv; i += W) xsimd::log1p(fb::load_unaligned(l_out + i)).store_unaligned(l_out + i);
+  for (int64_t i = nv; i < n; ++i) l_out[i] = log1pf(l_out[i]);
 }
 
-static void softmax_grad(const float* x, int64_t C, float lse, int32_t target, float s, float* g) {
+// g[c] = (softmax(x)[c] - [c == target]) * s with softmax from (m, l); the
+// target's own term is expm1 of its log-probability (exact when it is ~1).
+static void softmax_grad(const float* x, int64_t C, float m, float l, int32_t target, float s,
+                         float* g) {
   const int64_t Cv = C / W * W;
-  const fb vl(lse), vs(s);
+  const fb vm(m), vl(l), vs(s);
   for (int64_t c = 0; c < Cv; c += W)
-    (fast_exp(fb::load_unaligned(x + c) - vl) * vs).store_unaligned(g + c);
+    (fast_exp((fb::load_unaligned(x + c) - vm) - vl) * vs).store_unaligned(g + c);
   if (Cv < C) {
     alignas(64) float t[W];
-    (fast_exp(load_tail(x, Cv, C, -HUGE_VALF) - vl) * vs).store_aligned(t);
+    (fast_exp((load_tail(x, Cv, C, -HUGE_VALF) - vm) - vl) * vs).store_aligned(t);
     for (int64_t c = Cv; c < C; ++c) g[c] = t[c - Cv];
   }
-  g[target] = (expf(x[target] - lse) - 1.0f) * s;
+  g[target] = expm1f((x[target] - m) - l) * s;
 }
 
 // Negative (t = 0) focal terms of W logits. With e = exp(-|x|):
@@ -267,8 +283,7 @@ static double focal(const float* x, int64_t C, int32_t pos_col, float alpha, flo
   }
 }
 
-static const CpuRowKernels kTable = {MBX_ISA_NAME, &logsumexp, &logsumexp_rows, &softmax_grad,
-                                     &focal};
+static const CpuRowKernels kTable = {MBX_ISA_NAME, &softmax_rows, &softmax_grad, &focal};
 
 }  // namespace MBX_ISA_NS
 }  // namespace mbx

@@ -139,14 +139,11 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
     if (out.grad_loc) zero_row(out.grad_loc, in.loc_dtype, (b * P + p0) * 4, (p1 - p0) * 4);
     if (out.grad_conf && softmax)
       zero_row(out.grad_conf, in.conf_dtype, (b * P + p0) * C, (p1 - p0) * C);
-    // Softmax: the block's log-sum-exps first, vectorised across rows.
-    float lse_blk[kBlock];
-    if (softmax && !convert) {
-      thread_local std::vector<float> exp_scratch;
-      if (exp_scratch.size() < static_cast<size_t>(kBlock * C + 64)) exp_scratch.resize(kBlock * C + 64);
-      K.logsumexp_rows(static_cast<const float*>(in.conf) + (b * P + p0) * C, p1 - p0, C, lse_blk,
-                       exp_scratch.data());
-    }
+    // Softmax: the block's row statistics (max, log-sum) first.
+    float m_blk[kBlock], l_blk[kBlock];
+    if (softmax && !convert)
+      K.softmax_rows(static_cast<const float*>(in.conf) + (b * P + p0) * C, p1 - p0, C, m_blk, l_blk,
+                     b == B - 1 && p1 == P);
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t bp = b * P + p;
       const int32_t t = ct[bp];
@@ -170,16 +167,18 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
       }
       const float* x = row_f32(in.conf, in.conf_dtype, bp * C, C, tmp_in.data());
       if (softmax) {
-        const float z = convert ? K.logsumexp(x, C) : lse_blk[p - p0];
+        float m = 0.f, l = 0.f;
+        if (convert) K.softmax_rows(x, 1, C, &m, &l, true);
+        else { m = m_blk[p - p0]; l = l_blk[p - p0]; }
         if (t > 0) {
-          conf_sum += static_cast<double>(z) - static_cast<double>(x[t]);
+          conf_sum += static_cast<double>((m - x[t]) + l);
           if (out.grad_conf) {
             float* gc = grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data());
-            K.softmax_grad(x, C, z, t, cs, gc);
+            K.softmax_grad(x, C, m, l, t, cs, gc);
             flush_row(out.grad_conf, in.conf_dtype, bp * C, C, gc);
           }
         } else {
-          ce_bg[bp] = z - x[0];  // negatives get their gradient in pass 2 if mined
+          ce_bg[bp] = (m - x[0]) + l;  // negatives get their gradient in pass 2 if mined
         }
       } else {
         float* gc = out.grad_conf ? grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data())
@@ -224,8 +223,10 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
             sum += static_cast<double>(ce_bg[bp]);
             if (out.grad_conf) {
               const float* x = row_f32(in.conf, in.conf_dtype, bp * C, C, tmp_in.data());
+              float m, l;
+              K.softmax_rows(x, 1, C, &m, &l, true);
               float* gc = grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data());
-              K.softmax_grad(x, C, K.logsumexp(x, C), 0, cs, gc);
+              K.softmax_grad(x, C, m, l, 0, cs, gc);
               flush_row(out.grad_conf, in.conf_dtype, bp * C, C, gc);
             }
           }
@@ -237,11 +238,12 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
               --extra;
               const int64_t bp = b * P + p;
               const float* x = row_f32(in.conf, in.conf_dtype, bp * C, C, tmp_in.data());
-              const float z = K.logsumexp(x, C);
-              sum += static_cast<double>(z) - static_cast<double>(x[t[p]]);
+              float m, l;
+              K.softmax_rows(x, 1, C, &m, &l, true);
+              sum += static_cast<double>((m - x[t[p]]) + l);
               if (out.grad_conf) {
                 float* gc = grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data());
-                K.softmax_grad(x, C, z, t[p], 2.0f * cs, gc);
+                K.softmax_grad(x, C, m, l, t[p], 2.0f * cs, gc);
                 flush_row(out.grad_conf, in.conf_dtype, bp * C, C, gc);
               }
             }

@@ -20,8 +20,9 @@ def main():
     for target in ("api", "diff"):
         d = os.path.join(HERE, "corpus", target)
         os.makedirs(d, exist_ok=True)
-        for f in os.listdir(d):
-            os.remove(os.path.join(d, f))
+        for f in os.listdir(d):  # regress_* files (fuzzer findings) are kept
+            if f.startswith("seed_") or f in ("empty", "zeros", "ones"):
+                os.remove(os.path.join(d, f))
         k = 0
         for preset in range(4):
             for ctl in (0x00, 0x01, 0x02, 0x40, 0x41, 0x80, 0xC0, 0xC1, 0x3B):
