@@ -16,6 +16,11 @@ struct CpuRowKernels {
   // tensor (no read past it). See cpu_kernels_impl.h for the numerics.
   void (*softmax_rows)(const float* x, int64_t n, int64_t C, float* m, float* l,
                        bool last_row_is_end);
+  // lse of every row of x [n, C], the fast route for mining scores (exact
+  // route for rows with extreme logits; per-row deterministic). scratch:
+  // n*C + 64 floats.
+  void (*lse_rows_fast)(const float* x, int64_t n, int64_t C, float* lse, float* scratch,
+                        bool last_row_is_end);
   // g[c] = (softmax(x)[c] - [c == target]) * s, softmax from (m, l).
   void (*softmax_grad)(const float* x, int64_t C, float m, float l, int32_t target, float s,
                        float* g);

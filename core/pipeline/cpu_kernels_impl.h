@@ -148,10 +148,9 @@ static void softmax_rows(const float* x, int64_t n, int64_t C, float* m_out, flo
     vm.store_aligned(mm);
     float m = mm[0];
     for (int64_t i = 1; i < W; ++i) m = fmaxf_(m, mm[i]);
-    bool nan = false;
-    for (int64_t c = 0; c < rt.Cv && !nan; c += W) nan = xsimd::any(xsimd::isnan(fb::load_unaligned(xr + c)));
-    if (has_tail) nan = nan || xsimd::any(xsimd::isnan(vt));
-    if (nan || !(m > ninf && m < HUGE_VALF)) {
+    // A NaN logit that the max skipped reaches the sum (fast_exp keeps NaN),
+    // so l, the loss and the gradient come out NaN as they should.
+    if (!(m > ninf && m < HUGE_VALF)) {
       m_out[r] = row_nonfinite_lse(xr, C);
       l_out[r] = 0.f;
       continue;
@@ -175,6 +174,49 @@ static void softmax_rows(const float* x, int64_t n, int64_t C, float* m_out, flo
   const int64_t nv = n / W * W;
   for (int64_t i = 0; i < nv; i += W) xsimd::log1p(fb::load_unaligned(l_out + i)).store_unaligned(l_out + i);
   for (int64_t i = nv; i < n; ++i) l_out[i] = log1pf(l_out[i]);
+}
+
+// Fast log-sum-exp of every row of a block, for the mining scores of the
+// negatives: exp over the contiguous block (no per-row max, no horizontal
+// max), masked per-row sums, one vector log per W rows. A row qualifies when
+// its sum S = sum_c exp(x_c) lies in [1e-30, 1e30] (every logit in about
+// [-69, 69], finite): then dropping the max shift costs no accuracy beyond
+// ~ulp(lse). Other rows take the exact (m + l) route. The choice and the
+// arithmetic depend only on the row's own values (no per-block or per-lane
+// special cases), so identical rows get bitwise identical scores and tie
+// exactly in the mining. `scratch` holds n*C + W floats.
+static void lse_rows_fast(const float* x, int64_t n, int64_t C, float* lse, float* scratch,
+                          bool last_row_is_end) {
+  const int64_t total = n * C, Tv = total / W * W;
+  const fb lo(-87.f), hi(88.f);
+  for (int64_t i = 0; i < Tv; i += W)
+    fast_exp_unchecked(xsimd::min(xsimd::max(fb::load_unaligned(x + i), lo), hi)).store_unaligned(scratch + i);
+  if (Tv < total)  // the same vector routine for the last partial vector
+    fast_exp_unchecked(xsimd::min(xsimd::max(load_tail(x, Tv, total, 0.f), lo), hi)).store_unaligned(scratch + Tv);
+  const RowTail rt(C);
+  const bool has_tail = rt.Cv < C;
+  for (int64_t r = 0; r < n; ++r) {
+    const float* e = scratch + r * C;  // the padding after the scratch covers the last tail
+    fb acc = has_tail ? xsimd::select(rt.mask, fb::load_unaligned(e + rt.Cv), fb(0.f)) : fb(0.f);
+    for (int64_t c = 0; c < rt.Cv; c += W) acc += fb::load_unaligned(e + c);
+    lse[r] = sum_lanes(acc);
+  }
+  for (int64_t i = 0; i < n; i += W) {
+    const fb sv = i + W <= n ? fb::load_unaligned(lse + i) : load_tail(lse, i, n, 1.f);
+    const fb lv = xsimd::log(sv);
+    alignas(64) float sa[W], la[W];
+    sv.store_aligned(sa);
+    lv.store_aligned(la);
+    for (int64_t k = 0; k < W && i + k < n; ++k) {
+      if (sa[k] >= 1e-30f && sa[k] <= 1e30f) {  // NaN fails both
+        lse[i + k] = la[k];
+      } else {
+        float m, l;
+        softmax_rows(x + (i + k) * C, 1, C, &m, &l, last_row_is_end && i + k == n - 1);
+        lse[i + k] = m + l;
+      }
+    }
+  }
 }
 
 // g[c] = (softmax(x)[c] - [c == target]) * s with softmax from (m, l); the
@@ -283,7 +325,8 @@ static double focal(const float* x, int64_t C, int32_t pos_col, float alpha, flo
   }
 }
 
-static const CpuRowKernels kTable = {MBX_ISA_NAME, &softmax_rows, &softmax_grad, &focal};
+static const CpuRowKernels kTable = {MBX_ISA_NAME, &softmax_rows, &lse_rows_fast, &softmax_grad,
+                                     &focal};
 
 }  // namespace MBX_ISA_NS
 }  // namespace mbx

@@ -139,11 +139,15 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
     if (out.grad_loc) zero_row(out.grad_loc, in.loc_dtype, (b * P + p0) * 4, (p1 - p0) * 4);
     if (out.grad_conf && softmax)
       zero_row(out.grad_conf, in.conf_dtype, (b * P + p0) * C, (p1 - p0) * C);
-    // Softmax: the block's row statistics (max, log-sum) first.
-    float m_blk[kBlock], l_blk[kBlock];
-    if (softmax && !convert)
-      K.softmax_rows(static_cast<const float*>(in.conf) + (b * P + p0) * C, p1 - p0, C, m_blk, l_blk,
-                     b == B - 1 && p1 == P);
+    // Softmax: the block's log-sum-exps first (fast route: they rank the
+    // negatives; every CE that is summed is recomputed exactly per row).
+    float lse_blk[kBlock];
+    if (softmax && !convert) {
+      thread_local std::vector<float> exp_scratch;
+      if (exp_scratch.size() < static_cast<size_t>(kBlock * C + 64)) exp_scratch.resize(kBlock * C + 64);
+      K.lse_rows_fast(static_cast<const float*>(in.conf) + (b * P + p0) * C, p1 - p0, C, lse_blk,
+                      exp_scratch.data(), b == B - 1 && p1 == P);
+    }
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t bp = b * P + p;
       const int32_t t = ct[bp];
@@ -167,10 +171,10 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
       }
       const float* x = row_f32(in.conf, in.conf_dtype, bp * C, C, tmp_in.data());
       if (softmax) {
-        float m = 0.f, l = 0.f;
-        if (convert) K.softmax_rows(x, 1, C, &m, &l, true);
-        else { m = m_blk[p - p0]; l = l_blk[p - p0]; }
         if (t > 0) {
+          // Positives: exact row statistics, CE = (m - x_t) + l.
+          float m, l;
+          K.softmax_rows(x, 1, C, &m, &l, true);
           conf_sum += static_cast<double>((m - x[t]) + l);
           if (out.grad_conf) {
             float* gc = grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data());
@@ -178,7 +182,15 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
             flush_row(out.grad_conf, in.conf_dtype, bp * C, C, gc);
           }
         } else {
-          ce_bg[bp] = (m - x[0]) + l;  // negatives get their gradient in pass 2 if mined
+          float lse;
+          if (convert) {
+            float m, l;
+            K.softmax_rows(x, 1, C, &m, &l, true);
+            lse = m + l;
+          } else {
+            lse = lse_blk[p - p0];
+          }
+          ce_bg[bp] = lse - x[0];  // ranking score; mined rows are recomputed exactly in pass 2
         }
       } else {
         float* gc = out.grad_conf ? grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data())
@@ -220,11 +232,11 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
           double sum = 0.0;
           for (int64_t i = 0; i < take; ++i) {
             const int64_t bp = b * P + mining_key_prior(kb[i]);
-            sum += static_cast<double>(ce_bg[bp]);
+            const float* x = row_f32(in.conf, in.conf_dtype, bp * C, C, tmp_in.data());
+            float m, l;
+            K.softmax_rows(x, 1, C, &m, &l, true);
+            sum += static_cast<double>((m - x[0]) + l);
             if (out.grad_conf) {
-              const float* x = row_f32(in.conf, in.conf_dtype, bp * C, C, tmp_in.data());
-              float m, l;
-              K.softmax_rows(x, 1, C, &m, &l, true);
               float* gc = grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data());
               K.softmax_grad(x, C, m, l, 0, cs, gc);
               flush_row(out.grad_conf, in.conf_dtype, bp * C, C, gc);
