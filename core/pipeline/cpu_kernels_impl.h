@@ -281,17 +281,22 @@ static double focal_t(const float* x, int64_t C, int32_t pos_col, float alpha, f
     fb v, d;
     focal_neg<kGamma, kGrad>(tail ? load_tail(x, c, C, 0.f) : fb::load_unaligned(x + c), alpha, gamma, &v, &d);
     const int64_t n = tail ? C - c : W;
-    if (tail) {
+    const bool has_pos = pos_col >= c && pos_col < c + n;
+    if (tail || has_pos) {
+      // Padding lanes and the positive column's t = 0 term leave the sum
+      // (the latter is replaced by its t = 1 term below, in float64: adding
+      // the large t = 0 value and subtracting it again would cancel the
+      // small terms next to it).
       v.store_aligned(vv);
       for (int64_t i = n; i < W; ++i) vv[i] = 0.f;
+      if (has_pos) vv[pos_col - c] = 0.f;
       v = fb::load_aligned(vv);
     }
     acc += v;
-    if (pos_col >= c && pos_col < c + n) {
+    if (has_pos) {
       float v1, d1;
       focal_pos_scalar(x[pos_col], alpha, gamma, &v1, &d1);
-      v.store_aligned(vv);
-      sum += static_cast<double>(v1) - static_cast<double>(vv[pos_col - c]);
+      sum += static_cast<double>(v1);
       if (kGrad) { d.store_aligned(dd); dd[pos_col - c] = d1; d = fb::load_aligned(dd); }
     }
     if (kGrad) {
