@@ -56,14 +56,7 @@ DLTensor view(const HostTensor<T>& h) {
 // match + fused forward/backward over the job's shared inputs.
 Result run_shared(const Job& j, int threads) {
   const Problem& pr = j.pr;
-  Result r;
-  r.conf_target = HostTensor<int32_t>({pr.B, pr.P}, -7);
-  r.matched_gt = HostTensor<int32_t>({pr.B, pr.P}, -7);
-  r.num_pos = HostTensor<int32_t>({pr.B}, -7);
-  r.loc_target = HostTensor<float>({pr.B, pr.P, 4}, -7.f);
-  r.grad_loc = HostTensor<float>({pr.B, pr.P, 4}, -7.f);
-  r.grad_conf = HostTensor<float>({pr.B, pr.P, pr.C}, -7.f);
-  r.loss = HostTensor<double>({2}, -7.0);
+  Result r = make_result(pr);
   DLTensor pri = view(pr.priors), box = view(pr.gt_boxes), lab = view(pr.gt_labels),
            cnt = view(pr.gt_counts), loc = view(pr.loc), conf = view(pr.conf);
   mbx_context_t* ctx = nullptr;

@@ -87,9 +87,8 @@ struct Result {
   HostTensor<double> loss;
 };
 
-// match + fused forward/backward on `path` with `threads`.
-inline Result run_all(Problem& pr, const mbx_options_t& o, mbx_path_t path, int threads,
-                      const double* upstream = nullptr) {
+// Outputs for a problem, filled with a sentinel (-7) so untouched ones show.
+inline Result make_result(const Problem& pr) {
   Result r;
   r.conf_target = HostTensor<int32_t>({pr.B, pr.P}, -7);
   r.matched_gt = HostTensor<int32_t>({pr.B, pr.P}, -7);
@@ -98,6 +97,13 @@ inline Result run_all(Problem& pr, const mbx_options_t& o, mbx_path_t path, int 
   r.grad_loc = HostTensor<float>({pr.B, pr.P, 4}, -7.f);
   r.grad_conf = HostTensor<float>({pr.B, pr.P, pr.C}, -7.f);
   r.loss = HostTensor<double>({2}, -7.0);
+  return r;
+}
+
+// match + fused forward/backward on `path` with `threads`.
+inline Result run_all(Problem& pr, const mbx_options_t& o, mbx_path_t path, int threads,
+                      const double* upstream = nullptr) {
+  Result r = make_result(pr);
   mbx_context_t* ctx = nullptr;
   mbx_context_create(&ctx);
   mbx_context_set_path(ctx, path);
