@@ -178,7 +178,7 @@ void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec
     off_pconf = c.take(static_cast<std::size_t>(B) * nb_conf * sizeof(double));
     off_img = c.take(2 * B * sizeof(double));
     if (softmax) {
-      off_lse = c.take(BP * sizeof(float));
+      off_lse = c.take(2 * BP * sizeof(float));  // m, then l
       off_keys = c.take(BP * sizeof(uint32_t));
       off_w = c.take(BP * sizeof(uint8_t));
     }
@@ -231,6 +231,7 @@ void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec
     cl.partials = pconf;
     cl.nblocks = nb_conf;
     cl.lse = scratch.at<float>(off_lse);
+    cl.lsum = cl.lse + BP;
     cl.keys = scratch.at<uint32_t>(off_keys);
     cl.weight = scratch.at<uint8_t>(off_w);
     cuda::launch_softmax_ce(o, in, cl, s);

@@ -16,7 +16,7 @@ void select_top_negatives(uint64_t* keys, int64_t n, int64_t k) {
     for (int64_t i = 0; i < n; ++i) ++hist[keys[i] >> (64 - kBits)];
     int64_t below = 0;
     uint32_t cut = 0;
-    while (below + hist[cut] < static_cast<uint64_t>(k)) below += hist[cut++];
+    while (below + static_cast<int64_t>(hist[cut]) < k) below += hist[cut++];
     // Partition: [bucket < cut | bucket == cut | rest], stable enough for a set.
     int64_t lo = 0;
     for (int64_t i = 0; i < n; ++i)

@@ -10,7 +10,7 @@
 //     rest: exactly "ce descending, ties to the lower index, NaN first",
 //     O(P) per image. DOUBLE_COUNT_POSITIVES adds the first
 //     (quota - #negatives) positives by index.
-//  3. ce_value_kernel: per prior, weight * (lse - x[target]), per-block
+//  3. ce_value_kernel: per prior, weight * ((m - x[target]) + l), per-block
 //     float64 tree sums (the same kernel for forward and fused calls).
 //  4. ce_grad_kernel: element-wise (softmax - onehot) * weight * scale * up.
 #include <cub/block/block_scan.cuh>
@@ -72,18 +72,33 @@ __global__ void __launch_bounds__(kBlock) ce_prep_kernel(CEArgs a, const TC* con
       const float o = __shfl_xor_sync(0xffffffffu, m, off, W);
       m = o > m ? o : m;
     }
-    // +inf or NaN logits: the unshifted IEEE result (inf or NaN), as the
-    // CPU's logsumexp_row.
+    // Row statistics as on the CPU (core/pipeline/cpu_kernels_impl.h):
+    // m = max, l = log1p(r), r = sum over the non-maximal columns of
+    // exp(x_c - m) + (#maximal - 1); then ce_t = (m - x_t) + l and
+    // softmax_c = exp((x_c - m) - l) keep full relative precision (no
+    // lse - x_t cancellation, no rounded lse subtracted from big logits).
+    // +inf or NaN maxima: the unshifted IEEE log-sum-exp, l = 0. Every lane
+    // runs the same loop so the shuffles below stay converged.
     const bool finite = isfinite(m);
-    float s = 0.f;
+    float r = 0.f, k = 0.f;
     if (active)
-      for (int64_t c = lane; c < a.C; c += W) s += expf(to_f(x[c]) - (finite ? m : 0.f));
+      for (int64_t c = lane; c < a.C; c += W) {
+        const float v = to_f(x[c]);
+        if (!finite) r += expf(v);
+        else if (v == m) k += 1.f;
+        else r += expf(v - m);  // a NaN logit makes r (and the loss) NaN
+      }
 #pragma unroll
-    for (int off = W / 2; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off, W);
+    for (int off = W / 2; off > 0; off >>= 1) {
+      r += __shfl_xor_sync(0xffffffffu, r, off, W);
+      k += __shfl_xor_sync(0xffffffffu, k, off, W);
+    }
     if (active && lane == 0) {
-      const float lse = finite ? m + logf(s) : logf(s);
-      a.l.lse[i] = lse;
-      a.l.keys[i] = a.l.ct[i] == 0 ? ce_key(lse - to_f(x[0])) : 0u;
+      const float mm = finite ? m : logf(r);
+      const float l = finite ? log1pf(r + (k - 1.f)) : 0.f;
+      a.l.lse[i] = mm;
+      a.l.lsum[i] = l;
+      a.l.keys[i] = a.l.ct[i] == 0 ? ce_key((mm - to_f(x[0])) + l) : 0u;
     }
   }
 }
@@ -196,7 +211,7 @@ __global__ void __launch_bounds__(kBlock) ce_value_kernel(CEArgs a, const TC* co
       if (w == 0) continue;
       const int32_t target = a.l.ct[i] > 0 ? a.l.ct[i] : 0;
       sum += static_cast<double>(w) *
-             (static_cast<double>(a.l.lse[i]) - static_cast<double>(to_f(conf[i * a.C + target])));
+             static_cast<double>((a.l.lse[i] - to_f(conf[i * a.C + target])) + a.l.lsum[i]);
     }
     const double total = block_sum<kBlock>(sum, sh);
     if (threadIdx.x == 0) a.l.partials[b * gridDim.x + blockIdx.x] = total;
@@ -224,9 +239,9 @@ __global__ void __launch_bounds__(kBlock) ce_grad_kernel(CEArgs a, const TC* con
       float v = 0.f;
       if (w != 0) {
         const int32_t target = a.l.ct[i] > 0 ? a.l.ct[i] : 0;
-        const float sm = expf(to_f(x[e]) - a.l.lse[i]);
-        v = static_cast<float>(static_cast<double>(sm - (c == target ? 1.f : 0.f)) *
-                               (static_cast<double>(w) * scale));
+        const float z = (to_f(x[e]) - a.l.lse[i]) - a.l.lsum[i];  // log softmax
+        const float sm = c == target ? expm1f(z) : expf(z);      // p - [c == target]
+        v = static_cast<float>(static_cast<double>(sm) * (static_cast<double>(w) * scale));
       }
       g[e] = from_f<TC>(v);
     }

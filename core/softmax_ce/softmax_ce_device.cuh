@@ -21,7 +21,8 @@ struct SoftmaxCELaunch {
   double* partials = nullptr;          // [B, nblocks]
   int nblocks = 0;                     // from softmax_ce_blocks()
   // scratch
-  float* lse = nullptr;                // [B,P]
+  float* lse = nullptr;                // [B,P] row max m (IEEE log-sum-exp for non-finite rows)
+  float* lsum = nullptr;               // [B,P] l = log(sum_c exp(x_c - m)) (0 for non-finite rows)
   uint32_t* keys = nullptr;            // [B,P]
   uint8_t* weight = nullptr;           // [B,P]
 };
