@@ -94,12 +94,12 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
       const int32_t* t = &ct[b * P];
       double sum = 0.0;
       if (o.conf_loss == ConfLoss::kSoftmaxCE) {
-        std::vector<double> lse(P), ce_bg(P), weight(P, 0.0);
+        std::vector<double> m(P), l(P), ce_bg(P), weight(P, 0.0);
         std::vector<int32_t> neg;
         for (int64_t p = 0; p < P; ++p) {
           for (int64_t c = 0; c < C; ++c) row[c] = load_float(in.conf, in.conf_dtype, (b * P + p) * C + c);
-          lse[p] = logsumexp_row<double>(row.data(), C);
-          ce_bg[p] = lse[p] - row[0];
+          softmax_row_stats<double>(row.data(), C, &m[p], &l[p]);
+          ce_bg[p] = (m[p] - row[0]) + l[p];
           if (t[p] > 0) weight[p] = 1.0;
           if (t[p] == 0) neg.push_back(static_cast<int32_t>(p));
         }
@@ -120,12 +120,14 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
           if (weight[p] == 0.0) continue;
           const int64_t base = (b * P + p) * C;
           const int32_t target = t[p] > 0 ? t[p] : 0;
-          sum += weight[p] * (lse[p] - load_float(in.conf, in.conf_dtype, base + target));
+          sum += weight[p] * ((m[p] - load_float(in.conf, in.conf_dtype, base + target)) + l[p]);
           if (!gc.empty()) {
             const double s = weight[p] * conf_scale[b] * up_conf;
             for (int64_t c = 0; c < C; ++c) {
-              const double sm = std::exp(load_float(in.conf, in.conf_dtype, base + c) - lse[p]);
-              gc[base + c] = (sm - (c == target ? 1.0 : 0.0)) * s;
+              // p_c - [c == target] from the log-probability; expm1 keeps
+              // the target's 1 - p exact when p is ~1.
+              const double z = (load_float(in.conf, in.conf_dtype, base + c) - m[p]) - l[p];
+              gc[base + c] = (c == target ? std::expm1(z) : std::exp(z)) * s;
             }
           }
         }

@@ -13,19 +13,32 @@
 
 namespace mbx {
 
+// Softmax statistics of one row in the form that keeps every derived
+// quantity at full relative precision: m = max_c x_c and
+// l = log(sum_c exp(x_c - m)) = log1p(r), r = sum of exp(x_c - m) over the
+// non-maximal columns + (#maximal - 1). Then lse = m + l,
+// ce_t = (m - x_t) + l (no cancellation when ce_t is tiny next to large
+// logits, as lse - x_t would have) and log softmax_c = (x_c - m) - l.
+// +inf / NaN maxima (or only -inf): m = the IEEE log-sum-exp, l = 0.
 template <typename T, typename In>
-inline T logsumexp_row(const In* x, int64_t C) {
+inline void softmax_row_stats(const In* x, int64_t C, T* m_out, T* l_out) {
   T m = T(x[0]);
   for (int64_t c = 1; c < C; ++c) m = T(x[c]) > m ? T(x[c]) : m;
   if (!std::isfinite(m)) {
-    // +inf or NaN logits: let the IEEE result speak (inf or NaN), never crash.
     T s = T(0);
     for (int64_t c = 0; c < C; ++c) s += std::exp(T(x[c]));
-    return std::log(s);
+    *m_out = std::log(s);
+    *l_out = T(0);
+    return;
   }
-  T s = T(0);
-  for (int64_t c = 0; c < C; ++c) s += std::exp(T(x[c]) - m);
-  return m + std::log(s);
+  T r = T(0), k = T(0);
+  for (int64_t c = 0; c < C; ++c) {
+    const T v = T(x[c]);
+    if (v == m) k += T(1);
+    else r += std::exp(v - m);  // a NaN logit makes r NaN
+  }
+  *m_out = m;
+  *l_out = std::log1p(r + (k - T(1)));
 }
 
 // Number of negatives to keep for an image with `num_pos` positives, before
