@@ -1,0 +1,81 @@
+// Float SIMD math shared by the per-ISA kernels (fast exp, log1p on [0, 1],
+// reciprocal, tail loads). A fragment: included by pipeline/cpu_kernels_impl.h
+// inside the ISA's own namespace, after `fb` (the float batch) and `W` (its
+// width) are defined; see that file for why.
+
+static inline float fmaxf_(float a, float b) { return a > b ? a : b; }
+
+// exp for float lanes, Cody-Waite reduction + Cephes' degree-6 polynomial
+// (about 2 ulp). Arguments are clamped to [-87.3, 88.7], so exp(-inf) and
+// exp(-100) give 1.2e-38 instead of 0 — harmless inside sums of terms >= 1
+// and gradients; NaN propagates. About half the instructions of xsimd::exp,
+// which also handles denormal results.
+static inline fb fast_exp_unchecked(fb xc);
+static inline fb fast_exp(fb x) {
+  const fb xc = xsimd::min(xsimd::max(x, fb(-87.33654f)), fb(88.72283f));
+  return xsimd::select(x != x, x, fast_exp_unchecked(xc));
+}
+// The same for arguments known to lie in [-87.3, 88.7] (no NaN).
+static inline fb fast_exp_unchecked(fb xc) {
+  const fb n = xsimd::nearbyint(xc * fb(1.44269504088896341f));
+  fb r = xsimd::fma(n, fb(-0.693359375f), xc);
+  r = xsimd::fma(n, fb(2.12194440e-4f), r);
+  fb p(1.9875691500e-4f);
+  p = xsimd::fma(p, r, fb(1.3981999507e-3f));
+  p = xsimd::fma(p, r, fb(8.3334519073e-3f));
+  p = xsimd::fma(p, r, fb(4.1665795894e-2f));
+  p = xsimd::fma(p, r, fb(1.6666665459e-1f));
+  p = xsimd::fma(p, r, fb(5.0000001201e-1f));
+  const fb y = xsimd::fma(p, r * r, r) + fb(1.f);
+  using ib = xsimd::batch<int32_t, arch>;
+  const ib e = (xsimd::to_int(n) + ib(127)) << 23;
+  return y * xsimd::bitwise_cast<fb>(e);
+}
+
+// log1p(e) for e in [0, 1]: u = 1 + e in [1, 2] needs no exponent
+// extraction; Cephes' logf polynomial on [sqrt(1/2), sqrt(2)) plus the
+// classic correction (e - (u - 1)) / u for the rounding of u.
+static inline fb fast_log1p_unit(fb e, fb inv_u) {
+  const fb u = fb(1.f) + e;
+  const auto big = u > fb(1.41421356237f);
+  const fb m = xsimd::select(big, u * fb(0.5f), u);
+  const fb k = xsimd::select(big, fb(1.f), fb(0.f));
+  const fb f = m - fb(1.f);
+  const fb z = f * f;
+  fb y(7.0376836292e-2f);
+  y = xsimd::fma(y, f, fb(-1.1514610310e-1f));
+  y = xsimd::fma(y, f, fb(1.1676998740e-1f));
+  y = xsimd::fma(y, f, fb(-1.2420140846e-1f));
+  y = xsimd::fma(y, f, fb(1.4249322787e-1f));
+  y = xsimd::fma(y, f, fb(-1.6668057665e-1f));
+  y = xsimd::fma(y, f, fb(2.0000714765e-1f));
+  y = xsimd::fma(y, f, fb(-2.4999993993e-1f));
+  y = xsimd::fma(y, f, fb(3.3333331174e-1f));
+  y = y * f * z;
+  y = xsimd::fma(k, fb(-2.12194440e-4f), y);
+  y = xsimd::fma(z, fb(-0.5f), y);
+  fb r = f + y;
+  r = xsimd::fma(k, fb(0.693359375f), r);
+  return r + (e - (u - fb(1.f))) * inv_u;
+}
+
+// 1/u for u in [1, 2]: hardware reciprocal estimate + one Newton step where
+// the ISA has one (about 1e-7 relative), a division otherwise.
+static inline fb recip_unit(fb u) {
+#if MBX_ISA_HAS_RCP
+  const fb r0 = xsimd::reciprocal(u);
+  return r0 * (fb(2.f) - u * r0);
+#else
+  return fb(1.f) / u;
+#endif
+}
+
+// Loads x[c .. c+W) padded with `pad` beyond C.
+static inline fb load_tail(const float* x, int64_t c, int64_t C, float pad) {
+  alignas(64) float t[W];
+  for (int64_t i = 0; i < W; ++i) t[i] = c + i < C ? x[c + i] : pad;
+  return fb::load_aligned(t);
+}
+
+static inline float sum_lanes(fb v) { return xsimd::hadd(v); }
+

@@ -1,0 +1,151 @@
+// SIMD softmax cross-entropy kernels of the fast CPU path (the scalar twin
+// is softmax_ce.h's softmax_row_stats; the CUDA one is softmax_ce.cu). A
+// fragment included by pipeline/cpu_kernels_impl.h inside the ISA's own
+// namespace, after common/simd_math_impl.h.
+
+// Softmax statistics of rows, the form that keeps every derived quantity at
+// full relative precision in float32:
+//   m = max_c x_c,   l = log(sum_c exp(x_c - m)) = log1p(r),
+//   r = sum of exp(x_c - m) over the non-maximal columns + (#maximal - 1),
+// so that lse = m + l, ce_t = (m - x_t) + l (no cancellation even when
+// ce_t ~ 1e-6 next to logits ~ 15, where lse - x_t would lose it all), and
+// softmax_c = exp((x_c - m) - l) with an exact (x_c - m) (no rounded lse
+// subtracted from logits of magnitude 1e4). Each row's result depends only
+// on its own values, so identical rows tie exactly in hard negative mining.
+// Rows with +inf/NaN (or only -inf) get m = the IEEE log-sum-exp, l = 0.
+
+// Row r's values lane-padded: full vectors, then the tail vector read past
+// the row end (into the next row of the same tensor) with lanes >= C masked;
+// the last row of a call reads its tail through a stack copy instead.
+struct RowTail {
+  int64_t Cv;
+  xsimd::batch_bool<float, arch> mask;
+  explicit RowTail(int64_t C) : Cv(C / W * W) {
+    alignas(64) float lane[W];
+    for (int64_t i = 0; i < W; ++i) lane[i] = static_cast<float>(i);
+    mask = fb::load_aligned(lane) < fb(static_cast<float>(C - Cv));
+  }
+  fb tail(const float* xr, int64_t C, bool last, float pad) const {
+    return last ? load_tail(xr, Cv, C, pad) : xsimd::select(mask, fb::load_unaligned(xr + Cv), fb(pad));
+  }
+};
+
+static float row_nonfinite_lse(const float* x, int64_t C) {
+  float m = x[0];
+  for (int64_t c = 1; c < C; ++c) m = fmaxf_(m, x[c]);
+  for (int64_t c = 0; c < C; ++c)
+    if (x[c] != x[c]) return x[c];
+  if (m == HUGE_VALF || m == -HUGE_VALF) return m;
+  float s = 0.f;
+  for (int64_t c = 0; c < C; ++c) s += expf(x[c] - m);
+  return m + logf(s);
+}
+
+// m[i], l[i] for rows i < n of x [n, C]; `last_row_is_end`: row n-1 is the
+// last row of its tensor (its tail must not be read past).
+static void softmax_rows(const float* x, int64_t n, int64_t C, float* m_out, float* l_out,
+                         bool last_row_is_end) {
+  const RowTail rt(C);
+  const float ninf = -HUGE_VALF;
+  const bool has_tail = rt.Cv < C;
+  for (int64_t r = 0; r < n; ++r) {
+    const float* xr = x + r * C;
+    const bool last = last_row_is_end && r == n - 1;
+    fb vm(ninf);
+    for (int64_t c = 0; c < rt.Cv; c += W) vm = xsimd::max(vm, fb::load_unaligned(xr + c));
+    fb vt(ninf);
+    if (has_tail) {
+      vt = rt.tail(xr, C, last, ninf);
+      vm = xsimd::max(vm, vt);
+    }
+    alignas(64) float mm[W];
+    vm.store_aligned(mm);
+    float m = mm[0];
+    for (int64_t i = 1; i < W; ++i) m = fmaxf_(m, mm[i]);
+    // A NaN logit that the max skipped reaches the sum (fast_exp keeps NaN),
+    // so l, the loss and the gradient come out NaN as they should.
+    if (!(m > ninf && m < HUGE_VALF)) {
+      m_out[r] = row_nonfinite_lse(xr, C);
+      l_out[r] = 0.f;
+      continue;
+    }
+    const fb vmx(m), zero(0.f), one(1.f);
+    fb acc(0.f), cnt(0.f);
+    for (int64_t c = 0; c < rt.Cv; c += W) {
+      const fb v = fb::load_unaligned(xr + c);
+      const auto eq = v == vmx;
+      acc += xsimd::select(eq, zero, fast_exp(v - vmx));
+      cnt += xsimd::select(eq, one, zero);
+    }
+    if (has_tail) {  // padding is -inf: never equal to m, exp -> ~0 (clamped: 1.2e-38)
+      const auto eq = vt == vmx;
+      acc += xsimd::select(eq, zero, xsimd::select(rt.mask, fast_exp(vt - vmx), zero));
+      cnt += xsimd::select(eq, one, zero);
+    }
+    m_out[r] = m;
+    l_out[r] = sum_lanes(acc) + (sum_lanes(cnt) - 1.f);  // r; log1p below
+  }
+  const int64_t nv = n / W * W;
+  for (int64_t i = 0; i < nv; i += W) xsimd::log1p(fb::load_unaligned(l_out + i)).store_unaligned(l_out + i);
+  for (int64_t i = nv; i < n; ++i) l_out[i] = log1pf(l_out[i]);
+}
+
+// Fast log-sum-exp of every row of a block, for the mining scores of the
+// negatives: exp over the contiguous block (no per-row max, no horizontal
+// max), masked per-row sums, one vector log per W rows. A row qualifies when
+// its sum S = sum_c exp(x_c) lies in [1e-30, 1e30] (every logit in about
+// [-69, 69], finite): then dropping the max shift costs no accuracy beyond
+// ~ulp(lse). Other rows take the exact (m + l) route. The choice and the
+// arithmetic depend only on the row's own values (no per-block or per-lane
+// special cases), so identical rows get bitwise identical scores and tie
+// exactly in the mining. `scratch` holds n*C + W floats.
+static void lse_rows_fast(const float* x, int64_t n, int64_t C, float* lse, float* scratch,
+                          bool last_row_is_end) {
+  const int64_t total = n * C, Tv = total / W * W;
+  const fb lo(-87.f), hi(88.f);
+  for (int64_t i = 0; i < Tv; i += W)
+    fast_exp_unchecked(xsimd::min(xsimd::max(fb::load_unaligned(x + i), lo), hi)).store_unaligned(scratch + i);
+  if (Tv < total)  // the same vector routine for the last partial vector
+    fast_exp_unchecked(xsimd::min(xsimd::max(load_tail(x, Tv, total, 0.f), lo), hi)).store_unaligned(scratch + Tv);
+  const RowTail rt(C);
+  const bool has_tail = rt.Cv < C;
+  for (int64_t r = 0; r < n; ++r) {
+    const float* e = scratch + r * C;  // the padding after the scratch covers the last tail
+    fb acc = has_tail ? xsimd::select(rt.mask, fb::load_unaligned(e + rt.Cv), fb(0.f)) : fb(0.f);
+    for (int64_t c = 0; c < rt.Cv; c += W) acc += fb::load_unaligned(e + c);
+    lse[r] = sum_lanes(acc);
+  }
+  for (int64_t i = 0; i < n; i += W) {
+    const fb sv = i + W <= n ? fb::load_unaligned(lse + i) : load_tail(lse, i, n, 1.f);
+    const fb lv = xsimd::log(sv);
+    alignas(64) float sa[W], la[W];
+    sv.store_aligned(sa);
+    lv.store_aligned(la);
+    for (int64_t k = 0; k < W && i + k < n; ++k) {
+      if (sa[k] >= 1e-30f && sa[k] <= 1e30f) {  // NaN fails both
+        lse[i + k] = la[k];
+      } else {
+        float m, l;
+        softmax_rows(x + (i + k) * C, 1, C, &m, &l, last_row_is_end && i + k == n - 1);
+        lse[i + k] = m + l;
+      }
+    }
+  }
+}
+
+// g[c] = (softmax(x)[c] - [c == target]) * s with softmax from (m, l); the
+// target's own term is expm1 of its log-probability (exact when it is ~1).
+static void softmax_grad(const float* x, int64_t C, float m, float l, int32_t target, float s,
+                         float* g) {
+  const int64_t Cv = C / W * W;
+  const fb vm(m), vl(l), vs(s);
+  for (int64_t c = 0; c < Cv; c += W)
+    (fast_exp((fb::load_unaligned(x + c) - vm) - vl) * vs).store_unaligned(g + c);
+  if (Cv < C) {
+    alignas(64) float t[W];
+    (fast_exp((load_tail(x, Cv, C, -HUGE_VALF) - vm) - vl) * vs).store_aligned(t);
+    for (int64_t c = Cv; c < C; ++c) g[c] = t[c - Cv];
+  }
+  g[target] = expm1f((x[target] - m) - l) * s;
+}
+
