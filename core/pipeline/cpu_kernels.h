@@ -24,6 +24,8 @@ struct CpuRowKernels {
   // g[c] = (softmax(x)[c] - [c == target]) * s, softmax from (m, l).
   void (*softmax_grad)(const float* x, int64_t C, float m, float l, int32_t target, float s,
                        float* g);
+  // Zero n floats with streaming stores (large gradient fills).
+  void (*zero_fill)(float* p, int64_t n);
   // Sigmoid focal loss of one row (t = one-hot of pos_col, or all zero when
   // pos_col < 0): returns the row's sum (float64), writes d/dx * scale to g
   // unless g is null. gamma_kind: 0, 1, 2 for those exact gammas, -1 other.

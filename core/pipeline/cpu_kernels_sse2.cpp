@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include <immintrin.h>
 #include <xsimd/xsimd.hpp>
 
 #include "pipeline/cpu_kernels.h"
@@ -9,6 +10,8 @@
 #define MBX_ISA_NS isa_sse2
 #define MBX_ISA_ARCH xsimd::sse2
 #define MBX_ISA_HAS_RCP 0
+#define MBX_ISA_STREAM_STORE(p) _mm_stream_ps(p, _mm_setzero_ps())
+#define MBX_ISA_SFENCE() _mm_sfence()
 #define MBX_ISA_NAME "sse2"
 #include "pipeline/cpu_kernels_impl.h"
 

@@ -132,13 +132,15 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
     std::vector<float> tmp_in, tmp_out;
     if (convert) { tmp_in.resize(C + 4); tmp_out.resize(C + 4); }
     double loc_sum = 0.0, conf_sum = 0.0;
-    // Zero the block's gradient rows in one contiguous memset each (large
-    // fills stream without reading the lines first — per-row fills of 84
-    // bytes would double the write traffic); rows that count are then
-    // overwritten.
-    if (out.grad_loc) zero_row(out.grad_loc, in.loc_dtype, (b * P + p0) * 4, (p1 - p0) * 4);
-    if (out.grad_conf && softmax)
-      zero_row(out.grad_conf, in.conf_dtype, (b * P + p0) * C, (p1 - p0) * C);
+    // Zero the block's gradient rows in one contiguous streaming fill each
+    // (no read-for-ownership of lines that stay zero); rows that count are
+    // then overwritten.
+    auto zero_block = [&](void* base, DType t, int64_t i, int64_t n) {
+      if (t == DType::kF32) K.zero_fill(static_cast<float*>(base) + i, n);
+      else zero_row(base, t, i, n);
+    };
+    if (out.grad_loc) zero_block(out.grad_loc, in.loc_dtype, (b * P + p0) * 4, (p1 - p0) * 4);
+    if (out.grad_conf && softmax) zero_block(out.grad_conf, in.conf_dtype, (b * P + p0) * C, (p1 - p0) * C);
     // Softmax: the block's log-sum-exps first (fast route: they rank the
     // negatives; every CE that is summed is recomputed exactly per row).
     float lse_blk[kBlock];
