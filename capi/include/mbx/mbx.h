@@ -268,8 +268,10 @@ MBX_API void mbx_context_destroy(mbx_context_t* ctx);
 /** Threads used by the CPU path; 0 = all hardware threads. Results do not
  *  depend on this number (bitwise). */
 MBX_API mbx_status_t mbx_context_set_num_threads(mbx_context_t* ctx, int num_threads);
-/** Force a path. A path that is not available fails each call with
- *  MBX_STATUS_UNSUPPORTED / MBX_STATUS_NO_DEVICE. */
+/** Force a path (MBX_PATH_AUTO: CUDA for CUDA tensors, else MBX_PATH_CPU).
+ *  Returns MBX_STATUS_NO_DEVICE for a path not available in this process;
+ *  later calls whose tensors live elsewhere than the forced path expects
+ *  fail with MBX_STATUS_INVALID_ARGUMENT. */
 MBX_API mbx_status_t mbx_context_set_path(mbx_context_t* ctx, mbx_path_t path);
 /** CUDA stream (a cudaStream_t) for the CUDA path; NULL = legacy default
  *  stream. Calls are asynchronous on it. */
