@@ -79,14 +79,15 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
                                : host_scratch<int32_t>(ws, owned, kSlotMatchedGt, B * P);
   int64_t* num_pos = host_scratch<int64_t>(ws, owned, kSlotNumPos, B);
   match_batch_cpu(o, in, pg, ct, mg, num_pos, ex.num_threads);
-  if (out.num_pos)
-    for (int64_t b = 0; b < B; ++b) out.num_pos[b] = static_cast<int32_t>(num_pos[b]);
+  auto write_num_pos = [&] {
+    if (out.num_pos)
+      for (int64_t b = 0; b < B; ++b) out.num_pos[b] = static_cast<int32_t>(num_pos[b]);
+  };
 
   const bool losses = in.loc != nullptr && (out.wants_loss() || out.wants_grad());
   const int64_t nblk = (P + kBlock - 1) / kBlock;
   tbb::task_arena arena = make_arena(ex.num_threads);
   auto for_blocks = [&](auto&& body) { for_image_blocks(arena, B, P, kBlock, body); };
-
 
   if (!losses) {  // mbx_match: loc targets only
     if (out.loc_target) {
@@ -102,6 +103,7 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
         }
       });
     }
+    write_num_pos();
     return;
   }
 
@@ -269,6 +271,7 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
     for (int64_t b = 0; b < B; ++b) conf_img[b] += mined[b];
   }
 
+  write_num_pos();
   if (out.wants_loss()) {
     double loss_loc = 0.0, loss_conf = 0.0;
     for (int64_t b = 0; b < B; ++b) {

@@ -8,9 +8,12 @@
  *
  * ABI contract
  *  - Every entry point returns an ::mbx_status_t. On any status other than
- *    MBX_STATUS_OK nothing has been written to any output tensor, and
- *    mbx_last_error() returns a message naming the argument (and the image /
- *    box / prior index where relevant) and what was expected.
+ *    MBX_STATUS_OK nothing has been written to any output tensor (every
+ *    argument and value is checked before the first write; only an
+ *    MBX_STATUS_OUT_OF_MEMORY or MBX_STATUS_DEVICE_ERROR raised while
+ *    computing leaves the outputs unspecified), and mbx_last_error() returns
+ *    a message naming the argument (and the image / box / prior index where
+ *    relevant) and what was expected.
  *  - No C++ exception and no abort ever crosses this boundary.
  *  - Enum values are pinned and never renumbered. Option structs begin with
  *    `struct_size`; fields are only ever appended. A caller compiled against
