@@ -90,7 +90,10 @@ static void zero_fill_stream(float* p, int64_t n) {
   int64_t i = 0;
   const uintptr_t align = static_cast<uintptr_t>(W) * sizeof(float);
   while (i < n && (reinterpret_cast<uintptr_t>(p + i) % align) != 0) p[i++] = 0.f;
-  for (; i + W <= n; i += W) MBX_ISA_STREAM_STORE(p + i);
+  for (; i + W <= n; i += W) MBX_ISA_STREAM_STORE_V(p + i, fb(0.f));
   for (; i < n; ++i) p[i] = 0.f;
   MBX_ISA_SFENCE();
 }
+
+// Orders earlier streaming stores before what follows (end of a task).
+static void store_fence() { MBX_ISA_SFENCE(); }

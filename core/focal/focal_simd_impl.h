@@ -70,7 +70,11 @@ static double focal_t(const float* x, int64_t C, int32_t pos_col, float alpha, f
     if (kGrad) {
       d = d * fb(scale);
       if (!tail) {
-        d.store_unaligned(g + c);
+        // Whole rows of gradient are written once and not read back here:
+        // streaming stores skip the read-for-ownership of their lines (the
+        // caller's pass issues the fence).
+        if (reinterpret_cast<uintptr_t>(g + c) % (W * sizeof(float)) == 0) MBX_ISA_STREAM_STORE_V(g + c, d);
+        else d.store_unaligned(g + c);
       } else {
         d.store_aligned(dd);
         for (int64_t i = 0; i < n; ++i) g[c + i] = dd[i];

@@ -26,6 +26,9 @@ struct CpuRowKernels {
                        float* g);
   // Zero n floats with streaming stores (large gradient fills).
   void (*zero_fill)(float* p, int64_t n);
+  // Orders earlier streaming stores (call at the end of a task that used
+  // zero_fill or focal with gradients).
+  void (*store_fence)();
   // Sigmoid focal loss of one row (t = one-hot of pos_col, or all zero when
   // pos_col < 0): returns the row's sum (float64), writes d/dx * scale to g
   // unless g is null. gamma_kind: 0, 1, 2 for those exact gammas, -1 other.

@@ -10,7 +10,7 @@
 #define MBX_ISA_NS isa_avx2
 #define MBX_ISA_ARCH xsimd::avx2
 #define MBX_ISA_HAS_RCP 1
-#define MBX_ISA_STREAM_STORE(p) _mm256_stream_ps(p, _mm256_setzero_ps())
+#define MBX_ISA_STREAM_STORE_V(p, v) _mm256_stream_ps((p), (v))
 #define MBX_ISA_SFENCE() _mm_sfence()
 #define MBX_ISA_NAME "avx2"
 #include "pipeline/cpu_kernels_impl.h"

@@ -10,7 +10,7 @@
 #define MBX_ISA_NS isa_sse2
 #define MBX_ISA_ARCH xsimd::sse2
 #define MBX_ISA_HAS_RCP 0
-#define MBX_ISA_STREAM_STORE(p) _mm_stream_ps(p, _mm_setzero_ps())
+#define MBX_ISA_STREAM_STORE_V(p, v) _mm_stream_ps((p), (v))
 #define MBX_ISA_SFENCE() _mm_sfence()
 #define MBX_ISA_NAME "sse2"
 #include "pipeline/cpu_kernels_impl.h"

@@ -203,6 +203,7 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
         if (gc) flush_row(out.grad_conf, in.conf_dtype, bp * C, C, gc);
       }
     }
+    K.store_fence();  // streaming gradient stores are ordered before the task ends
     partials[2 * task] = loc_sum;
     partials[2 * task + 1] = conf_sum;
   });
