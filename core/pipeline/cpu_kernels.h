@@ -12,15 +12,13 @@ namespace mbx {
 struct CpuRowKernels {
   const char* isa;
   // Softmax statistics per row of x [n, C]: m = row max, l = log(sum exp(x - m))
-  // (lse = m + l, ce_t = (m - x_t) + l). last_row_is_end: row n-1 ends its
-  // tensor (no read past it). See cpu_kernels_impl.h for the numerics.
-  void (*softmax_rows)(const float* x, int64_t n, int64_t C, float* m, float* l,
-                       bool last_row_is_end);
+  // (lse = m + l, ce_t = (m - x_t) + l); nothing past row n-1 is read. See
+  // softmax_ce/softmax_ce_simd_impl.h for the numerics.
+  void (*softmax_rows)(const float* x, int64_t n, int64_t C, float* m, float* l);
   // lse of every row of x [n, C], the fast route for mining scores (exact
   // route for rows with extreme logits; per-row deterministic). scratch:
   // n*C + 64 floats.
-  void (*lse_rows_fast)(const float* x, int64_t n, int64_t C, float* lse, float* scratch,
-                        bool last_row_is_end);
+  void (*lse_rows_fast)(const float* x, int64_t n, int64_t C, float* lse, float* scratch);
   // g[c] = (softmax(x)[c] - [c == target]) * s, softmax from (m, l).
   void (*softmax_grad)(const float* x, int64_t C, float m, float l, int32_t target, float s,
                        float* g);

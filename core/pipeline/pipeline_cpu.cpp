@@ -150,7 +150,7 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
       thread_local std::vector<float> exp_scratch;
       if (exp_scratch.size() < static_cast<size_t>(kBlock * C + 64)) exp_scratch.resize(kBlock * C + 64);
       K.lse_rows_fast(static_cast<const float*>(in.conf) + (b * P + p0) * C, p1 - p0, C, lse_blk,
-                      exp_scratch.data(), b == B - 1 && p1 == P);
+                      exp_scratch.data());
     }
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t bp = b * P + p;
@@ -178,7 +178,7 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
         if (t > 0) {
           // Positives: exact row statistics, CE = (m - x_t) + l.
           float m, l;
-          K.softmax_rows(x, 1, C, &m, &l, true);
+          K.softmax_rows(x, 1, C, &m, &l);
           conf_sum += static_cast<double>((m - x[t]) + l);
           if (out.grad_conf) {
             float* gc = grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data());
@@ -189,7 +189,7 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
           float lse;
           if (convert) {
             float m, l;
-            K.softmax_rows(x, 1, C, &m, &l, true);
+            K.softmax_rows(x, 1, C, &m, &l);
             lse = m + l;
           } else {
             lse = lse_blk[p - p0];
@@ -239,7 +239,7 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
             const int64_t bp = b * P + mining_key_prior(kb[i]);
             const float* x = row_f32(in.conf, in.conf_dtype, bp * C, C, tmp_in.data());
             float m, l;
-            K.softmax_rows(x, 1, C, &m, &l, true);
+            K.softmax_rows(x, 1, C, &m, &l);
             sum += static_cast<double>((m - x[0]) + l);
             if (out.grad_conf) {
               float* gc = grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data());
@@ -256,7 +256,7 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
               const int64_t bp = b * P + p;
               const float* x = row_f32(in.conf, in.conf_dtype, bp * C, C, tmp_in.data());
               float m, l;
-              K.softmax_rows(x, 1, C, &m, &l, true);
+              K.softmax_rows(x, 1, C, &m, &l);
               sum += static_cast<double>((m - x[t[p]]) + l);
               if (out.grad_conf) {
                 float* gc = grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data());

@@ -15,8 +15,9 @@
 // Rows with +inf/NaN (or only -inf) get m = the IEEE log-sum-exp, l = 0.
 
 // Row r's values lane-padded: full vectors, then the tail vector read past
-// the row end (into the next row of the same tensor) with lanes >= C masked;
-// the last row of a call reads its tail through a stack copy instead.
+// the row end (into the following rows of the same call) with lanes >= C
+// masked — only when enough of the call's own rows follow to cover the
+// over-read; otherwise (the last rows, short rows) through a stack copy.
 struct RowTail {
   int64_t Cv;
   xsimd::batch_bool<float, arch> mask;
@@ -25,8 +26,10 @@ struct RowTail {
     for (int64_t i = 0; i < W; ++i) lane[i] = static_cast<float>(i);
     mask = fb::load_aligned(lane) < fb(static_cast<float>(C - Cv));
   }
-  fb tail(const float* xr, int64_t C, bool last, float pad) const {
-    return last ? load_tail(xr, Cv, C, pad) : xsimd::select(mask, fb::load_unaligned(xr + Cv), fb(pad));
+  // rows_after: rows of the same call that follow row xr.
+  fb tail(const float* xr, int64_t C, int64_t rows_after, float pad) const {
+    const bool in_bounds = rows_after * C >= W - (C - Cv);
+    return in_bounds ? xsimd::select(mask, fb::load_unaligned(xr + Cv), fb(pad)) : load_tail(xr, Cv, C, pad);
   }
 };
 
@@ -41,21 +44,18 @@ static float row_nonfinite_lse(const float* x, int64_t C) {
   return m + logf(s);
 }
 
-// m[i], l[i] for rows i < n of x [n, C]; `last_row_is_end`: row n-1 is the
-// last row of its tensor (its tail must not be read past).
-static void softmax_rows(const float* x, int64_t n, int64_t C, float* m_out, float* l_out,
-                         bool last_row_is_end) {
+// m[i], l[i] for rows i < n of x [n, C] (nothing past row n-1 is read).
+static void softmax_rows(const float* x, int64_t n, int64_t C, float* m_out, float* l_out) {
   const RowTail rt(C);
   const float ninf = -HUGE_VALF;
   const bool has_tail = rt.Cv < C;
   for (int64_t r = 0; r < n; ++r) {
     const float* xr = x + r * C;
-    const bool last = last_row_is_end && r == n - 1;
     fb vm(ninf);
     for (int64_t c = 0; c < rt.Cv; c += W) vm = xsimd::max(vm, fb::load_unaligned(xr + c));
     fb vt(ninf);
     if (has_tail) {
-      vt = rt.tail(xr, C, last, ninf);
+      vt = rt.tail(xr, C, n - 1 - r, ninf);
       vm = xsimd::max(vm, vt);
     }
     alignas(64) float mm[W];
@@ -99,8 +99,7 @@ static void softmax_rows(const float* x, int64_t n, int64_t C, float* m_out, flo
 // arithmetic depend only on the row's own values (no per-block or per-lane
 // special cases), so identical rows get bitwise identical scores and tie
 // exactly in the mining. `scratch` holds n*C + W floats.
-static void lse_rows_fast(const float* x, int64_t n, int64_t C, float* lse, float* scratch,
-                          bool last_row_is_end) {
+static void lse_rows_fast(const float* x, int64_t n, int64_t C, float* lse, float* scratch) {
   const int64_t total = n * C, Tv = total / W * W;
   const fb lo(-87.f), hi(88.f);
   for (int64_t i = 0; i < Tv; i += W)
@@ -126,7 +125,7 @@ static void lse_rows_fast(const float* x, int64_t n, int64_t C, float* lse, floa
         lse[i + k] = la[k];
       } else {
         float m, l;
-        softmax_rows(x + (i + k) * C, 1, C, &m, &l, last_row_is_end && i + k == n - 1);
+        softmax_rows(x + (i + k) * C, 1, C, &m, &l);
         lse[i + k] = m + l;
       }
     }
