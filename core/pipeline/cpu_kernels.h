@@ -15,10 +15,10 @@ struct CpuRowKernels {
   // (lse = m + l, ce_t = (m - x_t) + l); nothing past row n-1 is read. See
   // softmax_ce/softmax_ce_simd_impl.h for the numerics.
   void (*softmax_rows)(const float* x, int64_t n, int64_t C, float* m, float* l);
-  // lse of every row of x [n, C], the fast route for mining scores (exact
-  // route for rows with extreme logits; per-row deterministic). scratch:
-  // n*C + 64 floats.
-  void (*lse_rows_fast)(const float* x, int64_t n, int64_t C, float* lse, float* scratch);
+  // Background CE log(sum_c exp(x_c)) - x_0 of every row of x [n, C]: the
+  // mining score, fast and at full relative precision (per-row
+  // deterministic). scratch: n*C + 64 floats.
+  void (*ce_background_rows)(const float* x, int64_t n, int64_t C, float* ce0, float* scratch);
   // g[c] = (softmax(x)[c] - [c == target]) * s, softmax from (m, l).
   void (*softmax_grad)(const float* x, int64_t C, float m, float l, int32_t target, float s,
                        float* g);

@@ -18,7 +18,7 @@ constexpr int64_t W = static_cast<int64_t>(fb::size);
 #include "softmax_ce/softmax_ce_simd_impl.h"
 #include "focal/focal_simd_impl.h"
 
-static const CpuRowKernels kTable = {MBX_ISA_NAME, &softmax_rows, &lse_rows_fast, &softmax_grad,
+static const CpuRowKernels kTable = {MBX_ISA_NAME, &softmax_rows, &ce_background_rows, &softmax_grad,
                                      &zero_fill_stream, &store_fence, &focal};
 
 }  // namespace MBX_ISA_NS

@@ -143,14 +143,15 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
     };
     if (out.grad_loc) zero_block(out.grad_loc, in.loc_dtype, (b * P + p0) * 4, (p1 - p0) * 4);
     if (out.grad_conf && softmax) zero_block(out.grad_conf, in.conf_dtype, (b * P + p0) * C, (p1 - p0) * C);
-    // Softmax: the block's log-sum-exps first (fast route: they rank the
-    // negatives; every CE that is summed is recomputed exactly per row).
-    float lse_blk[kBlock];
+    // Softmax: the block's background CEs first (the negatives' mining
+    // scores, fast and relative-precise); every CE that is summed is computed
+    // from exact row statistics.
+    float ce0_blk[kBlock];
     if (softmax && !convert) {
       thread_local std::vector<float> exp_scratch;
       if (exp_scratch.size() < static_cast<size_t>(kBlock * C + 64)) exp_scratch.resize(kBlock * C + 64);
-      K.lse_rows_fast(static_cast<const float*>(in.conf) + (b * P + p0) * C, p1 - p0, C, lse_blk,
-                      exp_scratch.data());
+      K.ce_background_rows(static_cast<const float*>(in.conf) + (b * P + p0) * C, p1 - p0, C, ce0_blk,
+                           exp_scratch.data());
     }
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t bp = b * P + p;
@@ -186,15 +187,13 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
             flush_row(out.grad_conf, in.conf_dtype, bp * C, C, gc);
           }
         } else {
-          float lse;
           if (convert) {
             float m, l;
             K.softmax_rows(x, 1, C, &m, &l);
-            lse = m + l;
+            ce_bg[bp] = (m - x[0]) + l;
           } else {
-            lse = lse_blk[p - p0];
+            ce_bg[bp] = ce0_blk[p - p0];  // ranking score; mined rows' CE is recomputed exactly
           }
-          ce_bg[bp] = lse - x[0];  // ranking score; mined rows are recomputed exactly in pass 2
         }
       } else {
         float* gc = out.grad_conf ? grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data())

@@ -90,16 +90,26 @@ static void softmax_rows(const float* x, int64_t n, int64_t C, float* m_out, flo
   for (int64_t i = nv; i < n; ++i) l_out[i] = log1pf(l_out[i]);
 }
 
-// Fast log-sum-exp of every row of a block, for the mining scores of the
-// negatives: exp over the contiguous block (no per-row max, no horizontal
-// max), masked per-row sums, one vector log per W rows. A row qualifies when
-// its sum S = sum_c exp(x_c) lies in [1e-30, 1e30] (every logit in about
-// [-69, 69], finite): then dropping the max shift costs no accuracy beyond
-// ~ulp(lse). Other rows take the exact (m + l) route. The choice and the
-// arithmetic depend only on the row's own values (no per-block or per-lane
-// special cases), so identical rows get bitwise identical scores and tie
-// exactly in the mining. `scratch` holds n*C + W floats.
-static void lse_rows_fast(const float* x, int64_t n, int64_t C, float* lse, float* scratch) {
+// Fast background cross-entropy of every row of a block — the mining score
+// of a negative — at full relative precision:
+//   ce_0 = log(sum_c exp(x_c)) - x_0 = log1p(sum_{c != 0} exp(x_c) / exp(x_0)),
+// from exps taken over the contiguous block (no per-row max, no horizontal
+// max), row sums that leave column 0 out, and one vector log1p per W rows.
+// No difference of two large numbers is formed, so a confident background
+// (ce_0 ~ 1e-7 next to logits ~ 10) keeps its relative precision and tiny
+// scores still rank correctly. A row qualifies when sum_c exp(x_c) lies in
+// [1e-30, 1e30], exp(x_0) >= 1e-37 and the ratio is finite (logits within
+// about [-69, 69]); others take the exact (m, l) route. Choice and
+// arithmetic depend only on the row's own values, so identical rows get
+// bitwise identical scores and tie exactly. `scratch`: n*C + W floats;
+// n <= 1024 rows per call.
+static void ce_background_rows(const float* x, int64_t n, int64_t C, float* ce0, float* scratch) {
+  constexpr int64_t kMaxRows = 1024;
+  if (n > kMaxRows) {
+    for (int64_t r0 = 0; r0 < n; r0 += kMaxRows)
+      ce_background_rows(x + r0 * C, n - r0 < kMaxRows ? n - r0 : kMaxRows, C, ce0 + r0, scratch);
+    return;
+  }
   const int64_t total = n * C, Tv = total / W * W;
   const fb lo(-87.f), hi(88.f);
   for (int64_t i = 0; i < Tv; i += W)
@@ -108,25 +118,38 @@ static void lse_rows_fast(const float* x, int64_t n, int64_t C, float* lse, floa
     fast_exp_unchecked(xsimd::min(xsimd::max(load_tail(x, Tv, total, 0.f), lo), hi)).store_unaligned(scratch + Tv);
   const RowTail rt(C);
   const bool has_tail = rt.Cv < C;
+  alignas(64) float lane[W];
+  for (int64_t i = 0; i < W; ++i) lane[i] = static_cast<float>(i);
+  const auto not_col0 = fb::load_aligned(lane) != fb(0.f);  // lane 0 of the first vector is column 0
+  float total_sum[kMaxRows], e0[kMaxRows];
   for (int64_t r = 0; r < n; ++r) {
     const float* e = scratch + r * C;  // the padding after the scratch covers the last tail
-    fb acc = has_tail ? xsimd::select(rt.mask, fb::load_unaligned(e + rt.Cv), fb(0.f)) : fb(0.f);
-    for (int64_t c = 0; c < rt.Cv; c += W) acc += fb::load_unaligned(e + c);
-    lse[r] = sum_lanes(acc);
+    fb acc(0.f);
+    if (rt.Cv > 0) {
+      acc = xsimd::select(not_col0, fb::load_unaligned(e), fb(0.f));
+      for (int64_t c = W; c < rt.Cv; c += W) acc += fb::load_unaligned(e + c);
+      if (has_tail) acc += xsimd::select(rt.mask, fb::load_unaligned(e + rt.Cv), fb(0.f));
+    } else {
+      acc = xsimd::select(rt.mask & not_col0, fb::load_unaligned(e), fb(0.f));
+    }
+    const float rest = sum_lanes(acc);
+    e0[r] = e[0];
+    total_sum[r] = rest + e[0];
+    ce0[r] = rest / e[0];
   }
   for (int64_t i = 0; i < n; i += W) {
-    const fb sv = i + W <= n ? fb::load_unaligned(lse + i) : load_tail(lse, i, n, 1.f);
-    const fb lv = xsimd::log(sv);
-    alignas(64) float sa[W], la[W];
-    sv.store_aligned(sa);
-    lv.store_aligned(la);
+    const fb ratio = i + W <= n ? fb::load_unaligned(ce0 + i) : load_tail(ce0, i, n, 0.f);
+    alignas(64) float lv[W];
+    xsimd::log1p(ratio).store_aligned(lv);
     for (int64_t k = 0; k < W && i + k < n; ++k) {
-      if (sa[k] >= 1e-30f && sa[k] <= 1e30f) {  // NaN fails both
-        lse[i + k] = la[k];
-      } else {
+      const float st = total_sum[i + k];
+      if (st >= 1e-30f && st <= 1e30f && e0[i + k] >= 1e-37f && lv[k] - lv[k] == 0.f) {
+        ce0[i + k] = lv[k];
+      } else {  // NaN fails every test above
         float m, l;
-        softmax_rows(x + (i + k) * C, 1, C, &m, &l);
-        lse[i + k] = m + l;
+        const float* xr = x + (i + k) * C;
+        softmax_rows(xr, 1, C, &m, &l);
+        ce0[i + k] = (m - xr[0]) + l;
       }
     }
   }
