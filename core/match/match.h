@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/types.h"
+#include "match/match_kernels.h"
 
 namespace mbx {
 
@@ -29,10 +30,8 @@ struct PriorGeometry {
 void build_prior_geometry(const float* priors, int64_t P, PriorFormat format,
                           PriorGeometry* out);
 
-// One GT box in float64 with its area.
-struct GtBox {
-  double x1, y1, x2, y2, area;
-};
+// One GT box in float64 with its area: the per-ISA kernels' MatchBox.
+using GtBox = MatchBox;
 
 inline GtBox make_gt_box(const float* b) {
   GtBox g;

@@ -45,10 +45,7 @@ void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg
     ImageGt ig;
     image_gt_rows(in, b, &ig);
     rows[b] = ig.rows;
-    for (int32_t r : ig.rows) {
-      const GtBox g = make_gt_box(ig.boxes + 4 * r);
-      boxes[b].push_back(MatchBox{g.x1, g.y1, g.x2, g.y2, g.area});
-    }
+    for (int32_t r : ig.rows) boxes[b].push_back(make_gt_box(ig.boxes + 4 * r));
     max_g = std::max(max_g, ig.rows.size());
   }
   // Per (image, block, GT): the block's best IoU and first prior reaching it.

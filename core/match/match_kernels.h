@@ -8,7 +8,7 @@
 
 namespace mbx {
 
-// One GT box in float64 with its area (as match.h's GtBox).
+// One GT box in float64 with its area (match.h calls it GtBox).
 struct MatchBox {
   double x1, y1, x2, y2, area;
 };
