@@ -12,8 +12,9 @@
 //     IoUs and compares them with that exact maximum: LOW_QUALITY marks the
 //     prior positive; BEST_PRIOR_PER_GT takes atomicMin over p (lowest p
 //     wins a tie, deterministic).
-//  3. (BEST_PRIOR_PER_GT) match_force_apply_kernel walks g = 0..G-1 in
-//     order per image, so a later GT overwrites: highest g wins.
+//  3. (BEST_PRIOR_PER_GT) match_force_apply_kernel applies g = 0..G-1 in
+//     order per image (a warp per image), so a later GT overwrites:
+//     highest g wins.
 //  4. match_finalize_kernel turns (state, best_gt) into conf_target,
 //     matched_gt, loc_target and counts positives (integer atomics).
 #include "common/cuda_util.cuh"
@@ -73,22 +74,35 @@ __device__ __forceinline__ void load_gt_tile(const MatchArgs& a, int64_t b, int 
 }
 
 __device__ __forceinline__ unsigned long long warp_max_u64(unsigned long long v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  // Two 32-bit warp reductions (REDUX): the high words, then the low words
+  // of the lanes that hold the maximal high word.
+  const unsigned hi = __reduce_max_sync(0xffffffffu, static_cast<unsigned>(v >> 32));
+  const unsigned lo = __reduce_max_sync(
+      0xffffffffu, static_cast<unsigned>(v >> 32) == hi ? static_cast<unsigned>(v) : 0u);
+  return (static_cast<unsigned long long>(hi) << 32) | lo;
+#else
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) {
     const unsigned long long o = __shfl_xor_sync(0xffffffffu, v, off);
     v = o > v ? o : v;
   }
   return v;
+#endif
 }
 
-// Shuffle tree (not __reduce_min_sync, which needs sm_80; sm_75 is built).
+// __reduce_min_sync where the chip has it (sm_80+), a shuffle tree on sm_75.
 __device__ __forceinline__ unsigned warp_min_u32(unsigned v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  return __reduce_min_sync(0xffffffffu, v);
+#else
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) {
     const unsigned o = __shfl_xor_sync(0xffffffffu, v, off);
     v = o < v ? o : v;
   }
   return v;
+#endif
 }
 
 __global__ void __launch_bounds__(kBlock) match_best_gt_kernel(MatchArgs a) {
@@ -188,19 +202,31 @@ __global__ void __launch_bounds__(kBlock) match_force_scan_kernel(MatchArgs a) {
   }
 }
 
-// Sequential over g per image: a later GT overwrites an earlier one.
-__global__ void match_force_apply_kernel(MatchArgs a) {
-  const int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (b >= a.B) return;
+// One warp per image, GTs in chunks of 32 in order: a later GT overwrites
+// an earlier one. Within a chunk, lanes whose GTs chose the same prior find
+// each other with __match_any_sync and only the highest g writes; chunks are
+// ordered by __syncwarp. The same result as walking g = 0..G-1 in order.
+constexpr int kApplyWarps = 4;
+__global__ void __launch_bounds__(kApplyWarps * 32) match_force_apply_kernel(MatchArgs a) {
+  const int lane = threadIdx.x & 31;
+  const int64_t b = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  if (b >= a.B) return;  // the whole warp leaves together
   const int n = gt_count_clamped(a.gt_counts, b, a.G);
-  for (int g = 0; g < n; ++g) {
-    if (!gt_row_valid(a.gt_boxes + (b * a.G + g) * 4)) continue;
-    const int arg = a.buf.gt_arg[b * a.G + g];
-    // No prior reached the max (all IoUs NaN): the scalar loop's initial
-    // argmax, prior 0.
-    const int64_t p = (arg >= 0 && arg < a.P) ? arg : 0;
-    a.buf.ct[b * a.P + p] = 1;
-    a.buf.mg[b * a.P + p] = g;
+  for (int g0 = 0; g0 < n; g0 += 32) {
+    const int g = g0 + lane;
+    long long p = -1;
+    if (g < n && gt_row_valid(a.gt_boxes + (b * a.G + g) * 4)) {
+      const int arg = a.buf.gt_arg[b * a.G + g];
+      // No prior reached the max (all IoUs NaN): the scalar loop's initial
+      // argmax, prior 0.
+      p = (arg >= 0 && arg < a.P) ? arg : 0;
+    }
+    const unsigned same = __match_any_sync(0xffffffffu, p);
+    if (p >= 0 && 31 - __clz(same) == lane) {
+      a.buf.ct[b * a.P + p] = 1;
+      a.buf.mg[b * a.P + p] = g;
+    }
+    __syncwarp();
   }
 }
 
@@ -273,8 +299,8 @@ void launch_match(const Options& o, const Inputs& in, const MatchBuffers& buf,
     match_force_scan_kernel<<<grid, kBlock, 0, stream>>>(a);
     check_launch("match_force_scan_kernel");
     if (o.force_match == ForceMatch::kBestPriorPerGt) {
-      const unsigned nb = static_cast<unsigned>((in.B + 127) / 128);
-      match_force_apply_kernel<<<nb, 128, 0, stream>>>(a);
+      const unsigned nb = static_cast<unsigned>((in.B + kApplyWarps - 1) / kApplyWarps);
+      match_force_apply_kernel<<<nb, kApplyWarps * 32, 0, stream>>>(a);
       check_launch("match_force_apply_kernel");
     }
   }

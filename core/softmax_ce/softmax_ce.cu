@@ -142,20 +142,48 @@ __global__ void __launch_bounds__(kMineBlock) mine_kernel(CEArgs a) {
       for (int shift = 24; shift >= 0; shift -= 8) {
         for (int d = t; d < 256; d += kMineBlock) hist[d] = 0;
         __syncthreads();
-        for (int64_t p = t; p < a.P; p += kMineBlock) {
-          const uint32_t key = keys[p];
-          if (key != 0u && (key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 255u], 1);
+        // Every thread runs the same trip count, so warps stay converged for
+        // the warp-aggregated add: lanes with the same digit (CE values
+        // share their high bits, so most do) make one shared atomic.
+        const int lane = t & 31;
+        for (int64_t p0 = 0; p0 < a.P; p0 += kMineBlock) {
+          const int64_t p = p0 + t;
+          const uint32_t key = p < a.P ? keys[p] : 0u;
+          const bool in = key != 0u && (key & mask) == prefix;
+          const uint32_t digit = in ? (key >> shift) & 255u : 256u + lane;  // unique when out
+          const unsigned same = __match_any_sync(0xffffffffu, digit);
+          if (in && __ffs(same) - 1 == lane) atomicAdd(&hist[digit], __popc(same));
         }
         __syncthreads();
-        if (t == 0) {
-          long long cum = 0;
-          int digit = 0;
-          for (int d = 255; d >= 0; --d) {
-            if (cum + hist[d] >= remaining) { digit = d; break; }
-            cum += hist[d];
+        // The digit holding the remaining-th largest key, by warp 0: lane i
+        // owns bins 255-8i .. 248-8i (descending), a shuffle scan over the
+        // lanes' totals finds the lane, and that lane walks its 8 bins.
+        if (t < 32) {
+          int cnt[8], own = 0;
+#pragma unroll
+          for (int j = 0; j < 8; ++j) { cnt[j] = hist[255 - 8 * t - j]; own += cnt[j]; }
+          long long incl = own;
+#pragma unroll
+          for (int off = 1; off < 32; off <<= 1) {
+            const long long o = __shfl_up_sync(0xffffffffu, incl, off);
+            if (t >= off) incl += o;
           }
-          s_digit = digit;
-          s_remaining = static_cast<int>(remaining - cum);
+          const long long excl = incl - own;
+          const unsigned hit = __ballot_sync(0xffffffffu, excl < remaining && incl >= remaining);
+          const int owner = hit ? __ffs(hit) - 1 : 31;
+          if (t == owner) {
+            long long cum = excl;
+            int digit = -1;
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+              if (digit < 0 && cum + cnt[j] >= remaining) digit = 255 - 8 * t - j;
+              if (digit < 0) cum += cnt[j];
+            }
+            // Not reachable (k < #negatives): the serial loop's fallback.
+            if (digit < 0) digit = 0;
+            s_digit = digit;
+            s_remaining = static_cast<int>(remaining - cum);
+          }
         }
         __syncthreads();
         prefix |= static_cast<uint32_t>(s_digit) << shift;

@@ -17,8 +17,9 @@
 
 namespace {
 
-constexpr int kWarmup = 3;
-constexpr int kReps = 15;
+// MBX_BENCH_REPS=n: n timed calls after one warm-up (n=1 for a profiler run).
+int kWarmup = 3;
+int kReps = 15;
 
 void cuda_check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) {
@@ -205,6 +206,10 @@ void bench(const char* name, mbx_preset_t preset, int64_t B, int64_t C, bool ssd
 }  // namespace
 
 int main() {
+  if (const char* r = std::getenv("MBX_BENCH_REPS")) {
+    kReps = std::max(1, std::atoi(r));
+    kWarmup = 1;
+  }
   if (!mbx_cuda_available()) {
     std::printf("no usable CUDA device: nothing to benchmark\n");
     return 0;

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""No contracted FMA in the matching kernels (SPEC 2: IoU decisions must be
+bit-identical to the CPU, so the float64 IoU arithmetic may not be fused).
+
+    cuobjdump -sass libmbx.so.0 | python3 tests/cuda/check_sass_fma.py [--kernels REGEX]
+
+The kernels checked by default are the two that decide matches from IoU
+(match_best_gt_kernel, match_force_scan_kernel); match_finalize_kernel only
+encodes targets, which are compared with tolerances. The one legitimate
+source of DFMA in the IoU kernels is the correctly rounded double division
+(__ddiv_rn): MUFU.RCP64H followed by a Newton sequence of DFMA, an FFMA with
+RZ that probes the divisor's exponent, and a called slow-path subroutine
+(the code at and after the first CALL target, skipped here). An FMA counts
+as part of a division when it follows a MUFU.RCP64H within WINDOW
+instructions; any other FMA is a contraction and fails the check.
+Exit status 0 when clean, 1 with the offending lines listed otherwise.
+"""
+
+import argparse
+import re
+import sys
+
+WINDOW = 12
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kernels", default=r"match_cu.*(best_gt|force_scan)", help="regex on the mangled kernel name")
+    ap.add_argument("sass", nargs="?", help="cuobjdump -sass output (default: stdin)")
+    args = ap.parse_args()
+    text = open(args.sass).read() if args.sass else sys.stdin.read()
+    pat = re.compile(args.kernels)
+    # Split into kernels: name -> [(address, instruction)].
+    funcs, fn = {}, None
+    for line in text.splitlines():
+        m = re.search(r"Function : (\S+)", line)
+        if m:
+            fn = m.group(1)
+            funcs[fn] = []
+            continue
+        ins = re.search(r"/\*([0-9a-f]{4,})\*/\s+(.*?);", line)
+        if ins and fn is not None:
+            funcs[fn].append((int(ins.group(1), 16), ins.group(2).strip()))
+    kernels, divisions, arith, bad = set(), 0, 0, []
+    for fn, body in funcs.items():
+        if not pat.search(fn):
+            continue
+        kernels.add(fn)
+        targets = [int(m.group(1), 16) for _, op in body
+                   for m in [re.search(r"CALL\.\S*\s+(0x[0-9a-f]+)", op)] if m]
+        end = min(targets) if targets else float("inf")
+        since_rcp = 10 ** 9
+        for addr, op in body:
+            if addr >= end:
+                break
+            bad_here = check(op, fn, since_rcp)
+            since_rcp += 1
+            if "MUFU.RCP64H" in op:
+                since_rcp = 0
+                divisions += 1
+            if re.search(r"\bD(ADD|MUL)\b", op):
+                arith += 1
+            if bad_here:
+                bad.append(bad_here)
+    print("checked %d kernels: %d double divisions, %d DADD/DMUL"
+          % (len(kernels), divisions, arith))
+    if not kernels:
+        print("no kernel matched %r" % args.kernels)
+        return 1
+    if bad:
+        print("FMA outside a division sequence (contracted arithmetic):")
+        print("\n".join(bad[:50]))
+        return 1
+    print("OK: every FMA in these kernels belongs to a correctly rounded division")
+    return 0
+
+
+def check(op, fn, since_rcp):
+    if re.search(r"\b[DF]FMA\b", op):
+        in_division = since_rcp < WINDOW
+        exponent_probe = re.search(r"\bFFMA\S*\s+\S+,\s*RZ,", op) is not None
+        if not (in_division or exponent_probe):
+            return "%s: %s" % (fn, op)
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

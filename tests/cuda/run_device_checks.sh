@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Every GPU check of the CUDA path, in one go, on a machine with a CUDA device.
+#
+#   tests/cuda/run_device_checks.sh BUILD_DIR [OUT_DIR] [steps...]
+#
+# BUILD_DIR is a build with -DMBX_ENABLE_CUDA=ON -DMBX_BUILD_BENCHMARKS=ON
+# (and -DMBX_ENABLE_PYTHON=ON for the Python/torch steps). Each step's log
+# goes to OUT_DIR/<step>.log; a summary table is printed last. Steps (all by
+# default): info sass golden cuda_tests unit python memcheck racecheck initcheck
+# synccheck bench compare. The script does not stop at a failing step; its
+# exit status is the number of failed steps.
+#
+# On a machine where the build's absolute paths do not exist (a copy of the
+# tree elsewhere), set MBX_SRC_LINK=/abs/path/of/the/original/checkout and
+# the script links it to this checkout first.
+set -u
+BUILD=$(cd "${1:?usage: run_device_checks.sh BUILD_DIR [OUT_DIR] [steps...]}" && pwd)
+OUTD=${2:-${OUT:-/tmp/mbx-device-checks}}
+shift $(( $# >= 2 ? 2 : 1 ))
+STEPS=${*:-info sass golden cuda_tests unit python memcheck racecheck initcheck synccheck bench compare}
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+mkdir -p "$OUTD"
+DATA="$REPO/tests/data/golden $REPO/tests/data/generated $REPO/tests/data/stress"
+SAN=${COMPUTE_SANITIZER:-compute-sanitizer}
+command -v "$SAN" >/dev/null || SAN=/usr/local/cuda/bin/compute-sanitizer
+PY=${PYTHON:-python3}
+# The CUDA tests that are cheap enough to run under the sanitizers.
+SAN_FILTER='CudaEdge.*:CudaExec.*:CudaHalf.*:CudaErrors.*:CudaParityOptions.*:CudaGolden.*'
+
+declare -a SUMMARY
+run_step() {  # name, timeout seconds, command...
+  local name=$1 limit=$2; shift 2
+  local t0=$SECONDS rc
+  echo "=== $name: $*" | tee "$OUTD/$name.log"
+  timeout "$limit" "$@" >>"$OUTD/$name.log" 2>&1
+  rc=$?
+  tail -n 25 "$OUTD/$name.log"
+  SUMMARY+=("$(printf '%-10s rc=%-4s %5ds' "$name" "$rc" $((SECONDS - t0)))")
+  return $rc
+}
+
+fails=0
+for step in $STEPS; do
+  case $step in
+    info)
+      run_step info 60 bash -c 'nvidia-smi; nvcc --version | tail -2; uname -a' || fails=$((fails+1)) ;;
+    golden)
+      # shellcheck disable=SC2086
+      run_step golden 200 "$BUILD/tests/golden/mbx_golden" --path all $DATA || fails=$((fails+1)) ;;
+    cuda_tests)
+      run_step cuda_tests 200 "$BUILD/tests/cuda/mbx_cuda_tests" \
+        --gtest_output=xml:"$OUTD/cuda_tests.xml" || fails=$((fails+1)) ;;
+    unit)
+      run_step unit 200 "$BUILD/tests/mbx_tests" || fails=$((fails+1)) ;;
+    python)
+      run_step python 200 env PYTHONPATH="$BUILD/python" "$PY" -m pytest -q -p no:cacheprovider \
+        "$REPO/tests/python" -k cuda || fails=$((fails+1)) ;;
+    memcheck)
+      # shellcheck disable=SC2086
+      run_step memcheck 300 bash -c "$SAN --tool memcheck --error-exitcode 9 --leak-check full \
+          $BUILD/tests/golden/mbx_golden --path cuda $DATA &&
+        $SAN --tool memcheck --error-exitcode 9 --leak-check full \
+          $BUILD/tests/cuda/mbx_cuda_tests --gtest_filter='$SAN_FILTER:Presets/CudaParity.*ssd300'" \
+        || fails=$((fails+1)) ;;
+    racecheck)
+      run_step racecheck 200 bash -c "$SAN --tool racecheck --error-exitcode 9 \
+          $BUILD/tests/golden/mbx_golden --path cuda $REPO/tests/data/golden &&
+        $SAN --tool racecheck --error-exitcode 9 \
+          $BUILD/tests/cuda/mbx_cuda_tests --gtest_filter='CudaEdge.*:CudaHalf.*:Presets/CudaParity.*ssd_pytorch_ssd300'" \
+        || fails=$((fails+1)) ;;
+    initcheck)
+      run_step initcheck 150 bash -c "$SAN --tool initcheck --error-exitcode 9 \
+          $BUILD/tests/golden/mbx_golden --path cuda $REPO/tests/data/golden &&
+        $SAN --tool initcheck --error-exitcode 9 \
+          $BUILD/tests/cuda/mbx_cuda_tests --gtest_filter='CudaEdge.*:CudaHalf.*:CudaExec.*'" \
+        || fails=$((fails+1)) ;;
+    synccheck)
+      run_step synccheck 100 "$SAN" --tool synccheck --error-exitcode 9 \
+        "$BUILD/tests/cuda/mbx_cuda_tests" --gtest_filter="CudaEdge.*:CudaParityOptions.*" \
+        || fails=$((fails+1)) ;;
+    sass)
+      # SPEC 2: no contracted FMA in the float64 IoU arithmetic that decides
+      # matches (tests/cuda/check_sass_fma.py explains what it allows).
+      run_step sass 120 bash -c "cuobjdump -sass '$BUILD/capi/libmbx.so.0' > /tmp/libmbx.sass &&
+        python3 '$REPO/tests/cuda/check_sass_fma.py' /tmp/libmbx.sass" \
+        || fails=$((fails+1)) ;;
+    bench)
+      run_step bench 120 "$BUILD/tests/bench/mbx_cuda_bench" || fails=$((fails+1)) ;;
+    profile)
+      # Per-kernel time and DRAM bytes of one warm call of each benchmark row.
+      run_step profile 300 bash -c "MBX_BENCH_REPS=1 ncu --csv --cache-control none --clock-control none --metrics \
+          gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,launch__grid_size,launch__block_size \
+          $BUILD/tests/bench/mbx_cuda_bench > '$OUTD/profile.csv'; rc=\$?; tail -n 5 '$OUTD/profile.csv'; exit \$rc" \
+        || fails=$((fails+1)) ;;
+    compare)
+      run_step compare 200 env PYTHONUNBUFFERED=1 "$PY" "$REPO/tests/bench/compare_cuda.py" \
+        --build "$BUILD" --json "$OUTD/compare_cuda.json" || fails=$((fails+1)) ;;
+    *) echo "unknown step $step"; fails=$((fails+1)) ;;
+  esac
+done
+echo
+echo "=== summary (logs in $OUTD)"
+printf '%s\n' "${SUMMARY[@]}"
+exit $fails
