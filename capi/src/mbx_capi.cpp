@@ -526,17 +526,18 @@ void run_call(mbx_context_t* ctx, const mbx_options_t* user_opts, Stage stage,
   ex.cuda_stream = ctx ? ctx->cuda_stream : nullptr;
   ex.workspace = ctx ? &ctx->workspace : nullptr;
 
-  // Value checks (SPEC §7) before anything is written. On CUDA they need a
-  // host copy of the (small) GT tensors and the priors, unless disabled.
+  // Value checks (SPEC §7) before anything is written. On CUDA the priors
+  // are checked on the device (one row comes back if one is bad) and the
+  // small GT tensors are copied to the host, unless validation is disabled.
   std::vector<uint8_t> valid;
   if (!cuda) {
     mbx::validate_priors(in.priors, P, o.prior_format);
     mbx::validate_gt(o, B, G, in.gt_boxes, in.gt_labels, in.gt_counts, num_classes, &valid);
     in.gt_valid = valid.data();
   } else if (!ctx || ctx->cuda_validation) {
-    HostCopy hp, hb, hl, hc;
-    mbx::validate_priors(static_cast<const float*>(hp.get(priors, in.device_id, ex.cuda_stream)),
-                         P, o.prior_format);
+    HostCopy hb, hl, hc;
+    mbx::validate_priors_device(static_cast<const float*>(priors.data), P, o.prior_format,
+                                in.device_id, ex.cuda_stream);
     mbx::validate_gt(o, B, G, static_cast<const float*>(hb.get(gt_boxes, in.device_id, ex.cuda_stream)),
                      static_cast<const int32_t*>(hl.get(gt_labels, in.device_id, ex.cuda_stream)),
                      static_cast<const int32_t*>(hc.get(gt_counts, in.device_id, ex.cuda_stream)),
@@ -907,6 +908,9 @@ MBX_API mbx_status_t mbx_decode(mbx_context_t* ctx, const mbx_options_t* opts,
   if (path == MBX_PATH_CUDA) {
     if (!mbx::cuda_runtime_available())
       throw Error(Status::kNoDevice, "priors: CUDA tensors but no usable CUDA device/driver");
+    if (!ctx || ctx->cuda_validation)
+      mbx::validate_priors_device(static_cast<const float*>(pv.data), P, o.prior_format,
+                                  priors->device.device_id, ex.cuda_stream);
     mbx::Inputs in;
     in.B = B; in.P = P;
     in.priors = static_cast<const float*>(pv.data);

@@ -17,3 +17,10 @@ void device_to_host(void*, const void*, std::size_t, int, void*) {
   throw Error(Status::kNoDevice, "mbx was built without CUDA support (MBX_ENABLE_CUDA=OFF)");
 }
 }  // namespace mbx
+
+#include "common/validate.h"
+namespace mbx {
+void validate_priors_device(const float*, int64_t, PriorFormat, int, void*) {
+  throw Error(Status::kNoDevice, "mbx was built without CUDA support (MBX_ENABLE_CUDA=OFF)");
+}
+}  // namespace mbx

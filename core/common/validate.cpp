@@ -44,24 +44,23 @@ void validate_options(const Options& o) {
          ": EXTERNAL normalization needs a finite divisor > 0");
 }
 
+void validate_prior_row(const float* r, int64_t p, PriorFormat format) {
+  const bool finite = std::isfinite(r[0]) && std::isfinite(r[1]) && std::isfinite(r[2]) &&
+                      std::isfinite(r[3]);
+  const bool ok = finite && (format == PriorFormat::kCenterSize ? (r[2] > 0.f && r[3] > 0.f)
+                                                                : (r[2] > r[0] && r[3] > r[1]));
+  if (ok) return;
+  std::string what = !finite ? "a non-finite coordinate"
+                     : format == PriorFormat::kCenterSize ? "w or h <= 0"
+                                                          : "x2 <= x1 or y2 <= y1";
+  fail("priors[" + std::to_string(p) + "] = (" + num(r[0]) + ", " + num(r[1]) + ", " +
+       num(r[2]) + ", " + num(r[3]) + ") in " +
+       (format == PriorFormat::kCenterSize ? "CENTER_SIZE" : "CORNERS") + " format has " + what +
+       ": expected finite values with positive width and height");
+}
+
 void validate_priors(const float* priors, int64_t P, PriorFormat format) {
-  for (int64_t p = 0; p < P; ++p) {
-    const float* r = priors + 4 * p;
-    const bool finite = std::isfinite(r[0]) && std::isfinite(r[1]) && std::isfinite(r[2]) &&
-                        std::isfinite(r[3]);
-    const bool ok = finite && (format == PriorFormat::kCenterSize
-                                   ? (r[2] > 0.f && r[3] > 0.f)
-                                   : (r[2] > r[0] && r[3] > r[1]));
-    if (!ok) {
-      std::string what = !finite ? "a non-finite coordinate"
-                         : format == PriorFormat::kCenterSize ? "w or h <= 0"
-                                                              : "x2 <= x1 or y2 <= y1";
-      fail("priors[" + std::to_string(p) + "] = (" + num(r[0]) + ", " + num(r[1]) + ", " +
-           num(r[2]) + ", " + num(r[3]) + ") in " +
-           (format == PriorFormat::kCenterSize ? "CENTER_SIZE" : "CORNERS") + " format has " +
-           what + ": expected finite values with positive width and height");
-    }
-  }
+  for (int64_t p = 0; p < P; ++p) validate_prior_row(priors + 4 * p, p, format);
 }
 
 void validate_gt(const Options& o, int64_t B, int64_t G, const float* gt_boxes,

@@ -15,6 +15,16 @@ void validate_options(const Options& o);
 
 // priors [P,4] on the host: finite, and w, h > 0 (CORNERS: x2 > x1, y2 > y1).
 void validate_priors(const float* priors, int64_t P, PriorFormat format);
+// The same check of one row `r` (= priors[p]), with the same message.
+void validate_prior_row(const float* r, int64_t p, PriorFormat format);
+
+// priors [P,4] on a CUDA device (validate.cu): the same check run on the
+// device, stream-ordered on `stream`; the first bad row (if any) is copied
+// back and reported with validate_prior_row's message. One small
+// device-to-host copy and one stream synchronisation, instead of copying
+// all P rows to the host.
+void validate_priors_device(const float* priors, int64_t P, PriorFormat format, int device_id,
+                            void* stream);
 
 // gt_counts in [0,G]; valid rows finite with x1 < x2, y1 < y2 (or marked
 // skipped in *valid under InvalidGt::kSkip); labels in [0,K) (K = 0: >= 0).

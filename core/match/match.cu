@@ -33,6 +33,7 @@ __device__ __forceinline__ unsigned long long order_key(double v) {
   const unsigned long long u = static_cast<unsigned long long>(__double_as_longlong(v));
   return (u >> 63) ? ~u : (u | 0x8000000000000000ull);
 }
+constexpr unsigned long long kKeyZero = 0x8000000000000000ull;  // order_key(+0.0)
 __device__ __forceinline__ double key_value(unsigned long long k) {
   const unsigned long long u = (k >> 63) ? (k & 0x7fffffffffffffffull) : ~k;
   return __longlong_as_double(static_cast<long long>(u));
@@ -110,6 +111,7 @@ __global__ void __launch_bounds__(kBlock) match_best_gt_kernel(MatchArgs a) {
   const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const bool active = p < a.P;
   const int lane = threadIdx.x & 31;
+  const bool warp_active = __any_sync(0xffffffffu, active);
   for (int64_t b = blockIdx.y; b < a.B; b += gridDim.y) {
     PriorD pr{};
     if (active) pr = load_prior(a.priors, p, a.corners);
@@ -124,13 +126,20 @@ __global__ void __launch_bounds__(kBlock) match_best_gt_kernel(MatchArgs a) {
       for (int j = 0; j < cnt; ++j) {
         if (!tile.valid[j]) continue;  // uniform over the block
         if (first_valid < 0) first_valid = g0 + j;
+        const bool ov = active && overlaps_dev(tile.x1[j], tile.y1[j], tile.x2[j], tile.y2[j], pr);
         unsigned long long key = 0;
-        if (active) {
-          const double v = iou_dev(tile.x1[j], tile.y1[j], tile.x2[j], tile.y2[j], tile.area[j], pr);
-          if (v > best) { best = v; best_g = g0 + j; }  // strict: ties -> lowest g
-          if (v == v) key = order_key(v);
+        if (__any_sync(0xffffffffu, ov)) {
+          if (active) {
+            const double v = iou_dev(tile.x1[j], tile.y1[j], tile.x2[j], tile.y2[j], tile.area[j], pr);
+            if (v > best) { best = v; best_g = g0 + j; }  // strict: ties -> lowest g
+            if (v == v) key = order_key(v);
+          }
+          key = warp_max_u64(key);
+        } else {
+          // No lane overlaps: every active lane's IoU is exactly +0.
+          if (active && 0.0 > best) { best = 0.0; best_g = g0 + j; }
+          key = warp_active ? kKeyZero : 0;
         }
-        key = warp_max_u64(key);
         if (lane == 0 && key != 0) atomicMax(&tile.red[j], key);
       }
       __syncthreads();
@@ -177,6 +186,10 @@ __global__ void __launch_bounds__(kBlock) match_force_scan_kernel(MatchArgs a) {
       __syncthreads();
       for (int j = 0; j < cnt; ++j) {
         if (!tile.valid[j]) continue;
+        // A warp with no overlapping lane has only IoUs of +0: nothing to do
+        // unless the GT's maximum is 0 itself.
+        const bool ov = active && overlaps_dev(tile.x1[j], tile.y1[j], tile.x2[j], tile.y2[j], pr);
+        if (!__any_sync(0xffffffffu, ov) && gmax[j] != 0.0) continue;
         bool eq = false;
         if (active) {
           const double v = iou_dev(tile.x1[j], tile.y1[j], tile.x2[j], tile.y2[j], tile.area[j], pr);

@@ -59,15 +59,24 @@ __device__ __forceinline__ bool label_valid(int32_t label, int64_t K) {
   return label >= 0 && (K <= 0 || label < K);
 }
 
+// Whether the GT and the prior overlap (intersection width and height both
+// > 0), by comparisons alone: for IEEE doubles min - max > 0 exactly when
+// min > max (gradual underflow; NaN and inf - inf give false both ways).
+__device__ __forceinline__ bool overlaps_dev(double gx1, double gy1, double gx2, double gy2,
+                                             const PriorD& p) {
+  return (gx2 < p.x2 ? gx2 : p.x2) > (gx1 > p.x1 ? gx1 : p.x1) &&
+         (gy2 < p.y2 ? gy2 : p.y2) > (gy1 > p.y1 ? gy1 : p.y1);
+}
+
 // iou_exact of match.h, same operation order, no contraction.
 __device__ __forceinline__ double iou_dev(double gx1, double gy1, double gx2, double gy2,
                                           double garea, const PriorD& p) {
-  const double iw = __dsub_rn(gx2 < p.x2 ? gx2 : p.x2, gx1 > p.x1 ? gx1 : p.x1);
-  const double ih = __dsub_rn(gy2 < p.y2 ? gy2 : p.y2, gy1 > p.y1 ? gy1 : p.y1);
   // No overlap: the IoU is exactly +0 (a valid GT has a positive area), as
   // in the CPU kernels (iou_batch); most priors miss a given GT, and the
   // division is the expensive part. A warp pays it only where a lane overlaps.
-  if (!(iw > 0.0 && ih > 0.0)) return 0.0;
+  if (!overlaps_dev(gx1, gy1, gx2, gy2, p)) return 0.0;
+  const double iw = __dsub_rn(gx2 < p.x2 ? gx2 : p.x2, gx1 > p.x1 ? gx1 : p.x1);
+  const double ih = __dsub_rn(gy2 < p.y2 ? gy2 : p.y2, gy1 > p.y1 ? gy1 : p.y1);
   const double inter = __dmul_rn(iw, ih);
   return __ddiv_rn(inter, __dsub_rn(__dadd_rn(garea, p.area), inter));
 }

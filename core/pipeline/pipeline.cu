@@ -106,7 +106,7 @@ __global__ void scales_kernel(int64_t B, const int32_t* num_pos, ScaleParams s, 
   }
 }
 
-constexpr int kFinalBlock = 256;
+constexpr int kFinalBlock = 1024;  // a warp per image up to B = 32
 
 // Per image: a warp sums its partials lane-strided, then a fixed xor tree;
 // the images' scaled sums are then added in image order by one thread, as
@@ -119,7 +119,11 @@ __global__ void __launch_bounds__(kFinalBlock)
   constexpr int kWarps = kFinalBlock / 32;
   for (int64_t b = warp; b < B; b += kWarps) {
     double sl = 0.0, sc = 0.0;
+    // Unrolled so that the loads issue together (the adds stay in order:
+    // the same sum, without a load latency per partial).
+#pragma unroll 8
     for (int i = lane; i < nb_loc; i += 32) sl += loc_part[b * nb_loc + i];
+#pragma unroll 8
     for (int i = lane; i < nb_conf; i += 32) sc += conf_part[b * nb_conf + i];
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) {

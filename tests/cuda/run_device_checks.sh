@@ -92,6 +92,13 @@ for step in $STEPS; do
           gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,launch__grid_size,launch__block_size \
           $BUILD/tests/bench/mbx_cuda_bench > '$OUTD/profile.csv'; rc=\$?; tail -n 5 '$OUTD/profile.csv'; exit \$rc" \
         || fails=$((fails+1)) ;;
+    detail)
+      # Speed-of-light, occupancy and warp stall reasons of the heavy kernels.
+      run_step detail 300 bash -c "MBX_BENCH_REPS=1 ncu --cache-control none --clock-control none \
+          --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+          -k regex:'match_best_gt|match_force_scan|mine_kernel|ce_prep|ce_grad|focal_kernel' -c 60 \
+          $BUILD/tests/bench/mbx_cuda_bench > '$OUTD/detail.txt'; rc=\$?; grep -c 'Section: GPU Speed' '$OUTD/detail.txt'; exit \$rc" \
+        || fails=$((fails+1)) ;;
     compare)
       run_step compare 200 env PYTHONUNBUFFERED=1 "$PY" "$REPO/tests/bench/compare_cuda.py" \
         --build "$BUILD" --json "$OUTD/compare_cuda.json" || fails=$((fails+1)) ;;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -643,6 +644,44 @@ TEST(CudaExec, DecodeMatchesCpu) {
     std::vector<double> g(bg.numel()), c(bc.numel());
     for (int64_t i = 0; i < bg.numel(); ++i) { g[i] = bg.at(i); c[i] = bc.at(i); }
     expect_close("boxes", g, c, 1e-6, 1e-6);
+  }
+}
+
+// Host validation of CUDA priors runs on the device (validate.cu) and must
+// report the same row and message as the CPU check, for loss and decode, and
+// write nothing.
+TEST(CudaErrors, BadPriorIsReportedLikeOnTheCpu) {
+  SKIP_WITHOUT_CUDA();
+  const mbx_options_t o = preset(MBX_PRESET_SSD_PYTORCH);
+  const Problem pb = make_problem(Shape::kSsd300, 2, 21, MBX_PRIOR_CENTER_SIZE, 3);
+  Tensor priors({pb.P, 4}, kF32), boxes({pb.B, pb.G, 4}, kF32), labels({pb.B, pb.G}, kI32),
+      counts({pb.B}, kI32), ct({pb.B, pb.P}, kI32), loc({pb.B, pb.P, 4}, kF32),
+      boxes_out({pb.B, pb.P, 4}, kF32);
+  std::memcpy(priors.host.data(), pb.priors.data(), priors.bytes());
+  std::memcpy(boxes.host.data(), pb.gt_boxes.data(), boxes.bytes());
+  std::memcpy(labels.host.data(), pb.labels.data(), labels.bytes());
+  std::memcpy(counts.host.data(), pb.counts.data(), counts.bytes());
+  std::memset(loc.host.data(), 0, loc.bytes());
+  const int64_t bad[2] = {pb.P - 1, 4321};  // the last row, then an earlier one too
+  float* pr = priors.h<float>();
+  pr[4 * bad[0] + 2] = 0.f;                 // w = 0
+  for (int round = 0; round < 2; ++round) {
+    if (round == 1) pr[4 * bad[1] + 1] = std::numeric_limits<float>::quiet_NaN();
+    const std::string want = "priors[" + std::to_string(bad[round]) + "]";
+    ASSERT_EQ(mbx_match(nullptr, &o, 20, priors.cpu(), boxes.cpu(), labels.cpu(), counts.cpu(),
+                        ct.cpu(), nullptr, nullptr, nullptr),
+              MBX_STATUS_INVALID_ARGUMENT);
+    const std::string cpu_msg = mbx_last_error();
+    EXPECT_NE(cpu_msg.find(want), std::string::npos) << cpu_msg;
+    EXPECT_EQ(mbx_match(nullptr, &o, 20, priors.cuda(), boxes.cuda(), labels.cuda(), counts.cuda(),
+                        ct.cuda(true), nullptr, nullptr, nullptr),
+              MBX_STATUS_INVALID_ARGUMENT);
+    EXPECT_EQ(std::string(mbx_last_error()), cpu_msg);
+    ct.fetch();
+    for (int64_t i = 0; i < ct.numel(); ++i) ASSERT_EQ(ct.h<int32_t>()[i], 0x7f7f7f7f);
+    EXPECT_EQ(mbx_decode(nullptr, &o, priors.cuda(), loc.cuda(), boxes_out.cuda(true)),
+              MBX_STATUS_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(mbx_last_error()).find(want), std::string::npos) << mbx_last_error();
   }
 }
 

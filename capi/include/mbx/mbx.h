@@ -280,9 +280,10 @@ MBX_API mbx_status_t mbx_context_set_path(mbx_context_t* ctx, mbx_path_t path);
  *  stream. Calls are asynchronous on it. */
 MBX_API mbx_status_t mbx_context_set_cuda_stream(mbx_context_t* ctx, void* stream);
 /**
- * Host-side validation of GT data for CUDA inputs (1, the default): the
- * small gt_counts/gt_labels/gt_boxes tensors are copied to the host and
- * checked as on the CPU, which synchronises the stream once per call.
+ * Validation of CUDA inputs (1, the default), with the CPU path's checks
+ * and messages: the priors are checked on the device (one row is copied
+ * back if one is bad) and the small gt_counts/gt_labels/gt_boxes tensors are
+ * copied to the host, which synchronises the stream a few times per call.
  * 0: no host round trip; invalid GT rows are then skipped on the device as
  * with MBX_INVALID_GT_SKIP, and labels out of range make the prior negative.
  */
