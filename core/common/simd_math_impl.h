@@ -79,6 +79,33 @@ static inline fb load_tail(const float* x, int64_t c, int64_t C, float pad) {
 
 static inline float sum_lanes(fb v) { return xsimd::hadd(v); }
 
+// Lane k of the result = the sum of the W lanes of rows[k], for W rows at
+// once (a transpose-and-add network: about 3 instructions per row instead of
+// a full horizontal reduction each). The addition tree is the same for every
+// k, so a row's sum does not depend on its position among the W rows
+// (F3 in tests/HOSTILE_INPUTS.md). xsimd's haddp has that property for SSE2
+// and AVX (checked), not for AVX-512, which gets its own network here.
+static inline fb hsum_rows(const fb* rows) {
+#if defined(__AVX512F__)
+  static_assert(W == 16, "AVX-512 float batch");
+  __m512 s[8], v[4];
+  for (int i = 0; i < 8; ++i) {  // rows (2i, 2i+1): (a0+a2, b0+b2, a1+a3, b1+b3) per 128-bit chunk
+    const __m512 a = rows[2 * i], b = rows[2 * i + 1];
+    s[i] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+  }
+  for (int j = 0; j < 4; ++j)  // rows 4j..4j+3, one chunk sum each, per chunk
+    v[j] = _mm512_add_ps(_mm512_shuffle_ps(s[2 * j], s[2 * j + 1], 0x44),
+                         _mm512_shuffle_ps(s[2 * j], s[2 * j + 1], 0xEE));
+  const __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(v[0], v[1], 0x88),   // c0 + c1
+                                   _mm512_shuffle_f32x4(v[0], v[1], 0xDD));  // c2 + c3
+  const __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(v[2], v[3], 0x88),
+                                   _mm512_shuffle_f32x4(v[2], v[3], 0xDD));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, 0x88), _mm512_shuffle_f32x4(s01, s23, 0xDD));
+#else
+  return xsimd::haddp(rows);
+#endif
+}
+
 
 // Zero n floats with non-temporal (streaming) stores over the aligned middle:
 // the gradient rows that stay zero are written without first reading their

@@ -102,9 +102,9 @@ static void softmax_rows(const float* x, int64_t n, int64_t C, float* m_out, flo
 // about [-69, 69]); others take the exact (m, l) route. Choice and
 // arithmetic depend only on the row's own values, so identical rows get
 // bitwise identical scores and tie exactly. `scratch`: n*C + W floats;
-// n <= 1024 rows per call.
+// n <= 256 rows per pass (the exps of a pass stay in L1/L2).
 static void ce_background_rows(const float* x, int64_t n, int64_t C, float* ce0, float* scratch) {
-  constexpr int64_t kMaxRows = 1024;
+  constexpr int64_t kMaxRows = 256;
   if (n > kMaxRows) {
     for (int64_t r0 = 0; r0 < n; r0 += kMaxRows)
       ce_background_rows(x + r0 * C, n - r0 < kMaxRows ? n - r0 : kMaxRows, C, ce0 + r0, scratch);
@@ -121,21 +121,37 @@ static void ce_background_rows(const float* x, int64_t n, int64_t C, float* ce0,
   alignas(64) float lane[W];
   for (int64_t i = 0; i < W; ++i) lane[i] = static_cast<float>(i);
   const auto not_col0 = fb::load_aligned(lane) != fb(0.f);  // lane 0 of the first vector is column 0
-  float total_sum[kMaxRows], e0[kMaxRows];
-  for (int64_t r = 0; r < n; ++r) {
-    const float* e = scratch + r * C;  // the padding after the scratch covers the last tail
-    fb acc(0.f);
-    if (rt.Cv > 0) {
-      acc = xsimd::select(not_col0, fb::load_unaligned(e), fb(0.f));
-      for (int64_t c = W; c < rt.Cv; c += W) acc += fb::load_unaligned(e + c);
-      if (has_tail) acc += xsimd::select(rt.mask, fb::load_unaligned(e + rt.Cv), fb(0.f));
-    } else {
-      acc = xsimd::select(rt.mask & not_col0, fb::load_unaligned(e), fb(0.f));
+  alignas(64) float total_sum[kMaxRows + W], e0[kMaxRows + W];
+  // W rows at a time: each row's columns folded into one vector, then one
+  // transpose-and-add (hsum_rows) gives the W row sums, in an order that does
+  // not depend on the row's position.
+  for (int64_t r0 = 0; r0 < n; r0 += W) {
+    fb acc[W];
+    for (int64_t k = 0; k < W; ++k) {
+      const int64_t r = r0 + k < n ? r0 + k : n - 1;  // padding rows repeat the last one
+      const float* e = scratch + r * C;  // the padding after the scratch covers the last tail
+      fb a;
+      if (rt.Cv > 0) {
+        a = xsimd::select(not_col0, fb::load_unaligned(e), fb(0.f));
+        for (int64_t c = W; c < rt.Cv; c += W) a += fb::load_unaligned(e + c);
+        if (has_tail) a += xsimd::select(rt.mask, fb::load_unaligned(e + rt.Cv), fb(0.f));
+      } else {
+        a = xsimd::select(rt.mask & not_col0, fb::load_unaligned(e), fb(0.f));
+      }
+      acc[k] = a;
+      e0[r0 + k] = e[0];
     }
-    const float rest = sum_lanes(acc);
-    e0[r] = e[0];
-    total_sum[r] = rest + e[0];
-    ce0[r] = rest / e[0];
+    const fb rest = hsum_rows(acc);
+    const fb v0 = fb::load_aligned(e0 + r0);
+    (rest + v0).store_aligned(total_sum + r0);
+    const fb ratio = rest / v0;
+    if (r0 + W <= n) {
+      ratio.store_unaligned(ce0 + r0);
+    } else {  // the last partial group: only its real rows
+      alignas(64) float q[W];
+      ratio.store_aligned(q);
+      for (int64_t k = 0; r0 + k < n; ++k) ce0[r0 + k] = q[k];
+    }
   }
   for (int64_t i = 0; i < n; i += W) {
     const fb ratio = i + W <= n ? fb::load_unaligned(ce0 + i) : load_tail(ce0, i, n, 0.f);
