@@ -180,8 +180,9 @@ static int mbx_py_get_dltensor(PyObject* obj, const char* argname, int optional,
   $result = SWIG_Python_AppendOutput($result, PyLong_FromSize_t(tmp$argnum));
 }
 
-// A CUDA stream is passed as an integer handle (torch: stream.cuda_stream).
-%typemap(in) void* stream {
+// A CUDA stream is passed as an integer handle (torch: stream.cuda_stream);
+// a caller workspace as an integer device address (torch: t.data_ptr()).
+%typemap(in) void* stream, void* ptr {
   if ($input == Py_None) {
     $1 = NULL;
   } else {

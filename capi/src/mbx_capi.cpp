@@ -28,6 +28,8 @@ struct mbx_context_t {
   void* cuda_stream = nullptr;
   int cuda_validation = 1;
   mbx::Workspace workspace;
+  void* user_workspace = nullptr;  // mbx_context_set_workspace
+  size_t user_workspace_bytes = 0;
   std::atomic<bool> busy{false};
 };
 
@@ -525,6 +527,8 @@ void run_call(mbx_context_t* ctx, const mbx_options_t* user_opts, Stage stage,
   ex.num_threads = ctx ? ctx->num_threads : 0;
   ex.cuda_stream = ctx ? ctx->cuda_stream : nullptr;
   ex.workspace = ctx ? &ctx->workspace : nullptr;
+  ex.user_workspace = ctx ? ctx->user_workspace : nullptr;
+  ex.user_workspace_bytes = ctx ? ctx->user_workspace_bytes : 0;
 
   // Value checks (SPEC §7) before anything is written. On CUDA the priors
   // are checked on the device (one row comes back if one is bad) and the
@@ -833,6 +837,41 @@ MBX_API mbx_status_t mbx_context_release_workspace(mbx_context_t* ctx) {
   MBX_CATCH
 }
 
+MBX_API mbx_status_t mbx_context_set_workspace(mbx_context_t* ctx, void* ptr, size_t bytes) {
+  MBX_TRY
+  if (!ctx) fail("ctx: NULL");
+  if (ptr && bytes == 0) fail("bytes: 0 with a non-NULL workspace pointer");
+  if (!ptr && bytes != 0) fail("ptr: NULL with bytes = " + std::to_string(bytes));
+  ContextGuard guard(ctx);
+  ctx->user_workspace = ptr;
+  ctx->user_workspace_bytes = ptr ? bytes : 0;
+  return MBX_STATUS_OK;
+  MBX_CATCH
+}
+
+MBX_API mbx_status_t mbx_workspace_size(const mbx_options_t* opts, int64_t B, int64_t P,
+                                        int64_t G, int64_t C, size_t* bytes) {
+  MBX_TRY
+  if (!bytes) fail("bytes: NULL");
+  const mbx::Options o = convert_options(opts);
+  if (B < 1) fail("B = " + std::to_string(B) + ": expected at least one image");
+  if (P < 1) fail("P = " + std::to_string(P) + ": expected at least one prior");
+  if (G < 1) fail("G = " + std::to_string(G) + ": expected at least one GT row");
+  if (C < 1) fail("C = " + std::to_string(C) + ": expected at least one class");
+  if (P > INT32_MAX - 1 || G > INT32_MAX - 1) fail("P and G must be < 2^31 - 1");
+  // Products beyond 2^48 elements describe tensors no device holds; refusing
+  // them keeps the size arithmetic (bytes per element up to 16) exact.
+  constexpr int64_t kMaxElems = int64_t(1) << 48;
+  int64_t bp = 0, bg = 0, pc = 0;
+  if (__builtin_mul_overflow(B, P, &bp) || bp > kMaxElems || __builtin_mul_overflow(B, G, &bg) ||
+      bg > kMaxElems || __builtin_mul_overflow(P, C, &pc) || pc > kMaxElems)
+    fail("B = " + std::to_string(B) + ", P = " + std::to_string(P) + ", G = " + std::to_string(G) +
+         ", C = " + std::to_string(C) + ": too large (B*P, B*G and P*C must be <= 2^48)");
+  *bytes = mbx::cuda_workspace_bytes(o, B, P, G, C);
+  return MBX_STATUS_OK;
+  MBX_CATCH
+}
+
 MBX_API mbx_status_t mbx_match(mbx_context_t* ctx, const mbx_options_t* opts,
                                int64_t num_classes, const DLTensor* priors,
                                const DLTensor* gt_boxes, const DLTensor* gt_labels,
@@ -905,6 +944,8 @@ MBX_API mbx_status_t mbx_decode(mbx_context_t* ctx, const mbx_options_t* opts,
   ex.num_threads = ctx ? ctx->num_threads : 0;
   ex.cuda_stream = ctx ? ctx->cuda_stream : nullptr;
   ex.workspace = ctx ? &ctx->workspace : nullptr;
+  ex.user_workspace = ctx ? ctx->user_workspace : nullptr;
+  ex.user_workspace_bytes = ctx ? ctx->user_workspace_bytes : 0;
   if (path == MBX_PATH_CUDA) {
     if (!mbx::cuda_runtime_available())
       throw Error(Status::kNoDevice, "priors: CUDA tensors but no usable CUDA device/driver");

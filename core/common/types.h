@@ -128,6 +128,10 @@ struct Exec {
   int num_threads = 0;            // 0 = all
   void* cuda_stream = nullptr;    // cudaStream_t
   Workspace* workspace = nullptr; // may be null: allocate per call
+  // Caller-provided device workspace (mbx_context_set_workspace): the CUDA
+  // path carves its scratch from it and allocates nothing; null = unset.
+  void* user_workspace = nullptr;
+  std::size_t user_workspace_bytes = 0;
 };
 
 }  // namespace mbx

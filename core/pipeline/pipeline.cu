@@ -8,6 +8,7 @@
 // context it is the context's workspace slot kScratchSlot (grown once,
 // then reused: steady-state calls allocate nothing), otherwise it is
 // allocated stream-ordered (cudaMallocAsync / cudaFreeAsync) per call.
+#include <string>
 #include <vector>
 
 #include "common/cuda_util.cuh"
@@ -38,14 +39,46 @@ class Carve {
   std::size_t size_ = 0;
 };
 
-// The call's scratch: the context workspace or a stream-ordered allocation
-// released (stream-ordered) when the call returns or throws.
+void check_user_workspace(const Exec& ex, std::size_t bytes, int device_id) {
+  if (ex.user_workspace_bytes < bytes)
+    throw Error(Status::kInvalidArgument,
+                "workspace: this call needs " + std::to_string(bytes) +
+                    " bytes of device workspace, the context's workspace has " +
+                    std::to_string(ex.user_workspace_bytes) +
+                    " (size it with mbx_workspace_size)");
+  if (reinterpret_cast<std::uintptr_t>(ex.user_workspace) % kAlign != 0)
+    throw Error(Status::kInvalidArgument, "workspace: the pointer must be " +
+                                              std::to_string(kAlign) + "-byte aligned");
+  cudaPointerAttributes attr{};
+  const cudaError_t e = cudaPointerGetAttributes(&attr, ex.user_workspace);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    throw Error(Status::kInvalidArgument, std::string("workspace: not a CUDA pointer (") +
+                                              cudaGetErrorString(e) + ")");
+  }
+  if (attr.type != cudaMemoryTypeDevice && attr.type != cudaMemoryTypeManaged)
+    throw Error(Status::kInvalidArgument,
+                "workspace: expected device memory (cudaMalloc / a framework's device "
+                "allocator), got host memory");
+  if (attr.device != device_id)
+    throw Error(Status::kInvalidArgument,
+                "workspace: on CUDA device " + std::to_string(attr.device) +
+                    ", the tensors are on device " + std::to_string(device_id));
+}
+
+// The call's scratch: the caller's workspace (mbx_context_set_workspace),
+// the context's cached workspace, or a stream-ordered allocation released
+// (stream-ordered) when the call returns or throws. Constructed before the
+// first launch, so a refused workspace leaves every output untouched.
 class Scratch {
  public:
-  Scratch(Workspace* ws, std::size_t bytes, int device_id, cudaStream_t s) : stream_(s) {
+  Scratch(const Exec& ex, std::size_t bytes, int device_id, cudaStream_t s) : stream_(s) {
     if (bytes == 0) return;
-    if (ws) {
-      base_ = static_cast<unsigned char*>(ws->device(kScratchSlot, bytes, device_id));
+    if (ex.user_workspace) {
+      check_user_workspace(ex, bytes, device_id);
+      base_ = static_cast<unsigned char*>(ex.user_workspace);
+    } else if (ex.workspace) {
+      base_ = static_cast<unsigned char*>(ex.workspace->device(kScratchSlot, bytes, device_id));
     } else {
       void* p = nullptr;
       MBX_CUDA_CHECK(cudaMallocAsync(&p, bytes, s));
@@ -152,7 +185,48 @@ __global__ void __launch_bounds__(kFinalBlock)
   }
 }
 
+// Offsets of every scratch array of one call (0 where an output is given
+// instead); bytes = the whole block.
+struct Layout {
+  std::size_t off_ct = 0, off_mg = 0, off_np = 0, off_gmax = 0, off_garg = 0, off_scales = 0,
+              off_ploc = 0, off_pconf = 0, off_img = 0, off_lse = 0, off_keys = 0, off_w = 0;
+  int nb_loc = 0, nb_conf = 0;
+  std::size_t bytes = 0;
+};
+
+Layout scratch_layout(const Options& o, int64_t B, int64_t P, int64_t G, int64_t C, bool ct_given,
+                      bool mg_given, bool np_given, bool losses) {
+  const bool softmax = o.conf_loss == ConfLoss::kSoftmaxCE;
+  Carve c;
+  Layout L;
+  const std::size_t BP = static_cast<std::size_t>(B * P);
+  L.off_ct = ct_given ? 0 : c.take(BP * sizeof(int32_t));
+  L.off_mg = mg_given ? 0 : c.take(BP * sizeof(int32_t));
+  L.off_np = np_given ? 0 : c.take(B * sizeof(int32_t));
+  L.off_gmax = c.take(static_cast<std::size_t>(B * G) * sizeof(unsigned long long));
+  L.off_garg = c.take(static_cast<std::size_t>(B * G) * sizeof(int32_t));
+  if (losses) {
+    L.nb_loc = cuda::loc_loss_blocks(P);
+    L.nb_conf = softmax ? cuda::softmax_ce_blocks(P) : cuda::focal_blocks(P, C);
+    L.off_scales = c.take(2 * B * sizeof(double));
+    L.off_ploc = c.take(static_cast<std::size_t>(B) * L.nb_loc * sizeof(double));
+    L.off_pconf = c.take(static_cast<std::size_t>(B) * L.nb_conf * sizeof(double));
+    L.off_img = c.take(2 * B * sizeof(double));
+    if (softmax) {
+      L.off_lse = c.take(2 * BP * sizeof(float));  // m, then l
+      L.off_keys = c.take(BP * sizeof(uint32_t));
+      L.off_w = c.take(BP * sizeof(uint8_t));
+    }
+  }
+  L.bytes = c.size();
+  return L;
+}
+
 }  // namespace
+
+std::size_t cuda_workspace_bytes(const Options& o, int64_t B, int64_t P, int64_t G, int64_t C) {
+  return scratch_layout(o, B, P, G, C, false, false, false, true).bytes;
+}
 
 void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec& ex) {
   if (in.device != Device::kCUDA)
@@ -164,30 +238,15 @@ void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec
   const bool softmax = o.conf_loss == ConfLoss::kSoftmaxCE;
 
   // --- scratch layout --------------------------------------------------------
-  Carve c;
+  const Layout L = scratch_layout(o, B, P, G, in.C, out.conf_target != nullptr,
+                                  out.matched_gt != nullptr, out.num_pos != nullptr, losses);
+  const std::size_t off_ct = L.off_ct, off_mg = L.off_mg, off_np = L.off_np, off_gmax = L.off_gmax,
+                    off_garg = L.off_garg, off_scales = L.off_scales, off_ploc = L.off_ploc,
+                    off_pconf = L.off_pconf, off_img = L.off_img, off_lse = L.off_lse,
+                    off_keys = L.off_keys, off_w = L.off_w;
+  const int nb_loc = L.nb_loc, nb_conf = L.nb_conf;
   const std::size_t BP = static_cast<std::size_t>(B * P);
-  const std::size_t off_ct = out.conf_target ? 0 : c.take(BP * sizeof(int32_t));
-  const std::size_t off_mg = out.matched_gt ? 0 : c.take(BP * sizeof(int32_t));
-  const std::size_t off_np = out.num_pos ? 0 : c.take(B * sizeof(int32_t));
-  const std::size_t off_gmax = c.take(static_cast<std::size_t>(B * G) * sizeof(unsigned long long));
-  const std::size_t off_garg = c.take(static_cast<std::size_t>(B * G) * sizeof(int32_t));
-  int nb_loc = 0, nb_conf = 0;
-  std::size_t off_scales = 0, off_ploc = 0, off_pconf = 0, off_img = 0, off_lse = 0, off_keys = 0,
-              off_w = 0;
-  if (losses) {
-    nb_loc = cuda::loc_loss_blocks(P);
-    nb_conf = softmax ? cuda::softmax_ce_blocks(P) : cuda::focal_blocks(P, in.C);
-    off_scales = c.take(2 * B * sizeof(double));
-    off_ploc = c.take(static_cast<std::size_t>(B) * nb_loc * sizeof(double));
-    off_pconf = c.take(static_cast<std::size_t>(B) * nb_conf * sizeof(double));
-    off_img = c.take(2 * B * sizeof(double));
-    if (softmax) {
-      off_lse = c.take(2 * BP * sizeof(float));  // m, then l
-      off_keys = c.take(BP * sizeof(uint32_t));
-      off_w = c.take(BP * sizeof(uint8_t));
-    }
-  }
-  Scratch scratch(ex.workspace, c.size(), in.device_id, s);
+  Scratch scratch(ex, L.bytes, in.device_id, s);
 
   // --- matching + encoding ---------------------------------------------------
   cuda::MatchBuffers mb;

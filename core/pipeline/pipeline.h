@@ -21,6 +21,11 @@ void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec&
 // CUDA path (MBX_PATH_CUDA): pipeline.cu, or pipeline_cuda_none.cpp in a
 // build without CUDA (throws kNoDevice). Asynchronous on ex.cuda_stream.
 void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec& ex);
+// Device scratch bytes of the largest CUDA call (match + losses, no
+// conf_target / matched_gt / num_pos outputs given) with these options and
+// sizes: what a caller-provided workspace must hold (mbx_workspace_size).
+// Pure arithmetic, no device needed; throws kNoDevice in a build without CUDA.
+std::size_t cuda_workspace_bytes(const Options& o, int64_t B, int64_t P, int64_t G, int64_t C);
 // Decode on the device: loc [B,P,4] -> corner boxes [B,P,4], all float32.
 void decode_cuda(const Options& o, const Inputs& in, const float* loc, float* boxes,
                  const Exec& ex);

@@ -12,4 +12,10 @@ void decode_cuda(const Options&, const Inputs&, const float*, float*, const Exec
               "CUDA tensors given, but mbx was built without CUDA support (MBX_ENABLE_CUDA=OFF)");
 }
 
+std::size_t cuda_workspace_bytes(const Options&, int64_t, int64_t, int64_t, int64_t) {
+  throw Error(Status::kNoDevice,
+              "no CUDA path to size a workspace for: mbx was built without CUDA support "
+              "(MBX_ENABLE_CUDA=OFF)");
+}
+
 }  // namespace mbx

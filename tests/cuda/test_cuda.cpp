@@ -647,6 +647,108 @@ TEST(CudaExec, DecodeMatchesCpu) {
   }
 }
 
+// --------------------------------------------------------------------------
+// Caller-provided workspace (mbx_workspace_size + mbx_context_set_workspace)
+
+void expect_same(const Result& a, const Result& b) {
+  EXPECT_EQ(a.ct, b.ct);
+  EXPECT_EQ(a.mg, b.mg);
+  EXPECT_EQ(a.np2, b.np2);
+  EXPECT_EQ(a.loss[0], b.loss[0]);
+  EXPECT_EQ(a.loss[1], b.loss[1]);
+  EXPECT_EQ(a.gl, b.gl);
+  EXPECT_EQ(a.gc, b.gc);
+}
+
+TEST(CudaWorkspace, CallerWorkspaceIsUsedAndAllocatesNothing) {
+  SKIP_WITHOUT_CUDA();
+  for (mbx_preset_t p : {MBX_PRESET_SSD_PYTORCH, MBX_PRESET_TORCHVISION_RETINANET}) {
+    const mbx_options_t o = preset(p);
+    const Problem pb = make_problem(Shape::kSsd300, 4, 21, static_cast<mbx_prior_format_t>(o.prior_format), 5);
+    size_t need = 0;
+    ASSERT_MBX(mbx_workspace_size(&o, pb.B, pb.P, pb.G, pb.C, &need));
+    ASSERT_GT(need, static_cast<size_t>(pb.B * pb.P));
+    void* ws = nullptr;
+    ASSERT_CUDA(cudaMalloc(&ws, need));
+    Result cached, mine;
+    {
+      Ctx ctx;
+      RunConfig rc;
+      rc.cuda = true;
+      rc.ctx = ctx.c;
+      ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &cached));
+    }
+    {
+      Ctx ctx;
+      ASSERT_MBX(mbx_context_set_workspace(ctx.c, ws, need));
+      RunConfig rc;
+      rc.cuda = true;
+      rc.ctx = ctx.c;
+      ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &mine));
+      size_t cached_bytes = 1;
+      ASSERT_MBX(mbx_context_workspace_bytes(ctx.c, &cached_bytes));
+      EXPECT_EQ(cached_bytes, 0u) << "the context allocated although a workspace was given";
+      // Back to the cached workspace.
+      ASSERT_MBX(mbx_context_set_workspace(ctx.c, nullptr, 0));
+      Result again;
+      ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &again));
+      ASSERT_MBX(mbx_context_workspace_bytes(ctx.c, &cached_bytes));
+      EXPECT_GT(cached_bytes, 0u);
+      expect_same(again, cached);
+    }
+    expect_same(mine, cached);
+    cudaFree(ws);
+  }
+}
+
+TEST(CudaWorkspace, UnusableWorkspaceIsRefusedAndNothingIsWritten) {
+  SKIP_WITHOUT_CUDA();
+  const mbx_options_t o = preset(MBX_PRESET_SSD_PYTORCH);
+  const Problem pb = make_problem(Shape::kSsd300, 2, 21, MBX_PRIOR_CENTER_SIZE, 6);
+  Tensor priors({pb.P, 4}, kF32), boxes({pb.B, pb.G, 4}, kF32), labels({pb.B, pb.G}, kI32),
+      counts({pb.B}, kI32), loc({pb.B, pb.P, 4}, kF32), conf({pb.B, pb.P, pb.C}, kF32),
+      loss({2}, kF64), gl({pb.B, pb.P, 4}, kF32), gc({pb.B, pb.P, pb.C}, kF32);
+  std::memcpy(priors.host.data(), pb.priors.data(), priors.bytes());
+  std::memcpy(boxes.host.data(), pb.gt_boxes.data(), boxes.bytes());
+  std::memcpy(labels.host.data(), pb.labels.data(), labels.bytes());
+  std::memcpy(counts.host.data(), pb.counts.data(), counts.bytes());
+  std::memcpy(loc.host.data(), pb.loc.data(), loc.bytes());
+  std::memcpy(conf.host.data(), pb.conf.data(), conf.bytes());
+  size_t need = 0;
+  ASSERT_MBX(mbx_workspace_size(&o, pb.B, pb.P, pb.G, pb.C, &need));
+  void* ws = nullptr;
+  ASSERT_CUDA(cudaMalloc(&ws, need + 512));
+  std::vector<unsigned char> host_buf(need + 512);
+  struct Case {
+    void* ptr;
+    size_t bytes;
+    const char* message;
+  };
+  const Case cases[] = {
+      {ws, need - 1, "needs"},                                        // too small
+      {static_cast<unsigned char*>(ws) + 4, need + 256, "aligned"},   // misaligned
+      {host_buf.data() + (256 - reinterpret_cast<uintptr_t>(host_buf.data()) % 256) % 256, need,
+       "host memory"},                                                 // not device memory
+  };
+  for (const Case& c : cases) {
+    Ctx ctx;
+    ASSERT_MBX(mbx_context_set_workspace(ctx.c, c.ptr, c.bytes));
+    const mbx_status_t st = mbx_loss_forward_backward(
+        ctx.c, &o, priors.cuda(), boxes.cuda(), labels.cuda(), counts.cuda(), loc.cuda(),
+        conf.cuda(), nullptr, loss.cuda(true), nullptr, gl.cuda(true), gc.cuda(true));
+    EXPECT_EQ(st, MBX_STATUS_INVALID_ARGUMENT) << c.message;
+    const std::string msg = mbx_last_error();
+    EXPECT_NE(msg.find("workspace"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(c.message), std::string::npos) << msg;
+    ASSERT_CUDA(cudaDeviceSynchronize());
+    gc.fetch();
+    for (int64_t i = 0; i < gc.numel(); ++i) ASSERT_EQ(gc.h<uint32_t>()[i], 0x7f7f7f7fu);
+    loss.fetch();
+    for (int64_t i = 0; i < 2; ++i) ASSERT_EQ(loss.h<uint64_t>()[i], 0x7f7f7f7f7f7f7f7full);
+  }
+  cudaFree(ws);
+}
+
 // Host validation of CUDA priors runs on the device (validate.cu) and must
 // report the same row and message as the CPU check, for loss and decode, and
 // write nothing.

@@ -160,6 +160,52 @@ mbx_context_t* make_ctx(const Problem& q, int threads) {
   return ctx;
 }
 
+// A size for mbx_workspace_size: small, medium, any 64-bit value, or a
+// boundary of its checks.
+int64_t fuzz_extent(Reader& rd) {
+  static const int64_t kEdges[] = {0, 1, -1, 2, INT32_MAX - 2, INT32_MAX - 1, INT32_MAX,
+                                   int64_t(1) << 24, int64_t(1) << 48, (int64_t(1) << 48) + 1,
+                                   INT64_MAX, INT64_MIN};
+  switch (rd.u8() % 4) {
+    case 0: return static_cast<int64_t>(rd.u8() % 24) - 2;
+    case 1: return rd.u16();
+    case 2: return static_cast<int64_t>((static_cast<uint64_t>(rd.u32()) << 32) | rd.u32());
+    default: return kEdges[rd.u8() % (sizeof kEdges / sizeof kEdges[0])];
+  }
+}
+
+// mbx_workspace_size: succeeds exactly when the options are valid and
+// B, P, G, C are within its documented limits (in a CUDA build; otherwise
+// NO_DEVICE), and writes nothing on error.
+void check_workspace_size(Reader& rd, const Problem& q) {
+  mbx_options_t def;
+  mbx_options_init(&def, MBX_PRESET_SSD_PYTORCH);
+  size_t probe = 0;
+  const bool cuda_build = mbx_workspace_size(&def, 1, 1, 1, 1, &probe) == MBX_STATUS_OK;
+  const int64_t B = fuzz_extent(rd), P = fuzz_extent(rd), G = fuzz_extent(rd), C = fuzz_extent(rd);
+  auto prod_ok = [](int64_t a, int64_t b) {
+    int64_t r;
+    return !__builtin_mul_overflow(a, b, &r) && r <= (int64_t(1) << 48);
+  };
+  const bool sizes_ok = B >= 1 && P >= 1 && G >= 1 && C >= 1 && P <= INT32_MAX - 1 &&
+                        G <= INT32_MAX - 1 && prod_ok(B, P) && prod_ok(B, G) && prod_ok(P, C);
+  const bool valid = options_valid(q.o) && sizes_ok;
+  size_t bytes = 12345;
+  const mbx_status_t st = mbx_workspace_size(&q.o, B, P, G, C, &bytes);
+  const std::string where = std::string("workspace_size(") + std::to_string(B) + ", " + std::to_string(P) +
+                            ", " + std::to_string(G) + ", " + std::to_string(C) + "): " +
+                            mbx_status_string(st) + " \"" + mbx_last_error() + "\"";
+  if (!valid) {
+    MBX_FUZZ_CHECK(st != MBX_STATUS_OK && st != MBX_STATUS_INTERNAL_ERROR, "expected an error: " + where);
+    MBX_FUZZ_CHECK(*mbx_last_error() != 0, "error without a message: " + where);
+    MBX_FUZZ_CHECK(bytes == 12345, "bytes written on error: " + where);
+  } else if (cuda_build) {
+    MBX_FUZZ_CHECK(st == MBX_STATUS_OK && bytes > 0 && bytes % 256 == 0, where);
+  } else {
+    MBX_FUZZ_CHECK(st == MBX_STATUS_NO_DEVICE && bytes == 12345, where);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -231,7 +277,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   mbx_context_destroy(ctx);
 
   // Determinism: a fresh context (maybe another thread count), same results.
+  // It also carries a caller workspace (host memory here), which the CPU
+  // paths must ignore.
   mbx_context_t* ctx2 = make_ctx(q, q.threads_b);
+  alignas(256) static unsigned char host_ws[1024];
+  if (ctx2)  // (a null context is one of the fuzzed cases)
+    MBX_FUZZ_CHECK(mbx_context_set_workspace(ctx2, host_ws, sizeof host_ws) == MBX_STATUS_OK,
+                   mbx_last_error());
   for (Stage st : {S_MATCH, S_FUSED, S_DECODE}) {
     if (!saved[st].ok) continue;
     const int64_t nc = st == S_MATCH ? q.match_num_classes : 0;
@@ -243,5 +295,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                      std::string("not deterministic: ") + stage_name(st) + " " + role_name(r));
   }
   mbx_context_destroy(ctx2);
+  check_workspace_size(rd, q);
   return 0;
 }

@@ -322,3 +322,40 @@ def test_out_buffers_are_written_in_place_and_checked():
         loss(priors, gt_boxes, gt_labels, gt_counts, loc, conf, out=(gl.astype(np.float64), gc))
     bl, bc = loss.backward(priors, gt_boxes, gt_labels, gt_counts, loc, conf, out=(gl, gc))
     assert bl is gl and bc is gc
+
+
+def test_workspace_size_and_caller_workspace(golden):
+    """The size query and Context.set_workspace; the CPU path ignores a
+    caller workspace (the CUDA side runs in tests/python/test_torch.py and
+    tests/cuda)."""
+    if mbx.path_available("cuda") or _built_with_cuda():
+        s2 = mbx.workspace_size(2, 8732, 4, 21)
+        assert s2 > 0 and s2 % 256 == 0
+        assert mbx.workspace_size(4, 8732, 4, 21) > s2
+        assert mbx.workspace_size(2, 8732, 4, 21, "torchvision_retinanet") < s2
+    else:
+        with pytest.raises(mbx.NoDeviceError):
+            mbx.workspace_size(2, 8732, 4, 21)
+    with pytest.raises(mbx.InvalidArgumentError, match="B = 0"):
+        mbx.workspace_size(0, 8732, 4, 21)
+    meta, arr = golden
+    args = [arr[k] for k in INPUTS]
+    with mbx.Context() as ctx:
+        ref = mbx.MultiBoxLoss(meta["preset"], context=ctx, **meta["options"])(*args)
+        with pytest.raises(mbx.InvalidArgumentError, match="workspace"):
+            ctx.set_workspace(np.zeros(16, np.uint8))
+        with pytest.raises(mbx.InvalidArgumentError, match="bytes"):
+            ctx.set_workspace((4096, 0))
+        ctx.set_workspace((4096, 256))  # a CPU call never dereferences it
+        out = mbx.MultiBoxLoss(meta["preset"], context=ctx, **meta["options"])(*args)
+        assert out.loss_conf == ref.loss_conf
+        np.testing.assert_array_equal(out.grad_conf, ref.grad_conf)
+        ctx.set_workspace(None)
+
+
+def _built_with_cuda():
+    try:
+        mbx.workspace_size(1, 1, 1, 1)
+        return True
+    except mbx.NoDeviceError:
+        return False

@@ -312,3 +312,20 @@ def test_cuda_on_side_stream():
         res = out.loss_conf.clone()
     torch.cuda.current_stream().wait_stream(s)
     assert res.item() == pytest.approx(ref.loss_conf.item(), rel=1e-4)
+
+
+@pytest.mark.skipif(not cuda_ok(), reason="no CUDA device / mbx without CUDA")
+def test_cuda_caller_workspace_from_torch():
+    p, b, l, c, lo, co = _t(random_problem(seed=9), "cuda")
+    B, P, C, G = co.shape[0], co.shape[1], co.shape[2], b.shape[1]
+    ref = mbx.MultiBoxLoss("ssd_pytorch")(p, b, l, c, lo, co, grad=True)
+    ws = torch.empty(mbx.workspace_size(B, P, G, C, "ssd_pytorch"), dtype=torch.uint8, device="cuda")
+    with mbx.Context() as ctx:
+        ctx.set_workspace(ws)
+        out = mbx.MultiBoxLoss("ssd_pytorch", context=ctx)(p, b, l, c, lo, co, grad=True)
+        assert ctx.workspace_bytes == 0
+        ctx.set_workspace(ws[: 256])  # too small: refused, nothing written
+        with pytest.raises(mbx.InvalidArgumentError, match="workspace"):
+            mbx.MultiBoxLoss("ssd_pytorch", context=ctx)(p, b, l, c, lo, co, grad=True)
+    assert float(out.loss_conf) == float(ref.loss_conf)
+    assert torch.equal(out.grad_conf, ref.grad_conf)

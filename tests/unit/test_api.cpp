@@ -227,6 +227,59 @@ TEST(Api, ContextAndCapabilities) {
   EXPECT_STREQ(mbx_status_string(MBX_STATUS_CONTEXT_BUSY), "MBX_STATUS_CONTEXT_BUSY");
 }
 
+// Workspace-size query and caller workspace: argument checks (the device
+// side runs in tests/cuda); the CPU path ignores a caller workspace.
+TEST(Api, WorkspaceSizeAndCallerWorkspace) {
+  const mbx_options_t ssd = preset(MBX_PRESET_SSD_PYTORCH), retina = preset(MBX_PRESET_TORCHVISION_RETINANET);
+  size_t b = 7;
+  auto expect_bad = [](mbx_status_t st, const char* part) {
+    EXPECT_EQ(st, MBX_STATUS_INVALID_ARGUMENT);
+    const std::string msg = mbx_last_error();
+    EXPECT_NE(msg.find(part), std::string::npos) << msg;
+  };
+  expect_bad(mbx_workspace_size(&ssd, 0, 8732, 4, 21, &b), "B = 0");
+  expect_bad(mbx_workspace_size(&ssd, 2, 0, 4, 21, &b), "P = 0");
+  expect_bad(mbx_workspace_size(&ssd, 2, 8732, 0, 21, &b), "G = 0");
+  expect_bad(mbx_workspace_size(&ssd, 2, 8732, 4, 0, &b), "C = 0");
+  expect_bad(mbx_workspace_size(&ssd, 2, 8732, 4, 21, nullptr), "bytes");
+  expect_bad(mbx_workspace_size(nullptr, 2, 8732, 4, 21, &b), "opts");
+  expect_bad(mbx_workspace_size(&ssd, int64_t(1) << 40, 1 << 20, 4, 21, &b), "too large");
+  expect_bad(mbx_workspace_size(&ssd, INT64_MAX, 8732, 4, 21, &b), "too large");
+  EXPECT_EQ(b, 7u) << "written on error";
+#if defined(MBX_TEST_CUDA_BUILD)
+  size_t s2 = 0, s4 = 0, f2 = 0;
+  ASSERT_EQ(mbx_workspace_size(&ssd, 2, 8732, 4, 21, &s2), MBX_STATUS_OK) << mbx_last_error();
+  ASSERT_EQ(mbx_workspace_size(&ssd, 4, 8732, 4, 21, &s4), MBX_STATUS_OK) << mbx_last_error();
+  ASSERT_EQ(mbx_workspace_size(&retina, 2, 8732, 4, 21, &f2), MBX_STATUS_OK) << mbx_last_error();
+  // At least ct, mg (int32) and, for softmax, (m, l), keys and weights per prior.
+  EXPECT_GE(s2, static_cast<size_t>(2 * 8732) * (4 + 4 + 8 + 4 + 1));
+  EXPECT_GT(s4, s2);
+  EXPECT_LT(f2, s2);  // focal keeps no per-prior softmax statistics
+  EXPECT_EQ(s2 % 256, 0u);
+#else
+  EXPECT_EQ(mbx_workspace_size(&ssd, 2, 8732, 4, 21, &b), MBX_STATUS_NO_DEVICE);
+#endif
+  mbx_context_t* ctx = nullptr;
+  ASSERT_EQ(mbx_context_create(&ctx), MBX_STATUS_OK);
+  unsigned char host[512];
+  expect_bad(mbx_context_set_workspace(nullptr, host, sizeof host), "ctx");
+  expect_bad(mbx_context_set_workspace(ctx, host, 0), "bytes");
+  expect_bad(mbx_context_set_workspace(ctx, nullptr, 16), "ptr");
+  EXPECT_EQ(mbx_context_set_workspace(ctx, nullptr, 0), MBX_STATUS_OK);
+  // A CPU call ignores the caller workspace (here host memory, which the
+  // CUDA path would refuse) and gives the same result as without one.
+  Call a, c;
+  ASSERT_EQ(a.run(), MBX_STATUS_OK) << mbx_last_error();
+  ASSERT_EQ(mbx_context_set_workspace(ctx, host, sizeof host), MBX_STATUS_OK);
+  ASSERT_EQ(mbx_loss_forward_backward(ctx, &c.o, c.priors, c.boxes, c.labels, c.counts, c.loc, c.conf,
+                                      nullptr, c.l, c.np, c.gl, c.gc),
+            MBX_STATUS_OK)
+      << mbx_last_error();
+  EXPECT_EQ(a.loss.data, c.loss.data);
+  EXPECT_EQ(a.grad_conf.data, c.grad_conf.data);
+  mbx_context_destroy(ctx);
+}
+
 TEST(Api, ForwardTouchesNoGradientAndBackwardMatchesFused) {
   Call c;
   ASSERT_EQ(c.run(), MBX_STATUS_OK);

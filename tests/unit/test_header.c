@@ -18,7 +18,8 @@ int main(void) {
       (fn_t)mbx_context_workspace_bytes, (fn_t)mbx_context_release_workspace, (fn_t)mbx_match,
       (fn_t)mbx_loss_forward, (fn_t)mbx_loss_backward, (fn_t)mbx_loss_forward_backward,
       (fn_t)mbx_decode, (fn_t)mbx_priors_ssd_count, (fn_t)mbx_priors_ssd,
-      (fn_t)mbx_priors_retinanet_count, (fn_t)mbx_priors_retinanet};
+      (fn_t)mbx_priors_retinanet_count, (fn_t)mbx_priors_retinanet, (fn_t)mbx_workspace_size,
+      (fn_t)mbx_context_set_workspace};
   size_t i;
   mbx_options_t o;
   for (i = 0; i < sizeof fns / sizeof fns[0]; ++i)

@@ -44,6 +44,7 @@ from ._core import (  # noqa: F401
     priors_ssd,
     version,
     version_number,
+    workspace_size,
 )
 from . import mbx_native  # noqa: F401  (the raw SWIG module, 1:1 with mbx.h)
 
@@ -53,5 +54,5 @@ __all__ = [
     "InternalError", "InvalidArgumentError", "LossResult", "MatchResult", "MultiBoxLoss",
     "NoDeviceError", "Options", "OutOfMemoryError", "Status", "UnsupportedError",
     "cuda_available", "decode", "match", "options", "path_available", "priors_retinanet",
-    "priors_ssd", "version", "version_number", "__version__",
+    "priors_ssd", "version", "version_number", "workspace_size", "__version__",
 ]

@@ -253,6 +253,14 @@ def options(preset="ssd_pytorch", **overrides):
     return Options(preset, **overrides).to_dict()
 
 
+def workspace_size(B, P, G, C, preset="ssd_pytorch", **overrides):
+    """Bytes of device workspace the largest CUDA call with these sizes and
+    options needs (for ``Context.set_workspace``). Raises NoDeviceError in a
+    build without CUDA."""
+    opts = preset if isinstance(preset, Options) and not overrides else Options(preset, **overrides)
+    return _n.mbx_workspace_size(opts.native, int(B), int(P), int(G), int(C))
+
+
 # ---------------------------------------------------------------------------
 # Context
 # ---------------------------------------------------------------------------
@@ -274,6 +282,7 @@ class Context:
         self._path = "auto"
         self._stream_explicit = False
         self._stream = None
+        self._workspace_ref = None
         self.num_threads = num_threads
         self.path = path
         self.cuda_validation = cuda_validation
@@ -348,6 +357,33 @@ class Context:
     def release_workspace(self):
         with self._lock:
             _n.mbx_context_release_workspace(self._h())
+
+    def set_workspace(self, buffer):
+        """Use caller-owned device memory as the CUDA path's workspace.
+
+        ``buffer``: a torch CUDA tensor (any dtype; its bytes are used, and
+        the context keeps a reference), an ``(address, nbytes)`` pair, or
+        None to return to the context's own cached workspace. Size it with
+        ``mbx.workspace_size``; it must be 256-byte aligned (torch's
+        allocator is) and not used by anything else while calls on the
+        context's stream may run. CPU calls ignore it."""
+        if buffer is None:
+            ptr, nbytes = None, 0
+        elif _is_torch_tensor(buffer):
+            if not buffer.is_cuda:
+                raise _invalid("workspace: expected a CUDA tensor, got one on %s" % buffer.device)
+            if not buffer.is_contiguous():
+                raise _invalid("workspace: expected a contiguous tensor")
+            ptr, nbytes = buffer.data_ptr(), buffer.numel() * buffer.element_size()
+        elif isinstance(buffer, tuple) and len(buffer) == 2 and all(
+                isinstance(v, numbers.Integral) for v in buffer):
+            ptr, nbytes = int(buffer[0]), int(buffer[1])
+        else:
+            raise _invalid("workspace: expected a torch CUDA tensor, an (address, nbytes) "
+                           "pair or None, got %r" % (type(buffer).__name__,))
+        with self._lock:
+            _n.mbx_context_set_workspace(self._h(), ptr, nbytes)
+            self._workspace_ref = buffer
 
     def close(self):
         h, self._handle = getattr(self, "_handle", None), None

@@ -293,6 +293,33 @@ MBX_API mbx_status_t mbx_context_workspace_bytes(const mbx_context_t* ctx, size_
 /** Free the cached workspace now. */
 MBX_API mbx_status_t mbx_context_release_workspace(mbx_context_t* ctx);
 
+/**
+ * Device workspace, in bytes, that the largest CUDA call with these options
+ * and sizes needs (match + losses + gradients, with conf_target, matched_gt
+ * and num_pos not given as outputs); every smaller call needs no more. For a
+ * caller-provided workspace (mbx_context_set_workspace). Pure arithmetic: no
+ * device is touched. MBX_STATUS_NO_DEVICE in a build without CUDA (the CPU
+ * path caches host scratch in the context and takes no caller workspace).
+ * @param opts        options of the calls (the loss kind decides the layout)
+ * @param B, P, G, C  images, priors, GT rows per image, classes (all >= 1)
+ * @param[out] bytes  the size
+ */
+MBX_API mbx_status_t mbx_workspace_size(const mbx_options_t* opts, int64_t B, int64_t P,
+                                        int64_t G, int64_t C, size_t* bytes);
+/**
+ * Caller-provided device workspace (cuDNN style, for frameworks with their
+ * own allocator): CUDA calls on `ctx` carve their scratch from
+ * [ptr, ptr + bytes) and allocate nothing; the context's cached device
+ * workspace is not used meanwhile. `ptr` must be device memory on the
+ * tensors' device, 256-byte aligned, and must not be used by anything else
+ * while calls on the context's stream may still run (it is stream-ordered
+ * like the call). A call that needs more than `bytes` (see
+ * mbx_workspace_size), or finds the pointer unusable, fails with
+ * MBX_STATUS_INVALID_ARGUMENT and writes nothing. ptr = NULL (bytes = 0)
+ * returns to the cached workspace. CPU-path calls ignore it.
+ */
+MBX_API mbx_status_t mbx_context_set_workspace(mbx_context_t* ctx, void* ptr, size_t bytes);
+
 /* ------------------------------------------------------------------------ */
 /* Matching                                                                 */
 /* ------------------------------------------------------------------------ */
