@@ -137,7 +137,7 @@ __device__ __forceinline__ void hist_add(int* hist, bool in, uint32_t digit) {
 // finds the lane, and that lane walks its 8 bins. Same result as walking
 // d = 255..0 with cum + hist[d] >= remaining.
 __device__ __forceinline__ void find_digit(const int* hist, long long remaining, int* s_digit,
-                                           int* s_remaining) {
+                                           int* s_remaining, int* s_bin) {
   const int t = threadIdx.x;
   if (t >= 32) return;
   int cnt[8], own = 0;
@@ -154,15 +154,16 @@ __device__ __forceinline__ void find_digit(const int* hist, long long remaining,
   const int owner = hit ? __ffs(hit) - 1 : 31;
   if (t == owner) {
     long long cum = excl;
-    int digit = -1;
+    int digit = -1, bin = 0;
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-      if (digit < 0 && cum + cnt[j] >= remaining) digit = 255 - 8 * t - j;
+      if (digit < 0 && cum + cnt[j] >= remaining) { digit = 255 - 8 * t - j; bin = cnt[j]; }
       if (digit < 0) cum += cnt[j];
     }
     if (digit < 0) digit = 0;  // not reachable (k < #negatives): the serial fallback
     *s_digit = digit;
     *s_remaining = static_cast<int>(remaining - cum);
+    *s_bin = bin;
   }
 }
 
@@ -179,11 +180,14 @@ __device__ __forceinline__ MineQuota mine_quota(const CEArgs& a, int64_t b, long
 }
 
 // The 4-pass MSB radix select over the keys a thread sees through
-// `for_keys(f)` (f(key) for each); returns T and sets take_eq.
+// `for_keys(f)` (f(key) for each); returns T and sets take_eq (how many of
+// the keys == T are selected) and eq_total (how many keys == T there are).
 template <typename ForKeys>
 __device__ __forceinline__ uint32_t radix_select(long long k, long long n_neg, ForKeys for_keys,
                                                  int* hist, int* s_digit, int* s_remaining,
-                                                 long long* take_eq) {
+                                                 int* s_bin, long long* take_eq,
+                                                 long long* eq_total) {
+  *eq_total = 0;
   if (k == 0) { *take_eq = 0; return 0xffffffffu; }
   if (k == n_neg) { *take_eq = 0; return 0u; }  // every negative (key >= 1)
   uint32_t prefix = 0, mask = 0;
@@ -195,11 +199,12 @@ __device__ __forceinline__ uint32_t radix_select(long long k, long long n_neg, F
       hist_add(hist, key != 0u && (key & mask) == prefix, (key >> shift) & 255u);
     });
     __syncthreads();
-    find_digit(hist, remaining, s_digit, s_remaining);
+    find_digit(hist, remaining, s_digit, s_remaining, s_bin);
     __syncthreads();
     prefix |= static_cast<uint32_t>(*s_digit) << shift;
     mask |= 255u << shift;
     remaining = *s_remaining;
+    *eq_total = *s_bin;  // after the last pass: the keys equal to T
     __syncthreads();
   }
   *take_eq = remaining;
@@ -224,7 +229,7 @@ __global__ void __launch_bounds__(kMineBlock) mine_kernel(CEArgs a) {
   __shared__ typename Scan::TempStorage scan_tmp;
   __shared__ int hist[256];
   __shared__ int s_warp[kMineBlock / 32];
-  __shared__ int s_digit, s_remaining;
+  __shared__ int s_digit, s_remaining, s_bin;
   __shared__ long long s_total, s_carry;
   const int t = threadIdx.x;
   for (int64_t b = blockIdx.x; b < a.B; b += gridDim.x) {
@@ -235,7 +240,7 @@ __global__ void __launch_bounds__(kMineBlock) mine_kernel(CEArgs a) {
     for (int64_t p = t; p < a.P; p += kMineBlock) local += keys[p] != 0u;
     const long long n_neg = block_count(local, s_warp, &s_total);
     const MineQuota q = mine_quota(a, b, n_neg);
-    long long take_eq;
+    long long take_eq, eq_total;
     // Every thread runs the same trip count, so warps stay converged for
     // hist_add.
     const uint32_t T = radix_select(
@@ -246,7 +251,20 @@ __global__ void __launch_bounds__(kMineBlock) mine_kernel(CEArgs a) {
             f(p < a.P ? keys[p] : 0u);
           }
         },
-        hist, &s_digit, &s_remaining, &take_eq);
+        hist, &s_digit, &s_remaining, &s_bin, &take_eq, &eq_total);
+
+    // Without a partial tie at T (every key == T taken, or none) and without
+    // positives counted twice, no rank is needed: one plain pass. That is
+    // the usual case (continuous CE values rarely tie exactly).
+    if (q.extra == 0 && (take_eq == 0 || take_eq == eq_total)) {
+      for (int64_t p = t; p < a.P; p += kMineBlock) {
+        const uint32_t key = keys[p];
+        const int32_t c = ct[p];
+        weight[p] = c > 0 ? 1 : (key != 0u && (key > T || (key == T && take_eq > 0))) ? 1 : 0;
+      }
+      __syncthreads();  // the shared scalars are reused by the next image
+      continue;
+    }
 
     // Index-ordered pass: ranks among keys == T (high 32 bits) and among
     // positives (low 32 bits) by one 64-bit block scan per chunk.

@@ -7,8 +7,9 @@
 # (and -DMBX_ENABLE_PYTHON=ON for the Python/torch steps). Each step's log
 # goes to OUT_DIR/<step>.log; a summary table is printed last. Steps (all by
 # default): info sass golden cuda_tests unit python memcheck racecheck initcheck
-# synccheck bench compare. The script does not stop at a failing step; its
-# exit status is the number of failed steps.
+# synccheck bench compare; on request: sanitize_large (RetinaNet-sized parity
+# under memcheck and racecheck), profile and detail (ncu). The script does not
+# stop at a failing step; its exit status is the number of failed steps.
 #
 # On a machine where the build's absolute paths do not exist (a copy of the
 # tree elsewhere), set MBX_SRC_LINK=/abs/path/of/the/original/checkout and
@@ -73,6 +74,14 @@ for step in $STEPS; do
           $BUILD/tests/golden/mbx_golden --path cuda $REPO/tests/data/golden &&
         $SAN --tool initcheck --error-exitcode 9 \
           $BUILD/tests/cuda/mbx_cuda_tests --gtest_filter='CudaEdge.*:CudaHalf.*:CudaExec.*'" \
+        || fails=$((fails+1)) ;;
+    sanitize_large)
+      # The RetinaNet-sized parity runs (P = 99765, C = 80) under memcheck and
+      # racecheck: one softmax and one focal preset.
+      run_step sanitize_large 450 bash -c "$SAN --tool memcheck --error-exitcode 9 \
+          $BUILD/tests/cuda/mbx_cuda_tests --gtest_filter='Presets/CudaParity.*ssd_pytorch_retina:Presets/CudaParity.*tv_retinanet_retina' &&
+        $SAN --tool racecheck --error-exitcode 9 \
+          $BUILD/tests/cuda/mbx_cuda_tests --gtest_filter='Presets/CudaParity.*tv_retinanet_retina:Presets/CudaParity.*ssd_pytorch_retina'" \
         || fails=$((fails+1)) ;;
     synccheck)
       run_step synccheck 100 "$SAN" --tool synccheck --error-exitcode 9 \
