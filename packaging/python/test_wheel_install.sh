@@ -17,7 +17,7 @@ trap 'rm -rf "$WORK"' EXIT
 mkdir "$WORK/empty"
 cd "$WORK/empty"
 env -u PYTHONPATH -u LD_LIBRARY_PATH MBX_GOLDEN_DIR="$REPO/tests/data/golden" \
-    "$WORK/venv/bin/python" - "$WORK/venv" <<'PYEOF'
+    MBX_WHEEL_NAME="$(basename "$WHEEL")" "$WORK/venv/bin/python" - "$WORK/venv" <<'PYEOF'
 import glob, json, os, subprocess, sys
 import numpy as np
 import mbx
@@ -28,6 +28,12 @@ ext = glob.glob(os.path.join(pkg, "_mbx_native*.so"))[0]
 ldd = subprocess.run(["ldd", ext], capture_output=True, text=True, check=True).stdout
 line = [l for l in ldd.splitlines() if "libmbx.so" in l][0]
 assert os.path.join(pkg, "libmbx.so") in line, "libmbx resolved elsewhere: " + line
+if "manylinux" in os.environ["MBX_WHEEL_NAME"]:
+    # A repaired wheel carries its own libtbb (mbx.libs/), not the system's.
+    libmbx = glob.glob(os.path.join(pkg, "libmbx.so*"))[0]
+    tbb = [l for l in subprocess.run(["ldd", libmbx], capture_output=True, text=True,
+                                     check=True).stdout.splitlines() if "libtbb" in l]
+    assert tbb and "mbx.libs" in tbb[0], "libtbb not from the wheel: %s" % tbb
 d = sorted(glob.glob(os.path.join(os.environ["MBX_GOLDEN_DIR"], "*", "case.json")))[0]
 meta = json.load(open(d))
 arr = {k: np.load(os.path.join(os.path.dirname(d), k + ".npy"))
