@@ -401,6 +401,18 @@ struct HostCopy {
   }
 };
 
+// How a call on `ctx` (NULL: defaults) runs: threads, stream, workspaces.
+mbx::Exec exec_of(mbx_context_t* ctx) {
+  mbx::Exec ex;
+  if (!ctx) return ex;
+  ex.num_threads = ctx->num_threads;
+  ex.cuda_stream = ctx->cuda_stream;
+  ex.workspace = &ctx->workspace;
+  ex.user_workspace = ctx->user_workspace;
+  ex.user_workspace_bytes = ctx->user_workspace_bytes;
+  return ex;
+}
+
 mbx_path_t choose_path(mbx_context_t* ctx, bool cuda_tensors) {
   const mbx_path_t want = ctx ? ctx->path : MBX_PATH_AUTO;
   if (want == MBX_PATH_AUTO) return cuda_tensors ? MBX_PATH_CUDA : MBX_PATH_CPU;
@@ -523,12 +535,7 @@ void run_call(mbx_context_t* ctx, const mbx_options_t* user_opts, Stage stage,
   in.device = cuda ? mbx::Device::kCUDA : mbx::Device::kCPU;
   in.device_id = cuda ? dev.device_id : 0;
 
-  mbx::Exec ex;
-  ex.num_threads = ctx ? ctx->num_threads : 0;
-  ex.cuda_stream = ctx ? ctx->cuda_stream : nullptr;
-  ex.workspace = ctx ? &ctx->workspace : nullptr;
-  ex.user_workspace = ctx ? ctx->user_workspace : nullptr;
-  ex.user_workspace_bytes = ctx ? ctx->user_workspace_bytes : 0;
+  const mbx::Exec ex = exec_of(ctx);
 
   // Value checks (SPEC §7) before anything is written. On CUDA the priors
   // are checked on the device (one row comes back if one is bad) and the
@@ -940,12 +947,7 @@ MBX_API mbx_status_t mbx_decode(mbx_context_t* ctx, const mbx_options_t* opts,
   check_no_alias({{"priors", pv}, {"loc", lv}}, {{"boxes", bv}});
   const bool cuda = is_cuda(priors->device);
   const mbx_path_t path = choose_path(ctx, cuda);
-  mbx::Exec ex;
-  ex.num_threads = ctx ? ctx->num_threads : 0;
-  ex.cuda_stream = ctx ? ctx->cuda_stream : nullptr;
-  ex.workspace = ctx ? &ctx->workspace : nullptr;
-  ex.user_workspace = ctx ? ctx->user_workspace : nullptr;
-  ex.user_workspace_bytes = ctx ? ctx->user_workspace_bytes : 0;
+  const mbx::Exec ex = exec_of(ctx);
   if (path == MBX_PATH_CUDA) {
     if (!mbx::cuda_runtime_available())
       throw Error(Status::kNoDevice, "priors: CUDA tensors but no usable CUDA device/driver");

@@ -85,6 +85,18 @@ __device__ __forceinline__ void focal_elem(float x, bool positive, float alpha, 
   }
 }
 
+// Logit x of a prior with class t (conf_target; < 0 ignored) at column c:
+// adds its loss term to *vsum and returns its unscaled gradient (0 when
+// ignored).
+__device__ __forceinline__ float focal_logit(float x, int32_t t, int64_t c, const FocalArgs& a,
+                                             float* vsum) {
+  if (t < 0) return 0.f;  // ignored priors add 0 and get a zero gradient
+  float v, g;
+  focal_elem(x, t == static_cast<int32_t>(c) + 1, a.alpha, a.gamma, a.gamma2, &v, &g);
+  *vsum += v;
+  return g;
+}
+
 // V consecutive logits, loaded and stored as one aligned vector access.
 template <typename TC, int V>
 struct alignas(sizeof(TC) * V) VecT {
@@ -122,14 +134,7 @@ __global__ void __launch_bounds__(kBlock) focal_kernel(FocalArgs a, const TC* co
       float vsum = 0.f;    // the vector's terms in float, then one float64 add
 #pragma unroll
       for (int j = 0; j < V; ++j) {
-        float g = 0.f;
-        if (t >= 0) {  // ignored priors add 0 and get a zero gradient
-          float v;
-          focal_elem(to_f(xin.v[j]), t == static_cast<int32_t>(cj) + 1, a.alpha, a.gamma, a.gamma2,
-                     &v, &g);
-          vsum += v;
-        }
-        gv.v[j] = from_f<TC>(g * gscale);
+        gv.v[j] = from_f<TC>(focal_logit(to_f(xin.v[j]), t, cj, a, &vsum) * gscale);
         if (++cj == C) {
           cj = 0;
           ++pj;
@@ -143,14 +148,9 @@ __global__ void __launch_bounds__(kBlock) focal_kernel(FocalArgs a, const TC* co
       if (c >= C) { c -= C; ++p; }
     }
     for (Index e = nv * V + first; e < n; e += stride) {  // tail (V > 1 only)
-      const Index pe = e / C, ce = e % C;
-      const int32_t t = ct[pe];
-      float g = 0.f;
-      if (t >= 0) {
-        float v;
-        focal_elem(to_f(x[e]), t == static_cast<int32_t>(ce) + 1, a.alpha, a.gamma, a.gamma2, &v, &g);
-        sum += static_cast<double>(v);
-      }
+      float v = 0.f;
+      const float g = focal_logit(to_f(x[e]), ct[e / C], e % C, a, &v);
+      sum += static_cast<double>(v);
       if (kGrad) gout[e] = from_f<TC>(g * gscale);
     }
     const double total = block_sum<kBlock>(sum, sh);

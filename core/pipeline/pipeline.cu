@@ -240,34 +240,29 @@ void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec
   // --- scratch layout --------------------------------------------------------
   const Layout L = scratch_layout(o, B, P, G, in.C, out.conf_target != nullptr,
                                   out.matched_gt != nullptr, out.num_pos != nullptr, losses);
-  const std::size_t off_ct = L.off_ct, off_mg = L.off_mg, off_np = L.off_np, off_gmax = L.off_gmax,
-                    off_garg = L.off_garg, off_scales = L.off_scales, off_ploc = L.off_ploc,
-                    off_pconf = L.off_pconf, off_img = L.off_img, off_lse = L.off_lse,
-                    off_keys = L.off_keys, off_w = L.off_w;
-  const int nb_loc = L.nb_loc, nb_conf = L.nb_conf;
   const std::size_t BP = static_cast<std::size_t>(B * P);
   Scratch scratch(ex, L.bytes, in.device_id, s);
 
   // --- matching + encoding ---------------------------------------------------
   cuda::MatchBuffers mb;
-  mb.ct = out.conf_target ? out.conf_target : scratch.at<int32_t>(off_ct);
-  mb.mg = out.matched_gt ? out.matched_gt : scratch.at<int32_t>(off_mg);
-  mb.num_pos = out.num_pos ? out.num_pos : scratch.at<int32_t>(off_np);
+  mb.ct = out.conf_target ? out.conf_target : scratch.at<int32_t>(L.off_ct);
+  mb.mg = out.matched_gt ? out.matched_gt : scratch.at<int32_t>(L.off_mg);
+  mb.num_pos = out.num_pos ? out.num_pos : scratch.at<int32_t>(L.off_np);
   mb.loc_target = out.loc_target;
-  mb.gt_max = scratch.at<unsigned long long>(off_gmax);
-  mb.gt_arg = scratch.at<int32_t>(off_garg);
+  mb.gt_max = scratch.at<unsigned long long>(L.off_gmax);
+  mb.gt_arg = scratch.at<int32_t>(L.off_garg);
   cuda::launch_match(o, in, mb, s);
   if (!losses) return;
 
   // --- normalisation, from the device counts ---------------------------------
-  double* scales = scratch.at<double>(off_scales);
+  double* scales = scratch.at<double>(L.off_scales);
   ScaleParams sp{static_cast<int>(o.normalization), o.loc_average_coords, o.external_norm};
   scales_kernel<<<1, 1, 0, s>>>(B, mb.num_pos, sp, scales);
   cuda::check_launch("scales_kernel");
 
   const bool up_f64 = out.grad_loss_dtype == DType::kF64;
-  double* ploc = scratch.at<double>(off_ploc);
-  double* pconf = scratch.at<double>(off_pconf);
+  double* ploc = scratch.at<double>(L.off_ploc);
+  double* pconf = scratch.at<double>(L.off_pconf);
 
   // --- regression loss --------------------------------------------------------
   cuda::LocLossLaunch ll;
@@ -278,7 +273,7 @@ void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec
   ll.grad_loss_f64 = up_f64;
   ll.grad_loc = out.grad_loc;
   ll.partials = ploc;
-  ll.nblocks = nb_loc;
+  ll.nblocks = L.nb_loc;
   cuda::launch_loc_loss(o, in, ll, s);
 
   // --- classification loss ----------------------------------------------------
@@ -292,11 +287,11 @@ void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec
     cl.grad_conf = out.grad_conf;
     cl.want_value = out.wants_loss();
     cl.partials = pconf;
-    cl.nblocks = nb_conf;
-    cl.lse = scratch.at<float>(off_lse);
+    cl.nblocks = L.nb_conf;
+    cl.lse = scratch.at<float>(L.off_lse);
     cl.lsum = cl.lse + BP;
-    cl.keys = scratch.at<uint32_t>(off_keys);
-    cl.weight = scratch.at<uint8_t>(off_w);
+    cl.keys = scratch.at<uint32_t>(L.off_keys);
+    cl.weight = scratch.at<uint8_t>(L.off_w);
     cuda::launch_softmax_ce(o, in, cl, s);
   } else {
     cuda::FocalLaunch fl;
@@ -306,14 +301,14 @@ void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec
     fl.grad_loss_f64 = up_f64;
     fl.grad_conf = out.grad_conf;
     fl.partials = pconf;
-    fl.nblocks = nb_conf;
+    fl.nblocks = L.nb_conf;
     cuda::launch_focal(o, in, fl, s);
   }
 
   if (out.loss) {
-    final_loss_kernel<<<1, kFinalBlock, 0, s>>>(B, ploc, nb_loc, pconf, nb_conf, scales, out.loss,
+    final_loss_kernel<<<1, kFinalBlock, 0, s>>>(B, ploc, L.nb_loc, pconf, L.nb_conf, scales, out.loss,
                                                  out.loss_dtype == DType::kF64,
-                                                 scratch.at<double>(off_img));
+                                                 scratch.at<double>(L.off_img));
     cuda::check_launch("final_loss_kernel");
   }
 }

@@ -256,12 +256,10 @@ __global__ void __launch_bounds__(kMineBlock) mine_kernel(CEArgs a) {
     // Without a partial tie at T (every key == T taken, or none) and without
     // positives counted twice, no rank is needed: one plain pass. That is
     // the usual case (continuous CE values rarely tie exactly).
+    // (Rank 0 then gives every prior its weight: each key == T is taken.)
     if (q.extra == 0 && (take_eq == 0 || take_eq == eq_total)) {
-      for (int64_t p = t; p < a.P; p += kMineBlock) {
-        const uint32_t key = keys[p];
-        const int32_t c = ct[p];
-        weight[p] = c > 0 ? 1 : (key != 0u && (key > T || (key == T && take_eq > 0))) ? 1 : 0;
-      }
+      for (int64_t p = t; p < a.P; p += kMineBlock)
+        weight[p] = mine_weight(keys[p], ct[p], T, take_eq, 0, 0);
       __syncthreads();  // the shared scalars are reused by the next image
       continue;
     }

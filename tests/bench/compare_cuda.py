@@ -46,10 +46,6 @@ def cuda_median_ms(torch, fn, runs, warmup):
     return statistics.median(times), times
 
 
-def rel(a, b):
-    return abs(a - b) / max(abs(b), 1e-30)
-
-
 def grad_rel(torch, a, b):
     a, b = a.double(), b.double()
     return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b).clamp_min(1e-30))
@@ -130,14 +126,14 @@ def main(argv=None):
         # the strict check feeds torchvision's matcher float64 IoU.
         tl, tc, tgl, tgc = tv_step(torch.float64)
         c = {"workload": kind,
-             "cuda_vs_cpu_loss_rel": max(rel(float(out.loss_loc), float(cpu.loss_loc)),
-                                         rel(float(out.loss_conf), float(cpu.loss_conf))),
+             "cuda_vs_cpu_loss_rel": max(compare._rel(float(out.loss_loc), float(cpu.loss_loc)),
+                                         compare._rel(float(out.loss_conf), float(cpu.loss_conf))),
              "cuda_vs_cpu_grad_rel": max(grad_rel(torch, out.grad_loc.cpu(),
                                                   torch.from_numpy(cpu.grad_loc)),
                                          grad_rel(torch, out.grad_conf.cpu(),
                                                   torch.from_numpy(cpu.grad_conf))),
-             "vs_torchvision_f64iou_loss_rel": max(rel(float(out.loss_loc), float(tl)),
-                                            rel(float(out.loss_conf), float(tc))),
+             "vs_torchvision_f64iou_loss_rel": max(compare._rel(float(out.loss_loc), float(tl)),
+                                            compare._rel(float(out.loss_conf), float(tc))),
              "vs_torchvision_f64iou_grad_rel": max(grad_rel(torch, out.grad_loc, tgl),
                                             grad_rel(torch, out.grad_conf, tgc))}
         checks.append(c)

@@ -28,12 +28,28 @@ PY=${PYTHON:-python3}
 # The CUDA tests that are cheap enough to run under the sanitizers.
 SAN_FILTER='CudaEdge.*:CudaExec.*:CudaHalf.*:CudaErrors.*:CudaParityOptions.*:CudaGolden.*'
 
+# compute-sanitizer TOOL over `mbx_golden --path cuda` on DIRS (skipped when
+# empty), then over mbx_cuda_tests with the gtest FILTER; extra arguments go
+# to the sanitizer. Stops at the first failure.
+sanitize() {  # tool, golden dirs, gtest filter, sanitizer flags...
+  local tool=$1 dirs=$2 filter=$3; shift 3
+  if [ -n "$dirs" ]; then
+    # shellcheck disable=SC2086
+    "$SAN" --tool "$tool" --error-exitcode 9 "$@" "$BUILD/tests/golden/mbx_golden" --path cuda $dirs ||
+      return
+  fi
+  "$SAN" --tool "$tool" --error-exitcode 9 "$@" "$BUILD/tests/cuda/mbx_cuda_tests" \
+    --gtest_filter="$filter"
+}
+export -f sanitize
+export SAN BUILD
+
 declare -a SUMMARY
-run_step() {  # name, timeout seconds, command...
+run_step() {  # name, timeout seconds, command or exported function...
   local name=$1 limit=$2; shift 2
   local t0=$SECONDS rc
   echo "=== $name: $*" | tee "$OUTD/$name.log"
-  timeout "$limit" "$@" >>"$OUTD/$name.log" 2>&1
+  timeout "$limit" bash -c '"$@"' _ "$@" >>"$OUTD/$name.log" 2>&1
   rc=$?
   tail -n 25 "$OUTD/$name.log"
   SUMMARY+=("$(printf '%-10s rc=%-4s %5ds' "$name" "$rc" $((SECONDS - t0)))")
@@ -57,35 +73,22 @@ for step in $STEPS; do
       run_step python 200 env PYTHONPATH="$BUILD/python" "$PY" -m pytest -q -p no:cacheprovider \
         "$REPO/tests/python" -k cuda || fails=$((fails+1)) ;;
     memcheck)
-      # shellcheck disable=SC2086
-      run_step memcheck 300 bash -c "$SAN --tool memcheck --error-exitcode 9 --leak-check full \
-          $BUILD/tests/golden/mbx_golden --path cuda $DATA &&
-        $SAN --tool memcheck --error-exitcode 9 --leak-check full \
-          $BUILD/tests/cuda/mbx_cuda_tests --gtest_filter='$SAN_FILTER:Presets/CudaParity.*ssd300'" \
-        || fails=$((fails+1)) ;;
+      run_step memcheck 300 sanitize memcheck "$DATA" "$SAN_FILTER:Presets/CudaParity.*ssd300" \
+        --leak-check full || fails=$((fails+1)) ;;
     racecheck)
-      run_step racecheck 200 bash -c "$SAN --tool racecheck --error-exitcode 9 \
-          $BUILD/tests/golden/mbx_golden --path cuda $REPO/tests/data/golden &&
-        $SAN --tool racecheck --error-exitcode 9 \
-          $BUILD/tests/cuda/mbx_cuda_tests --gtest_filter='CudaEdge.*:CudaHalf.*:Presets/CudaParity.*ssd_pytorch_ssd300'" \
-        || fails=$((fails+1)) ;;
+      run_step racecheck 200 sanitize racecheck "$REPO/tests/data/golden" \
+        'CudaEdge.*:CudaHalf.*:Presets/CudaParity.*ssd_pytorch_ssd300' || fails=$((fails+1)) ;;
     initcheck)
-      run_step initcheck 150 bash -c "$SAN --tool initcheck --error-exitcode 9 \
-          $BUILD/tests/golden/mbx_golden --path cuda $REPO/tests/data/golden &&
-        $SAN --tool initcheck --error-exitcode 9 \
-          $BUILD/tests/cuda/mbx_cuda_tests --gtest_filter='CudaEdge.*:CudaHalf.*:CudaExec.*'" \
-        || fails=$((fails+1)) ;;
+      run_step initcheck 150 sanitize initcheck "$REPO/tests/data/golden" \
+        'CudaEdge.*:CudaHalf.*:CudaExec.*' || fails=$((fails+1)) ;;
     sanitize_large)
       # The RetinaNet-sized parity runs (P = 99765, C = 80) under memcheck and
       # racecheck: one softmax and one focal preset.
-      run_step sanitize_large 450 bash -c "$SAN --tool memcheck --error-exitcode 9 \
-          $BUILD/tests/cuda/mbx_cuda_tests --gtest_filter='Presets/CudaParity.*ssd_pytorch_retina:Presets/CudaParity.*tv_retinanet_retina' &&
-        $SAN --tool racecheck --error-exitcode 9 \
-          $BUILD/tests/cuda/mbx_cuda_tests --gtest_filter='Presets/CudaParity.*tv_retinanet_retina:Presets/CudaParity.*ssd_pytorch_retina'" \
+      run_step sanitize_large 450 bash -c 'sanitize memcheck "" "$1" && sanitize racecheck "" "$1"' _ \
+        'Presets/CudaParity.*ssd_pytorch_retina:Presets/CudaParity.*tv_retinanet_retina' \
         || fails=$((fails+1)) ;;
     synccheck)
-      run_step synccheck 100 "$SAN" --tool synccheck --error-exitcode 9 \
-        "$BUILD/tests/cuda/mbx_cuda_tests" --gtest_filter="CudaEdge.*:CudaParityOptions.*" \
+      run_step synccheck 100 sanitize synccheck "" 'CudaEdge.*:CudaParityOptions.*' \
         || fails=$((fails+1)) ;;
     sass)
       # SPEC 2: no contracted FMA in the float64 IoU arithmetic that decides

@@ -201,6 +201,20 @@ Problem make_problem(Shape shape, int64_t B, int64_t C, mbx_prior_format_t fmt, 
   return pb;
 }
 
+// The match inputs of a Problem (priors, gt_boxes, gt_labels, gt_counts) as
+// host tensors; .cpu() / .cuda() hand them to the C API.
+struct MatchInputs {
+  Tensor priors, boxes, labels, counts;
+  explicit MatchInputs(const Problem& pb)
+      : priors({pb.P, 4}, kF32), boxes({pb.B, pb.G, 4}, kF32), labels({pb.B, pb.G}, kI32),
+        counts({pb.B}, kI32) {
+    std::memcpy(priors.host.data(), pb.priors.data(), priors.bytes());
+    std::memcpy(boxes.host.data(), pb.gt_boxes.data(), boxes.bytes());
+    std::memcpy(labels.host.data(), pb.labels.data(), labels.bytes());
+    std::memcpy(counts.host.data(), pb.counts.data(), counts.bytes());
+  }
+};
+
 struct Result {
   std::vector<int32_t> ct, mg, np, np2;
   std::vector<float> lt;
@@ -221,12 +235,8 @@ struct RunConfig {
 // match + fused forward/backward on one path. Half inputs come from the
 // float32 values rounded to the dtype.
 void run(const Problem& pb, const mbx_options_t& o, const RunConfig& rc, Result* r) {
-  const int64_t B = pb.B, P = pb.P, C = pb.C, G = pb.G;
-  Tensor priors({P, 4}, kF32), boxes({B, G, 4}, kF32), labels({B, G}, kI32), counts({B}, kI32);
-  std::memcpy(priors.host.data(), pb.priors.data(), priors.bytes());
-  std::memcpy(boxes.host.data(), pb.gt_boxes.data(), boxes.bytes());
-  std::memcpy(labels.host.data(), pb.labels.data(), labels.bytes());
-  std::memcpy(counts.host.data(), pb.counts.data(), counts.bytes());
+  const int64_t B = pb.B, P = pb.P, C = pb.C;
+  MatchInputs m(pb);
   Tensor loc({B, P, 4}, rc.loc_dt), conf({B, P, C}, rc.conf_dt);
   std::vector<float> tmp;
   if (rc.loc_dt.bits == 32) std::memcpy(loc.host.data(), pb.loc.data(), loc.bytes());
@@ -245,7 +255,7 @@ void run(const Problem& pb, const mbx_options_t& o, const RunConfig& rc, Result*
   const int64_t K = o.conf_loss == MBX_CONF_LOSS_SOFTMAX_CE ? C - 1 : C;
   auto in = [&](Tensor& t) { return rc.cuda ? t.cuda() : t.cpu(); };
   auto out = [&](Tensor& t) { return rc.cuda ? t.cuda(true) : t.cpu(); };
-  DLTensor *dp = in(priors), *db = in(boxes), *dl = in(labels), *dc = in(counts);
+  DLTensor *dp = in(m.priors), *db = in(m.boxes), *dl = in(m.labels), *dc = in(m.counts);
   DLTensor *dloc = in(loc), *dconf = in(conf);
   DLTensor *oct = out(ct), *omg = out(mg), *olt = out(lt), *onp = out(np), *oloss = out(loss),
            *onp2 = out(np2), *ogl = out(gl), *ogc = out(gc);
@@ -705,13 +715,9 @@ TEST(CudaWorkspace, UnusableWorkspaceIsRefusedAndNothingIsWritten) {
   SKIP_WITHOUT_CUDA();
   const mbx_options_t o = preset(MBX_PRESET_SSD_PYTORCH);
   const Problem pb = make_problem(Shape::kSsd300, 2, 21, MBX_PRIOR_CENTER_SIZE, 6);
-  Tensor priors({pb.P, 4}, kF32), boxes({pb.B, pb.G, 4}, kF32), labels({pb.B, pb.G}, kI32),
-      counts({pb.B}, kI32), loc({pb.B, pb.P, 4}, kF32), conf({pb.B, pb.P, pb.C}, kF32),
-      loss({2}, kF64), gl({pb.B, pb.P, 4}, kF32), gc({pb.B, pb.P, pb.C}, kF32);
-  std::memcpy(priors.host.data(), pb.priors.data(), priors.bytes());
-  std::memcpy(boxes.host.data(), pb.gt_boxes.data(), boxes.bytes());
-  std::memcpy(labels.host.data(), pb.labels.data(), labels.bytes());
-  std::memcpy(counts.host.data(), pb.counts.data(), counts.bytes());
+  MatchInputs m(pb);
+  Tensor loc({pb.B, pb.P, 4}, kF32), conf({pb.B, pb.P, pb.C}, kF32), loss({2}, kF64),
+      gl({pb.B, pb.P, 4}, kF32), gc({pb.B, pb.P, pb.C}, kF32);
   std::memcpy(loc.host.data(), pb.loc.data(), loc.bytes());
   std::memcpy(conf.host.data(), pb.conf.data(), conf.bytes());
   size_t need = 0;
@@ -734,7 +740,7 @@ TEST(CudaWorkspace, UnusableWorkspaceIsRefusedAndNothingIsWritten) {
     Ctx ctx;
     ASSERT_MBX(mbx_context_set_workspace(ctx.c, c.ptr, c.bytes));
     const mbx_status_t st = mbx_loss_forward_backward(
-        ctx.c, &o, priors.cuda(), boxes.cuda(), labels.cuda(), counts.cuda(), loc.cuda(),
+        ctx.c, &o, m.priors.cuda(), m.boxes.cuda(), m.labels.cuda(), m.counts.cuda(), loc.cuda(),
         conf.cuda(), nullptr, loss.cuda(true), nullptr, gl.cuda(true), gc.cuda(true));
     EXPECT_EQ(st, MBX_STATUS_INVALID_ARGUMENT) << c.message;
     const std::string msg = mbx_last_error();
@@ -756,32 +762,27 @@ TEST(CudaErrors, BadPriorIsReportedLikeOnTheCpu) {
   SKIP_WITHOUT_CUDA();
   const mbx_options_t o = preset(MBX_PRESET_SSD_PYTORCH);
   const Problem pb = make_problem(Shape::kSsd300, 2, 21, MBX_PRIOR_CENTER_SIZE, 3);
-  Tensor priors({pb.P, 4}, kF32), boxes({pb.B, pb.G, 4}, kF32), labels({pb.B, pb.G}, kI32),
-      counts({pb.B}, kI32), ct({pb.B, pb.P}, kI32), loc({pb.B, pb.P, 4}, kF32),
-      boxes_out({pb.B, pb.P, 4}, kF32);
-  std::memcpy(priors.host.data(), pb.priors.data(), priors.bytes());
-  std::memcpy(boxes.host.data(), pb.gt_boxes.data(), boxes.bytes());
-  std::memcpy(labels.host.data(), pb.labels.data(), labels.bytes());
-  std::memcpy(counts.host.data(), pb.counts.data(), counts.bytes());
+  MatchInputs m(pb);
+  Tensor ct({pb.B, pb.P}, kI32), loc({pb.B, pb.P, 4}, kF32), boxes_out({pb.B, pb.P, 4}, kF32);
   std::memset(loc.host.data(), 0, loc.bytes());
   const int64_t bad[2] = {pb.P - 1, 4321};  // the last row, then an earlier one too
-  float* pr = priors.h<float>();
+  float* pr = m.priors.h<float>();
   pr[4 * bad[0] + 2] = 0.f;                 // w = 0
   for (int round = 0; round < 2; ++round) {
     if (round == 1) pr[4 * bad[1] + 1] = std::numeric_limits<float>::quiet_NaN();
     const std::string want = "priors[" + std::to_string(bad[round]) + "]";
-    ASSERT_EQ(mbx_match(nullptr, &o, 20, priors.cpu(), boxes.cpu(), labels.cpu(), counts.cpu(),
+    ASSERT_EQ(mbx_match(nullptr, &o, 20, m.priors.cpu(), m.boxes.cpu(), m.labels.cpu(), m.counts.cpu(),
                         ct.cpu(), nullptr, nullptr, nullptr),
               MBX_STATUS_INVALID_ARGUMENT);
     const std::string cpu_msg = mbx_last_error();
     EXPECT_NE(cpu_msg.find(want), std::string::npos) << cpu_msg;
-    EXPECT_EQ(mbx_match(nullptr, &o, 20, priors.cuda(), boxes.cuda(), labels.cuda(), counts.cuda(),
+    EXPECT_EQ(mbx_match(nullptr, &o, 20, m.priors.cuda(), m.boxes.cuda(), m.labels.cuda(), m.counts.cuda(),
                         ct.cuda(true), nullptr, nullptr, nullptr),
               MBX_STATUS_INVALID_ARGUMENT);
     EXPECT_EQ(std::string(mbx_last_error()), cpu_msg);
     ct.fetch();
     for (int64_t i = 0; i < ct.numel(); ++i) ASSERT_EQ(ct.h<int32_t>()[i], 0x7f7f7f7f);
-    EXPECT_EQ(mbx_decode(nullptr, &o, priors.cuda(), loc.cuda(), boxes_out.cuda(true)),
+    EXPECT_EQ(mbx_decode(nullptr, &o, m.priors.cuda(), loc.cuda(), boxes_out.cuda(true)),
               MBX_STATUS_INVALID_ARGUMENT);
     EXPECT_NE(std::string(mbx_last_error()).find(want), std::string::npos) << mbx_last_error();
   }
@@ -791,17 +792,13 @@ TEST(CudaErrors, CudaTensorsWithForcedCpuPathFail) {
   SKIP_WITHOUT_CUDA();
   const mbx_options_t o = preset(MBX_PRESET_SSD_PYTORCH);
   const Problem pb = make_problem(Shape::kSsd300, 2, 21, MBX_PRIOR_CENTER_SIZE, 2);
-  Tensor priors({pb.P, 4}, kF32), boxes({pb.B, pb.G, 4}, kF32), labels({pb.B, pb.G}, kI32),
-      counts({pb.B}, kI32), ct({pb.B, pb.P}, kI32);
-  std::memcpy(priors.host.data(), pb.priors.data(), priors.bytes());
-  std::memcpy(boxes.host.data(), pb.gt_boxes.data(), boxes.bytes());
-  std::memcpy(labels.host.data(), pb.labels.data(), labels.bytes());
-  std::memcpy(counts.host.data(), pb.counts.data(), counts.bytes());
+  MatchInputs m(pb);
+  Tensor ct({pb.B, pb.P}, kI32);
   for (mbx_path_t path : {MBX_PATH_CPU, MBX_PATH_CPU_SCALAR}) {
     Ctx ctx;
     ASSERT_MBX(mbx_context_set_path(ctx.c, path));
-    const mbx_status_t st = mbx_match(ctx.c, &o, 20, priors.cuda(), boxes.cuda(), labels.cuda(),
-                                      counts.cuda(), ct.cuda(true), nullptr, nullptr, nullptr);
+    const mbx_status_t st = mbx_match(ctx.c, &o, 20, m.priors.cuda(), m.boxes.cuda(), m.labels.cuda(),
+                                      m.counts.cuda(), ct.cuda(true), nullptr, nullptr, nullptr);
     EXPECT_NE(st, MBX_STATUS_OK);
     EXPECT_NE(std::string(mbx_last_error()), "");
     // Nothing written on error.
@@ -809,7 +806,7 @@ TEST(CudaErrors, CudaTensorsWithForcedCpuPathFail) {
     for (int64_t i = 0; i < ct.numel(); ++i) ASSERT_EQ(ct.h<int32_t>()[i], 0x7f7f7f7f);
   }
   // Mixed devices are refused too.
-  EXPECT_NE(mbx_match(nullptr, &o, 20, priors.cuda(), boxes.cpu(), labels.cuda(), counts.cuda(),
+  EXPECT_NE(mbx_match(nullptr, &o, 20, m.priors.cuda(), m.boxes.cpu(), m.labels.cuda(), m.counts.cuda(),
                       ct.cuda(true), nullptr, nullptr, nullptr),
             MBX_STATUS_OK);
 }
