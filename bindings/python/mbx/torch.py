@@ -12,6 +12,9 @@
   ``layers.modules.MultiBoxLoss`` (same constructor, ``forward((loc_data,
   conf_data, priors), targets) -> (loss_l, loss_c)``), so a training script
   switches with ``from mbx.torch import MultiBoxLoss``.
+* ``use_mbx_loss(model)``: torchvision's SSD, SSDlite and RetinaNet models
+  train on mbx's loss (their ``compute_loss`` replaced; see
+  ``mbx._torchvision``); ``all_reduced_positives()`` is its DDP normaliser.
 
 Dtypes: the library computes from float32 (CUDA also float16/bfloat16).
 Other floating inputs (e.g. float64 for gradcheck) are cast to float32 for
@@ -25,7 +28,7 @@ from . import _core
 from ._core import Context, Options
 
 __all__ = ["Context", "Options", "MultiBoxLossFunction", "multibox_loss", "Loss", "MultiBoxLoss", "pack_targets",
-           "priors_ssd", "priors_retinanet"]
+           "priors_ssd", "priors_retinanet", "use_mbx_loss", "all_reduced_positives"]
 
 
 def _lib_dtype(t):
@@ -208,3 +211,6 @@ def priors_retinanet(image_height, image_width, device=None):
     """``mbx.priors_retinanet`` as a torch tensor (CORNERS, pixels, float32)."""
     return torch.from_numpy(_core.priors_retinanet(image_height, image_width)).to(device or "cpu")
 
+
+
+from ._torchvision import all_reduced_positives, use_mbx_loss  # noqa: E402
