@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Training-step time of torchvision detection models: torchvision's own
+loss vs ``mbx.torch.use_mbx_loss``, and the network alone.
+
+    PYTHONPATH=<build>/python python tests/bench/train_step.py             # CUDA if available, else CPU
+    PYTHONPATH=<build>/python python tests/bench/train_step.py --device cpu --quick
+
+For each model (random weights, nothing downloaded; COCO's 91 classes;
+random targets, --boxes per image on average) one step is zero_grad,
+``losses = model(images, targets)``, ``sum(losses).backward()``, SGD step:
+
+* torchvision: the model as torchvision ships it (its compute_loss);
+* mbx: after ``mbx.torch.use_mbx_loss(model)``;
+* network: the same, with compute_loss replaced by a trivial sum of the
+  head outputs (and SSD's matcher by the same pass-through as mbx's), i.e.
+  transform + backbone + head + anchors forward and backward;
+* kernel: the mbx call alone (fused forward+backward) on the step's
+  head-output-sized tensors and packed targets.
+
+glue = mbx - network - kernel: what the Python side of the drop-in costs
+(target packing, checks, autograd plumbing). "loss share" is (torchvision -
+network) / torchvision. Times are medians over --repeat steps after
+--warmup steps, with torch.cuda.synchronize() around each step on CUDA.
+"""
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+
+import torch
+import torchvision
+from torchvision.models import detection
+
+import mbx
+import mbx.torch
+
+# name, batch, image (h, w), builder kwargs
+FULL = [
+    ("ssd300_vgg16", 32, (300, 300), {}),
+    ("ssdlite320_mobilenet_v3_large", 64, (320, 320), {}),
+    ("retinanet_resnet50_fpn", 8, (640, 832), {"min_size": 640, "max_size": 832}),
+]
+QUICK = [
+    ("ssd300_vgg16", 2, (300, 300), {}),
+    ("ssdlite320_mobilenet_v3_large", 4, (320, 320), {}),
+    ("retinanet_resnet50_fpn", 1, (640, 832), {"min_size": 640, "max_size": 832}),
+]
+
+
+def make_batch(batch, hw, num_classes, first_label, boxes, device, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    h, w = hw
+    images = [torch.rand(3, h, w, generator=g).to(device) for _ in range(batch)]
+    targets = []
+    for _ in range(batch):
+        n = int(torch.randint(0, 2 * boxes + 1, (1,), generator=g))
+        xy = torch.rand(n, 2, generator=g) * torch.tensor([w * 0.7, h * 0.7])
+        wh = torch.rand(n, 2, generator=g) * torch.tensor([w * 0.3, h * 0.3]) + 4
+        targets.append({"boxes": torch.cat([xy, xy + wh], 1).to(device),
+                        "labels": torch.randint(first_label, num_classes, (n,), generator=g).to(device)})
+    return images, targets
+
+
+def network_only(model):
+    """compute_loss -> a trivial sum of the head outputs (one reduction each)."""
+    model = mbx.torch.use_mbx_loss(model)  # the same SSD matcher pass-through as the mbx variant
+    ssd = isinstance(model, detection.ssd.SSD)
+
+    def compute_loss(targets, head_outputs, anchors, *unused):
+        loc = head_outputs["bbox_regression"].sum() * 1e-3
+        conf = head_outputs["cls_logits"].sum() * 1e-3
+        return {"bbox_regression": loc, "classification": conf} if ssd else \
+            {"classification": conf, "bbox_regression": loc}
+
+    model.compute_loss = compute_loss
+    return model
+
+
+class Timer:
+    def __init__(self, device):
+        self.cuda = device.type == "cuda"
+
+    def __enter__(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.ms = (time.perf_counter() - self.t0) * 1e3
+
+
+def time_steps(model, images, targets, device, warmup, repeat, amp):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-5)
+    times, last = [], None
+    for i in range(warmup + repeat):
+        with Timer(device) as t:
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16,
+                                enabled=amp):
+                losses = model(images, targets)
+            sum(losses.values()).backward()
+            opt.step()
+        if i >= warmup:
+            times.append(t.ms)
+        last = {k: float(v) for k, v in losses.items()}
+    return statistics.median(times), last
+
+
+def time_kernel(model, images, targets, device, warmup, repeat):
+    """The mbx call alone on this step's head outputs and packed targets."""
+    from mbx._torchvision import pack_detection_targets
+    captured = {}
+    orig = model.compute_loss
+
+    def capture(targets_, head_outputs, anchors, *unused):
+        captured.update(head=head_outputs, anchors=anchors, targets=targets_)
+        return orig(targets_, head_outputs, anchors, *unused)
+
+    model.compute_loss = capture
+    with torch.no_grad():
+        model(images, targets)
+    model.compute_loss = orig
+    loss = model.mbx_loss
+    loc = captured["head"]["bbox_regression"].detach().contiguous()
+    conf = captured["head"]["cls_logits"].detach().contiguous()
+    priors = captured["anchors"][0].detach().float()
+    (gb, gl, gc), _ = pack_detection_targets(captured["targets"], device, loss.label_offset)
+    out = (torch.empty_like(loc), torch.empty_like(conf))
+    times = []
+    for i in range(warmup + repeat):
+        with Timer(device) as t:
+            loss.criterion(priors, gb, gl, gc, loc, conf, out=out)
+        if i >= warmup:
+            times.append(t.ms)
+    return statistics.median(times)
+
+
+def run_model(name, batch, hw, kwargs, args, device):
+    ssd = name.startswith("ssd")
+    torch.manual_seed(0)
+    base = getattr(detection, name)(weights=None, weights_backbone=None, num_classes=args.num_classes,
+                                    **kwargs).to(device)
+    base.train()
+    images, targets = make_batch(batch, hw, args.num_classes, 1 if ssd else 0, args.boxes, device)
+    row = {"model": name, "device": str(device), "batch": batch, "image": "%dx%d" % hw,
+           "amp": bool(args.amp)}
+    models = {
+        "torchvision": copy.deepcopy(base),
+        "mbx": mbx.torch.use_mbx_loss(copy.deepcopy(base)),
+        "network": network_only(copy.deepcopy(base)),
+    }
+    del base
+    losses = {}
+    for key, model in models.items():
+        row[key + "_ms"], losses[key] = time_steps(model, images, targets, device, args.warmup, args.repeat,
+                                                   args.amp)
+    row["kernel_ms"] = time_kernel(models["mbx"], images, targets, device, args.warmup, args.repeat)
+    row["speedup"] = row["torchvision_ms"] / row["mbx_ms"]
+    row["loss_share"] = (row["torchvision_ms"] - row["network_ms"]) / row["torchvision_ms"]
+    row["glue_ms"] = row["mbx_ms"] - row["network_ms"] - row["kernel_ms"]
+    # After identical warm-up steps the weights differ slightly (different
+    # losses moved them), so the last losses agree only roughly; the exact
+    # comparison is tests/python/test_torchvision_dropin.py.
+    row["losses_torchvision"], row["losses_mbx"] = losses["torchvision"], losses["mbx"]
+    del models
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return row
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
+    ap.add_argument("--quick", action="store_true", help="small batches (CPU): %s"
+                    % ", ".join("%s B=%d" % (m[0], m[1]) for m in QUICK))
+    ap.add_argument("--batch", type=int, default=None, help="one batch size for every model")
+    ap.add_argument("--models", default=None, help="comma-separated subset of %s" % ",".join(m[0] for m in FULL))
+    ap.add_argument("--num-classes", type=int, default=91)
+    ap.add_argument("--boxes", type=int, default=7, help="mean GT boxes per image (uniform 0..2x)")
+    ap.add_argument("--warmup", type=int, default=None, help="default 3 (CUDA), 1 (CPU)")
+    ap.add_argument("--repeat", type=int, default=None, help="default 10 (CUDA), 3 (CPU)")
+    ap.add_argument("--amp", action="store_true", help="torch.autocast (fp16 on CUDA, bf16 on CPU)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--json", default=None, help="also write the rows to this file")
+    args = ap.parse_args(argv)
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() and mbx.cuda_available() else "cpu"
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cuda = device.type == "cuda"
+    if args.warmup is None:
+        args.warmup = 3 if cuda else 1
+    if args.repeat is None:
+        args.repeat = 10 if cuda else 3
+    configs = QUICK if args.quick else FULL
+    if args.models:
+        wanted = args.models.split(",")
+        unknown = set(wanted) - {m[0] for m in FULL}
+        if unknown:
+            ap.error("unknown model(s): %s" % ", ".join(sorted(unknown)))
+        configs = [m for m in configs if m[0] in wanted]
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+        what = torch.cuda.get_device_name(device)
+    else:
+        what = "CPU, %d torch threads" % torch.get_num_threads()
+    print("# torch %s, torchvision %s, mbx %s, %s, %s%s" % (
+        torch.__version__, torchvision.__version__, mbx.version(), what,
+        "AMP, " if args.amp else "", "median of %d steps after %d warm-up" % (args.repeat, args.warmup)))
+    rows = []
+    head = ("model", "B", "image", "torchvision ms", "mbx ms", "speed-up", "network ms", "loss share",
+            "mbx kernel ms", "glue ms")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for name, batch, hw, kwargs in configs:
+        if args.batch:
+            batch = args.batch
+        row = run_model(name, batch, hw, kwargs, args, device)
+        rows.append(row)
+        print("| %s | %d | %s | %.1f | %.1f | %.2fx | %.1f | %.1f%% | %.2f | %.1f |" % (
+            name, batch, row["image"], row["torchvision_ms"], row["mbx_ms"], row["speedup"],
+            row["network_ms"], 100 * row["loss_share"], row["kernel_ms"], row["glue_ms"]))
+        sys.stdout.flush()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"torch": torch.__version__, "torchvision": torchvision.__version__,
+                       "mbx": mbx.version(), "device": what, "rows": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
