@@ -28,6 +28,38 @@
 %noexception mbx_path_name;
 %noexception mbx_cuda_available;
 %noexception mbx_context_destroy;
+%noexception mbx_option_count;
+%noexception mbx_option_name;
+%noexception mbx_option_type;
+%noexception mbx_option_choices;
+%noexception mbx_option_doc;
+%noexception mbx_preset_count;
+%noexception mbx_preset_name;
+
+// The bindings call the per-operation functions (mbx_match, mbx_loss_*,
+// mbx_decode); mbx_run and its mbx_tensors_t are the C callers' extensible
+// form and join the bindings with the first input that only it carries.
+%ignore mbx_tensors_t;
+%ignore mbx_tensors_init;
+%ignore mbx_run;
+
+// mbx_options_get as a string for every language: mbx_option_text(opts,
+// name) returns the option's text (mbx_options_get syntax) or raises the
+// language's exception with mbx_last_error().
+%ignore mbx_options_get;
+%exception mbx_option_text {
+  $action
+  if (!result) {
+    MBX_THROW(MBX_STATUS_INVALID_ARGUMENT, mbx_last_error());
+  }
+}
+%{
+static const char* mbx_option_text(const mbx_options_t* opts, const char* name) {
+  static thread_local char buf[MBX_OPTION_TEXT_MAX];
+  return mbx_options_get(opts, name, buf, sizeof buf) == MBX_STATUS_OK ? buf : NULL;
+}
+%}
+const char* mbx_option_text(const mbx_options_t* opts, const char* name);
 
 #if defined(SWIGPYTHON)
 %include "python/mbx_python.i"
@@ -38,4 +70,5 @@
 #endif
 
 #define MBX_API
+%include "mbx/mbx_version.h"
 %include "mbx/mbx.h"

@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "common/options_table.h"
+
 namespace mbx {
 
 enum class Status {
@@ -57,26 +59,18 @@ enum class Normalization { kTotalPositives = 0, kPerImage = 1, kNone = 2, kExter
 enum class NegOverflow { kExclude = 0, kDoubleCountPositives = 1 };
 enum class InvalidGt { kError = 0, kSkip = 1 };
 
-// Every option of SPEC.md, validated (see validate.h) before any path runs.
+// Every option, one field per row of MBX_OPTION_TABLE (common/options_table.h),
+// in table order. The capi layer fills and range-checks them (validate.h)
+// before any path runs; a default-constructed Options is zero, not a preset.
+#define MBX_OPTION_FIELD_kEnum(type, name) type name{};
+#define MBX_OPTION_FIELD_kBool(type, name) type name{};
+#define MBX_OPTION_FIELD_kInt(type, name) type name{};
+#define MBX_OPTION_FIELD_kReal(type, name) type name{};
+#define MBX_OPTION_FIELD_kReal4(type, name) type name[4]{};
 struct Options {
-  PriorFormat prior_format = PriorFormat::kCenterSize;
-  ForceMatch force_match = ForceMatch::kBestPriorPerGt;
-  double pos_threshold = 0.5;
-  double neg_threshold = 0.5;
-  double variances[4] = {0.1, 0.1, 0.2, 0.2};
-  double encode_min_gt_wh = 0.0;
-  LocLoss loc_loss = LocLoss::kSmoothL1;
-  ConfLoss conf_loss = ConfLoss::kSoftmaxCE;
-  double smooth_l1_beta = 1.0;
-  double neg_pos_ratio = 3.0;
-  bool clamp_num_neg = true;
-  NegOverflow neg_overflow = NegOverflow::kExclude;
-  double focal_alpha = 0.25;
-  double focal_gamma = 2.0;
-  Normalization normalization = Normalization::kTotalPositives;
-  bool loc_average_coords = false;
-  double external_norm = 1.0;
-  InvalidGt invalid_gt = InvalidGt::kError;
+#define MBX_X(name, kind, type, def, range, choices, doc) MBX_OPTION_FIELD_##kind(type, name)
+  MBX_OPTION_TABLE(MBX_X)
+#undef MBX_X
 
   // beta == 0 or L1 both mean |d|.
   bool loc_is_l1() const { return loc_loss == LocLoss::kL1 || smooth_l1_beta == 0.0; }

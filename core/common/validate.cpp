@@ -14,30 +14,58 @@ std::string num(double v) {
 }
 }  // namespace
 
+namespace {
+
+double as_double(double v) { return v; }
+double as_double(bool v) { return v ? 1.0 : 0.0; }
+template <typename E>
+double as_double(E v) {
+  return static_cast<double>(static_cast<int>(v));
+}
+
+// One value against its row's range (common/options_table.h).
+void check_range(const std::string& what, double v, OptionRange range) {
+  switch (range) {
+    case OptionRange::kAny:
+      return;
+    case OptionRange::kUnit:
+      if (!(v >= 0.0 && v <= 1.0)) fail(what + " = " + num(v) + ": expected a value in [0, 1]");
+      return;
+    case OptionRange::kPositive:
+      if (!(v > 0.0) || !std::isfinite(v)) fail(what + " = " + num(v) + ": expected a finite value > 0");
+      return;
+    case OptionRange::kNonNegative:
+      if (!(v >= 0.0) || !std::isfinite(v))
+        fail(what + " = " + num(v) + ": expected a finite value >= 0");
+      return;
+    case OptionRange::kFinite:
+      if (!std::isfinite(v)) fail(what + " = " + num(v) + ": expected a finite value");
+      return;
+  }
+}
+
+template <typename T>
+void check_field(const char* name, const T& v, OptionRange range) {
+  check_range(std::string("options.") + name, as_double(v), range);
+}
+template <typename T>
+void check_field(const char* name, const T (&v)[4], OptionRange range) {
+  for (int k = 0; k < 4; ++k)
+    check_range(std::string("options.") + name + "[" + std::to_string(k) + "]", as_double(v[k]),
+                range);
+}
+
+}  // namespace
+
 void validate_options(const Options& o) {
-  auto in01 = [](double v) { return v >= 0.0 && v <= 1.0; };
-  if (!in01(o.pos_threshold))
-    fail("options.pos_threshold = " + num(o.pos_threshold) + ": expected a value in [0, 1]");
-  if (!in01(o.neg_threshold))
-    fail("options.neg_threshold = " + num(o.neg_threshold) + ": expected a value in [0, 1]");
+#define MBX_X(name, kind, type, def, range, choices, doc) \
+  check_field(#name, o.name, OptionRange::range);
+  MBX_OPTION_TABLE(MBX_X)
+#undef MBX_X
+  // Rules between options.
   if (o.neg_threshold > o.pos_threshold)
     fail("options.neg_threshold = " + num(o.neg_threshold) + " > pos_threshold = " +
          num(o.pos_threshold) + ": expected neg_threshold <= pos_threshold");
-  for (int k = 0; k < 4; ++k)
-    if (!(o.variances[k] > 0.0) || !std::isfinite(o.variances[k]))
-      fail("options.variances[" + std::to_string(k) + "] = " + num(o.variances[k]) +
-           ": expected a finite value > 0");
-  if (!(o.encode_min_gt_wh >= 0.0) || !std::isfinite(o.encode_min_gt_wh))
-    fail("options.encode_min_gt_wh = " + num(o.encode_min_gt_wh) +
-         ": expected a finite value >= 0 (0 = off)");
-  if (!(o.smooth_l1_beta >= 0.0) || !std::isfinite(o.smooth_l1_beta))
-    fail("options.smooth_l1_beta = " + num(o.smooth_l1_beta) + ": expected a finite value >= 0");
-  if (std::isnan(o.neg_pos_ratio) || std::isinf(o.neg_pos_ratio))
-    fail("options.neg_pos_ratio = " + num(o.neg_pos_ratio) + ": expected a finite value");
-  if (!in01(o.focal_alpha))
-    fail("options.focal_alpha = " + num(o.focal_alpha) + ": expected a value in [0, 1]");
-  if (!(o.focal_gamma >= 0.0) || !std::isfinite(o.focal_gamma))
-    fail("options.focal_gamma = " + num(o.focal_gamma) + ": expected a finite value >= 0");
   if (o.normalization == Normalization::kExternal &&
       (!(o.external_norm > 0.0) || !std::isfinite(o.external_norm)))
     fail("options.external_norm = " + num(o.external_norm) +

@@ -223,7 +223,7 @@ TEST(Api, ContextAndCapabilities) {
   ASSERT_EQ(mbx_context_workspace_bytes(ctx, &bytes), MBX_STATUS_OK);
   EXPECT_EQ(bytes, 0u);
   mbx_context_destroy(ctx);
-  EXPECT_STREQ(mbx_version(), "0.1.0");
+  EXPECT_STREQ(mbx_version(), MBX_PROJECT_VERSION);  // the one version, from CMake
   EXPECT_STREQ(mbx_status_string(MBX_STATUS_CONTEXT_BUSY), "MBX_STATUS_CONTEXT_BUSY");
 }
 

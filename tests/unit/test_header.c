@@ -19,7 +19,10 @@ int main(void) {
       (fn_t)mbx_loss_forward, (fn_t)mbx_loss_backward, (fn_t)mbx_loss_forward_backward,
       (fn_t)mbx_decode, (fn_t)mbx_priors_ssd_count, (fn_t)mbx_priors_ssd,
       (fn_t)mbx_priors_retinanet_count, (fn_t)mbx_priors_retinanet, (fn_t)mbx_workspace_size,
-      (fn_t)mbx_context_set_workspace};
+      (fn_t)mbx_context_set_workspace, (fn_t)mbx_options_get, (fn_t)mbx_option_count,
+      (fn_t)mbx_option_name, (fn_t)mbx_option_type, (fn_t)mbx_option_choices,
+      (fn_t)mbx_option_doc, (fn_t)mbx_preset_count, (fn_t)mbx_preset_name,
+      (fn_t)mbx_tensors_init, (fn_t)mbx_run};
   size_t i;
   mbx_options_t o;
   for (i = 0; i < sizeof fns / sizeof fns[0]; ++i)

@@ -3,8 +3,9 @@
  * for anchor-based object detectors (SSD, RetinaNet and kin).
  *
  * This is the library's only public header (plus dlpack.h). It is C99 and
- * usable from C and C++. The semantics are those of SPEC.md, summarised in
- * each function's comment.
+ * usable from C and C++. The semantics are those of docs/SPEC.md, summarised
+ * in each function's comment. Items marked "@since 0.2" need libmbx 0.2 or
+ * newer (check mbx_version_number() when loading the library dynamically).
  *
  * ABI contract
  *  - Every entry point returns an ::mbx_status_t. On any status other than
@@ -47,12 +48,9 @@
 
 #include <dlpack/dlpack.h>
 
-#define MBX_VERSION_MAJOR 0
-#define MBX_VERSION_MINOR 1
-#define MBX_VERSION_PATCH 0
-/** MBX_VERSION_MAJOR * 10000 + MINOR * 100 + PATCH. */
-#define MBX_VERSION_NUMBER \
-  (MBX_VERSION_MAJOR * 10000 + MBX_VERSION_MINOR * 100 + MBX_VERSION_PATCH)
+/* MBX_VERSION_MAJOR, _MINOR, _PATCH and MBX_VERSION_NUMBER (= MAJOR * 10000 +
+ * MINOR * 100 + PATCH), generated from the project's one version number. */
+#include "mbx/mbx_version.h"
 
 #if defined(_WIN32)
 #if defined(MBX_BUILDING_LIBRARY)
@@ -198,9 +196,11 @@ typedef enum mbx_invalid_gt_t {
 } mbx_invalid_gt_t;
 
 /**
- * Every option of SPEC.md. Initialise with mbx_options_init(), then change
- * fields (or use mbx_options_set() with the option's name). Integer fields
- * hold the enum values above; booleans are 0/1.
+ * Every option of docs/SPEC.md. Initialise with mbx_options_init(), then
+ * change fields (or use mbx_options_set() with the option's name). Integer
+ * fields hold the enum values above; booleans are 0/1. Each field's name is
+ * its option name; mbx_option_count() / mbx_option_name() list them at run
+ * time (with their type, choices and one-line doc), in field order.
  */
 typedef struct mbx_options_t {
   size_t struct_size;        /**< sizeof(mbx_options_t) of the caller's header */
@@ -238,23 +238,64 @@ MBX_API mbx_status_t mbx_options_init(mbx_options_t* opts, mbx_preset_t preset);
 MBX_API mbx_status_t mbx_preset_from_name(const char* name, mbx_preset_t* preset);
 
 /**
- * Set one option by its SPEC / golden case.json name from text:
- * enums by name ("CORNERS", "LOW_QUALITY", "SIGMOID_FOCAL", "PER_IMAGE",
- * "DOUBLE_COUNT_POSITIVES", "SKIP", ...), numbers in C locale, booleans as
- * true/false/1/0, `variances` as four comma-separated numbers.
- * Names: prior_format, pos_threshold, neg_threshold, force_match, variances,
- * encode_min_gt_wh, loc_loss, smooth_l1_beta, conf_loss, neg_pos_ratio,
- * clamp_num_neg, neg_overflow, focal_alpha, focal_gamma, normalization,
- * external_norm, loc_average_coords, invalid_gt.
+ * Set one option by name (the field's name, as in golden case.json files)
+ * from text: enums by value name ("CORNERS", "LOW_QUALITY", "SIGMOID_FOCAL",
+ * "PER_IMAGE", "DOUBLE_COUNT_POSITIVES", "SKIP", ...; mbx_option_choices()
+ * lists them), numbers in C locale, booleans as true/false/1/0, `variances`
+ * as four comma-separated numbers. The names are those of mbx_option_name().
  * Range checks happen when the options are used (mbx_options_validate).
- * @return INVALID_ARGUMENT for an unknown name or unparsable value
- *         (opts unchanged).
+ * @return INVALID_ARGUMENT for an unknown name, an unparsable value, or an
+ *         option beyond the caller's (older) struct_size (opts unchanged).
  */
 MBX_API mbx_status_t mbx_options_set(mbx_options_t* opts, const char* name,
                                      const char* value);
 
 /** Check every option's range (SPEC §7) without computing anything. */
 MBX_API mbx_status_t mbx_options_validate(const mbx_options_t* opts);
+
+/** A buffer of this many bytes always holds an option's text (mbx_options_get).
+ *  @since 0.2 */
+#define MBX_OPTION_TEXT_MAX 128
+
+/**
+ * Read one option as text, in the syntax mbx_options_set() accepts, so that
+ * setting the text back gives the same value bitwise (numbers are written
+ * with the fewest digits that round-trip; booleans as true/false; enums by
+ * value name; `variances` as "a,b,c,d").
+ * @param[in]  opts  options (initialised; struct_size checked as in set).
+ * @param[in]  name  an option name (mbx_option_name()).
+ * @param[out] buf   receives the NUL-terminated text (untouched on error).
+ * @param[in]  size  bytes at buf; MBX_OPTION_TEXT_MAX always suffices.
+ * @return INVALID_ARGUMENT for NULLs, an unknown name, an option beyond the
+ *         caller's struct_size, or a buffer too small (the message says how
+ *         many bytes the text needs).
+ * @since 0.2
+ */
+MBX_API mbx_status_t mbx_options_get(const mbx_options_t* opts, const char* name, char* buf,
+                                     size_t size);
+
+/** Number of options this library knows (the fields of its mbx_options_t
+ *  after struct_size, reserved fields excluded). @since 0.2 */
+MBX_API int mbx_option_count(void);
+/** Name of option `index` in [0, mbx_option_count()), in field order; NULL
+ *  outside. Static storage. @since 0.2 */
+MBX_API const char* mbx_option_name(int index);
+/** Type of option `index`: "enum", "bool", "int", "float" or "float[4]";
+ *  NULL outside the range. @since 0.2 */
+MBX_API const char* mbx_option_type(int index);
+/** Enum option `index`: its value names, comma-separated, in the order of
+ *  their pinned values ("NONE,BEST_PRIOR_PER_GT,LOW_QUALITY"); "" for other
+ *  types; NULL outside the range. @since 0.2 */
+MBX_API const char* mbx_option_choices(int index);
+/** One-line description of option `index`; NULL outside the range.
+ *  @since 0.2 */
+MBX_API const char* mbx_option_doc(int index);
+
+/** Number of presets (mbx_preset_t values are 0 .. count-1). @since 0.2 */
+MBX_API int mbx_preset_count(void);
+/** Name of a preset ("ssd_pytorch", ...), the inverse of
+ *  mbx_preset_from_name(); NULL for an unknown value. @since 0.2 */
+MBX_API const char* mbx_preset_name(mbx_preset_t preset);
 
 /* ------------------------------------------------------------------------ */
 /* Context                                                                  */
@@ -464,6 +505,72 @@ MBX_API mbx_status_t mbx_priors_retinanet_count(int64_t image_height,
  */
 MBX_API mbx_status_t mbx_priors_retinanet(int64_t image_height, int64_t image_width,
                                           DLTensor* priors);
+
+/* ------------------------------------------------------------------------ */
+/* One entry point for every operation, open to new inputs                  */
+/* ------------------------------------------------------------------------ */
+
+/** The operations of mbx_run(). Values are pinned. @since 0.2 */
+typedef enum mbx_op_t {
+  MBX_OP_MATCH = 0,                /**< as mbx_match */
+  MBX_OP_LOSS_FORWARD = 1,         /**< as mbx_loss_forward */
+  MBX_OP_LOSS_BACKWARD = 2,        /**< as mbx_loss_backward */
+  MBX_OP_LOSS_FORWARD_BACKWARD = 3,/**< as mbx_loss_forward_backward */
+  MBX_OP_DECODE = 4                /**< as mbx_decode */
+} mbx_op_t;
+
+/**
+ * Every tensor (and the one scalar) an operation can take, by name. New
+ * optional inputs and outputs are appended as fields (with @since), so a
+ * new input never needs a new entry point, and a caller built against an
+ * older header passes its smaller struct_size: the fields it lacks are NULL.
+ * Initialise with mbx_tensors_init() (all NULL), then set what the
+ * operation uses; the shapes and meanings are those of the per-operation
+ * functions above. A non-NULL tensor the operation does not use is an
+ * error (INVALID_ARGUMENT naming it), so nothing is silently ignored.
+ * @since 0.2
+ */
+typedef struct mbx_tensors_t {
+  size_t struct_size;          /**< sizeof(mbx_tensors_t) of the caller's header */
+  int64_t num_classes;         /**< MATCH: K (labels in [0, K)); 0 = unchecked (default).
+                                    Other operations take K from conf and need 0 here. */
+  /* inputs */
+  const DLTensor* priors;      /**< [P, 4]; every operation */
+  const DLTensor* gt_boxes;    /**< [B, G, 4]; all but DECODE */
+  const DLTensor* gt_labels;   /**< [B, G]; all but DECODE */
+  const DLTensor* gt_counts;   /**< [B]; all but DECODE */
+  const DLTensor* loc;         /**< [B, P, 4]; LOSS_* and DECODE */
+  const DLTensor* conf;        /**< [B, P, C]; LOSS_* */
+  const DLTensor* grad_loss;   /**< [2]; LOSS_BACKWARD, LOSS_FORWARD_BACKWARD; NULL = (1, 1) */
+  /* outputs (NULL = not wanted, where the operation allows it) */
+  DLTensor* conf_target;       /**< [B, P]; MATCH (required) */
+  DLTensor* matched_gt;        /**< [B, P]; MATCH */
+  DLTensor* loc_target;        /**< [B, P, 4]; MATCH */
+  DLTensor* num_pos;           /**< [B]; MATCH, LOSS_FORWARD, LOSS_FORWARD_BACKWARD */
+  DLTensor* loss;              /**< [2]; LOSS_FORWARD, LOSS_FORWARD_BACKWARD (required) */
+  DLTensor* grad_loc;          /**< [B, P, 4]; LOSS_BACKWARD, LOSS_FORWARD_BACKWARD (required) */
+  DLTensor* grad_conf;         /**< [B, P, C]; LOSS_BACKWARD, LOSS_FORWARD_BACKWARD (required) */
+  DLTensor* boxes;             /**< [B, P, 4]; DECODE (required) */
+} mbx_tensors_t;
+
+/** Set every field of @p tensors to NULL / 0 and struct_size to
+ *  sizeof(mbx_tensors_t). @return INVALID_ARGUMENT for NULL. @since 0.2 */
+MBX_API mbx_status_t mbx_tensors_init(mbx_tensors_t* tensors);
+
+/**
+ * Run one operation: the same validation, dispatch and results as the
+ * operation's own function (mbx_match, mbx_loss_*, mbx_decode are thin
+ * wrappers over it).
+ * @param ctx      context, or NULL for defaults.
+ * @param opts     options.
+ * @param op       an mbx_op_t.
+ * @param tensors  the operation's tensors (mbx_tensors_init, then set).
+ * @return as the operation's function; INVALID_ARGUMENT also for an
+ *         unknown op, a bad struct_size, or a tensor the op does not use.
+ * @since 0.2
+ */
+MBX_API mbx_status_t mbx_run(mbx_context_t* ctx, const mbx_options_t* opts, mbx_op_t op,
+                             const mbx_tensors_t* tensors);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -1,0 +1,445 @@
+// One run() for every operation (match, loss forward / backward / fused,
+// decode): which tensors the operation takes, their checks, the value
+// checks of docs/SPEC.md §7, and the dispatch to the core path. The
+// per-operation entry points and mbx_run are one-line wrappers over it.
+#include <climits>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "boundary.h"
+#include "common/device_memory.h"
+#include "common/validate.h"
+#include "context.h"
+#include "encode/encode.h"
+#include "match/match.h"
+#include "options.h"
+#include "pipeline/pipeline.h"
+#include "tensor_check.h"
+
+namespace mbx::capi {
+namespace {
+
+const char* op_name(mbx_op_t op) {
+  switch (op) {
+    case MBX_OP_MATCH: return "MBX_OP_MATCH";
+    case MBX_OP_LOSS_FORWARD: return "MBX_OP_LOSS_FORWARD";
+    case MBX_OP_LOSS_BACKWARD: return "MBX_OP_LOSS_BACKWARD";
+    case MBX_OP_LOSS_FORWARD_BACKWARD: return "MBX_OP_LOSS_FORWARD_BACKWARD";
+    case MBX_OP_DECODE: return "MBX_OP_DECODE";
+  }
+  return nullptr;
+}
+
+bool is_loss(mbx_op_t op) { return op != MBX_OP_MATCH && op != MBX_OP_DECODE; }
+bool has_forward(mbx_op_t op) {
+  return op == MBX_OP_LOSS_FORWARD || op == MBX_OP_LOSS_FORWARD_BACKWARD;
+}
+bool has_backward(mbx_op_t op) {
+  return op == MBX_OP_LOSS_BACKWARD || op == MBX_OP_LOSS_FORWARD_BACKWARD;
+}
+
+// Step 1: a tensor the operation does not take is an error, not ignored.
+void check_unused(mbx_op_t op, const mbx_tensors_t& t) {
+  const bool match = op == MBX_OP_MATCH, decode = op == MBX_OP_DECODE, loss = is_loss(op);
+  const struct {
+    const char* name;
+    const void* tensor;
+    bool used;
+  } slots[] = {
+      {"gt_boxes", t.gt_boxes, !decode},
+      {"gt_labels", t.gt_labels, !decode},
+      {"gt_counts", t.gt_counts, !decode},
+      {"loc", t.loc, loss || decode},
+      {"conf", t.conf, loss},
+      {"grad_loss", t.grad_loss, has_backward(op)},
+      {"conf_target", t.conf_target, match},
+      {"matched_gt", t.matched_gt, match},
+      {"loc_target", t.loc_target, match},
+      {"num_pos", t.num_pos, match || has_forward(op)},
+      {"loss", t.loss, has_forward(op)},
+      {"grad_loc", t.grad_loc, has_backward(op)},
+      {"grad_conf", t.grad_conf, has_backward(op)},
+      {"boxes", t.boxes, decode},
+  };
+  for (const auto& s : slots)
+    if (s.tensor && !s.used)
+      fail(std::string(s.name) + ": not used by " + op_name(op) + "; pass NULL");
+  if (t.num_classes != 0 && !match)
+    fail("num_classes = " + std::to_string(t.num_classes) + ": only " + op_name(MBX_OP_MATCH) +
+         " takes it (the loss takes K from conf); pass 0");
+}
+
+// A checked call: the core's view of the tensors, and the tensors by name
+// for the device and aliasing checks.
+struct Call {
+  Inputs in;
+  Outputs out;
+  std::vector<Named> inputs, outputs;
+  const float* loc_f32 = nullptr;  // DECODE
+  float* boxes = nullptr;          // DECODE
+};
+
+// Step 2a: the inputs every operation but DECODE takes (P, B, G from them).
+void check_match_inputs(const mbx_tensors_t& t, Call* call) {
+  if (!t.priors) fail("priors: NULL tensor");
+  if (!t.gt_boxes) fail("gt_boxes: NULL tensor");
+  const View priors = check_tensor(t.priors, "priors", "[P, 4]", {-1, 4}, {DType::kF32});
+  const View gt_boxes =
+      check_tensor(t.gt_boxes, "gt_boxes", "[B, G, 4]", {-1, -1, 4}, {DType::kF32});
+  const int64_t P = t.priors->shape[0], B = t.gt_boxes->shape[0], G = t.gt_boxes->shape[1];
+  if (P < 1) fail("priors: P = 0; expected at least one prior");
+  if (B < 1) fail("gt_boxes: B = 0; expected at least one image");
+  if (P > INT32_MAX - 1 || G > INT32_MAX - 1) fail("priors/gt_boxes: P and G must be < 2^31 - 1");
+  const View gt_labels = check_tensor(t.gt_labels, "gt_labels", "[B, G]", {B, G}, {DType::kI32});
+  const View gt_counts = check_tensor(t.gt_counts, "gt_counts", "[B]", {B}, {DType::kI32});
+  call->inputs = {{"priors", priors}, {"gt_boxes", gt_boxes}, {"gt_labels", gt_labels},
+                  {"gt_counts", gt_counts}};
+  Inputs& in = call->in;
+  in.B = B;
+  in.P = P;
+  in.G = G;
+  in.priors = static_cast<const float*>(priors.data);
+  in.gt_boxes = static_cast<const float*>(gt_boxes.data);
+  in.gt_labels = static_cast<const int32_t*>(gt_labels.data);
+  in.gt_counts = static_cast<const int32_t*>(gt_counts.data);
+}
+
+// Step 2b: loc and conf of the loss operations; K follows from C.
+void check_loss_inputs(const Options& o, const mbx_tensors_t& t, Call* call) {
+  Inputs& in = call->in;
+  if (!t.conf) fail("conf: NULL tensor");
+  const View conf = check_tensor(t.conf, "conf", "[B, P, C]", {in.B, in.P, -1},
+                                 {DType::kF32, DType::kF16, DType::kBF16});
+  const int64_t C = t.conf->shape[2];
+  const View loc = check_tensor(t.loc, "loc", "[B, P, 4]", {in.B, in.P, 4},
+                                {DType::kF32, DType::kF16, DType::kBF16});
+  call->inputs.push_back({"loc", loc});
+  call->inputs.push_back({"conf", conf});
+  if (o.conf_loss == ConfLoss::kSoftmaxCE && C < 2)
+    fail("conf: C = " + std::to_string(C) +
+         " but SOFTMAX_CE needs a background column plus at least one class (C >= 2)");
+  if (o.conf_loss == ConfLoss::kSigmoidFocal && C < 1)
+    fail("conf: C = 0; SIGMOID_FOCAL needs at least one class column");
+  in.C = C;
+  in.num_classes = o.conf_loss == ConfLoss::kSoftmaxCE ? C - 1 : C;
+  in.loc = loc.data;
+  in.conf = conf.data;
+  in.loc_dtype = loc.dtype;
+  in.conf_dtype = conf.dtype;
+}
+
+// An output tensor of the expected shape and dtype, recorded for the checks.
+void* output(Call* call, DLTensor* t, const char* name, const char* dims,
+             std::vector<int64_t> shape, std::initializer_list<DType> dtypes,
+             DType* dtype = nullptr) {
+  const View v = check_tensor(t, name, dims, std::move(shape), dtypes);
+  call->outputs.push_back({name, v});
+  if (dtype) *dtype = v.dtype;
+  return v.data;
+}
+
+// Step 2c: the outputs of MATCH and the loss operations.
+void check_outputs(mbx_op_t op, const mbx_tensors_t& t, Call* call) {
+  const int64_t B = call->in.B, P = call->in.P, C = call->in.C;
+  Outputs& out = call->out;
+  if (op == MBX_OP_MATCH) {
+    out.conf_target = static_cast<int32_t*>(
+        output(call, t.conf_target, "conf_target", "[B, P]", {B, P}, {DType::kI32}));
+    if (t.matched_gt)
+      out.matched_gt = static_cast<int32_t*>(
+          output(call, t.matched_gt, "matched_gt", "[B, P]", {B, P}, {DType::kI32}));
+    if (t.loc_target)
+      out.loc_target = static_cast<float*>(
+          output(call, t.loc_target, "loc_target", "[B, P, 4]", {B, P, 4}, {DType::kF32}));
+  }
+  if (t.num_pos)
+    out.num_pos =
+        static_cast<int32_t*>(output(call, t.num_pos, "num_pos", "[B]", {B}, {DType::kI32}));
+  if (has_forward(op))
+    out.loss = output(call, t.loss, "loss", "[2]", {2}, {DType::kF32, DType::kF64}, &out.loss_dtype);
+  if (has_backward(op)) {
+    if (t.grad_loss) {
+      const View grad_loss =
+          check_tensor(t.grad_loss, "grad_loss", "[2]", {2}, {DType::kF32, DType::kF64});
+      call->inputs.push_back({"grad_loss", grad_loss});
+      out.grad_loss = grad_loss.data;
+      out.grad_loss_dtype = grad_loss.dtype;
+    }
+    out.grad_loc = output(call, t.grad_loc, "grad_loc", "[B, P, 4]", {B, P, 4}, {call->in.loc_dtype});
+    out.grad_conf =
+        output(call, t.grad_conf, "grad_conf", "[B, P, C]", {B, P, C}, {call->in.conf_dtype});
+  }
+}
+
+// Step 2 for DECODE: priors [P,4], loc [B,P,4], boxes [B,P,4], all float32.
+void check_decode_tensors(const mbx_tensors_t& t, Call* call) {
+  const View priors = check_tensor(t.priors, "priors", "[P, 4]", {-1, 4}, {DType::kF32});
+  const int64_t P = t.priors->shape[0];
+  if (P < 1) fail("priors: P = 0; expected at least one prior");
+  const View loc = check_tensor(t.loc, "loc", "[B, P, 4]", {-1, P, 4}, {DType::kF32});
+  const int64_t B = t.loc->shape[0];
+  call->inputs = {{"priors", priors}, {"loc", loc}};
+  call->boxes =
+      static_cast<float*>(output(call, t.boxes, "boxes", "[B, P, 4]", {B, P, 4}, {DType::kF32}));
+  call->in.B = B;
+  call->in.P = P;
+  call->in.priors = static_cast<const float*>(priors.data);
+  call->loc_f32 = static_cast<const float*>(loc.data);
+}
+
+// Host copies of small input tensors living on a CUDA device, for validation.
+struct HostCopy {
+  std::vector<unsigned char> buf;
+  const void* get(const View& v, int device_id, void* stream) {
+    buf.resize(v.bytes + 1);
+    if (v.bytes) device_to_host(buf.data(), v.data, v.bytes, device_id, stream);
+    return buf.data();
+  }
+};
+
+const View& named(const Call& call, const char* name) {
+  for (const Named& n : call.inputs)
+    if (std::strcmp(n.name, name) == 0) return n.v;
+  throw Error(Status::kInternal, std::string("dispatch: no input ") + name);
+}
+
+// Step 4: the value checks (docs/SPEC.md §7) before anything is written. On
+// CUDA the priors are checked on the device (one row comes back if one is
+// bad) and the small GT tensors are copied to the host, unless the context
+// turned validation off.
+void check_values(const Options& o, mbx_op_t op, bool cuda, bool validate_cuda, const Exec& ex,
+                  Call* call, std::vector<uint8_t>* gt_valid) {
+  Inputs& in = call->in;
+  const bool gt = op != MBX_OP_DECODE;
+  if (!cuda) {
+    validate_priors(in.priors, in.P, o.prior_format);
+    if (gt) {
+      validate_gt(o, in.B, in.G, in.gt_boxes, in.gt_labels, in.gt_counts, in.num_classes, gt_valid);
+      in.gt_valid = gt_valid->data();
+    }
+    return;
+  }
+  if (!validate_cuda) return;
+  validate_priors_device(in.priors, in.P, o.prior_format, in.device_id, ex.cuda_stream);
+  if (!gt) return;
+  HostCopy boxes, labels, counts;
+  validate_gt(o, in.B, in.G,
+              static_cast<const float*>(boxes.get(named(*call, "gt_boxes"), in.device_id, ex.cuda_stream)),
+              static_cast<const int32_t*>(labels.get(named(*call, "gt_labels"), in.device_id, ex.cuda_stream)),
+              static_cast<const int32_t*>(counts.get(named(*call, "gt_counts"), in.device_id, ex.cuda_stream)),
+              in.num_classes, gt_valid);
+}
+
+// Step 5: the core path.
+void dispatch(const Options& o, mbx_op_t op, mbx_path_t path, const Call& call, const Exec& ex) {
+  if (op == MBX_OP_DECODE) {
+    if (path == MBX_PATH_CUDA) {
+      decode_cuda(o, call.in, call.loc_f32, call.boxes, ex);
+    } else {
+      PriorGeometry geometry;
+      build_prior_geometry(call.in.priors, call.in.P, o.prior_format, &geometry);
+      decode_cpu(o, geometry, call.in.B, call.loc_f32, call.boxes,
+                 path == MBX_PATH_CPU_SCALAR ? 1 : ex.num_threads);
+    }
+    return;
+  }
+  switch (path) {
+    case MBX_PATH_CUDA: run_cuda(o, call.in, call.out, ex); break;
+    case MBX_PATH_CPU_SCALAR: run_scalar(o, call.in, call.out); break;
+    default: run_cpu(o, call.in, call.out, ex); break;
+  }
+}
+
+}  // namespace
+
+void run(mbx_context_t* ctx, const mbx_options_t* user_opts, mbx_op_t op, const mbx_tensors_t& t) {
+  if (!op_name(op))
+    fail("op = " + std::to_string(static_cast<int>(op)) + ": expected an mbx_op_t");
+  ContextGuard guard(ctx);
+  const Options o = convert_options(user_opts);
+  check_unused(op, t);
+  if (op == MBX_OP_MATCH && t.num_classes < 0)
+    fail("num_classes = " + std::to_string(t.num_classes) + ": expected K >= 0 (0 = unchecked)");
+
+  Call call;
+  if (op == MBX_OP_DECODE) {
+    check_decode_tensors(t, &call);
+  } else {
+    check_match_inputs(t, &call);
+    call.in.num_classes = t.num_classes;
+    if (is_loss(op)) check_loss_inputs(o, t, &call);
+    check_outputs(op, t, &call);
+  }
+  std::vector<Named> all = call.inputs;
+  all.insert(all.end(), call.outputs.begin(), call.outputs.end());
+  check_same_device(all);
+  check_no_alias(call.inputs, call.outputs);
+
+  const DLDevice dev = t.priors->device;
+  const bool cuda = is_cuda(dev);
+  const mbx_path_t path = choose_path(ctx, cuda);
+  if (cuda && !cuda_runtime_available())
+    throw Error(Status::kNoDevice,
+                "priors: tensors are on CUDA device " + std::to_string(dev.device_id) +
+                    " but no usable CUDA device/driver is present (or mbx was built without CUDA)");
+  call.in.device = cuda ? Device::kCUDA : Device::kCPU;
+  call.in.device_id = cuda ? dev.device_id : 0;
+
+  const Exec ex = exec_of(ctx);
+  std::vector<uint8_t> gt_valid;
+  check_values(o, op, cuda, cuda_validation(ctx), ex, &call, &gt_valid);
+  dispatch(o, op, path, call, ex);
+}
+
+}  // namespace mbx::capi
+
+namespace {
+
+// The tensors struct of this library's size, from a caller's (of any size
+// from the first version with mbx_tensors_t up to this one).
+constexpr size_t kTensorsMinSize = sizeof(mbx_tensors_t);
+
+mbx_tensors_t tensors_of(const mbx_tensors_t* user) {
+  if (!user) mbx::fail("tensors: NULL; initialise an mbx_tensors_t with mbx_tensors_init()");
+  if (user->struct_size < kTensorsMinSize)
+    mbx::fail("tensors->struct_size = " + std::to_string(user->struct_size) +
+              ": too small for an mbx_tensors_t (did you call mbx_tensors_init?)");
+  if (user->struct_size > sizeof(mbx_tensors_t))
+    throw mbx::Error(mbx::Status::kUnsupported,
+                     "tensors->struct_size = " + std::to_string(user->struct_size) +
+                         " is larger than this library's mbx_tensors_t (" +
+                         std::to_string(sizeof(mbx_tensors_t)) +
+                         " bytes): the caller was built against a newer mbx");
+  mbx_tensors_t t;
+  std::memset(&t, 0, sizeof t);
+  std::memcpy(&t, user, user->struct_size);
+  return t;
+}
+
+mbx_tensors_t empty_tensors() {
+  mbx_tensors_t t;
+  std::memset(&t, 0, sizeof t);
+  t.struct_size = sizeof t;
+  return t;
+}
+
+}  // namespace
+
+extern "C" {
+
+MBX_API mbx_status_t mbx_tensors_init(mbx_tensors_t* tensors) {
+  MBX_TRY
+  if (!tensors) mbx::fail("tensors: NULL");
+  *tensors = empty_tensors();
+  return MBX_STATUS_OK;
+  MBX_CATCH
+}
+
+MBX_API mbx_status_t mbx_run(mbx_context_t* ctx, const mbx_options_t* opts, mbx_op_t op,
+                             const mbx_tensors_t* tensors) {
+  MBX_TRY
+  mbx::capi::run(ctx, opts, op, tensors_of(tensors));
+  return MBX_STATUS_OK;
+  MBX_CATCH
+}
+
+MBX_API mbx_status_t mbx_match(mbx_context_t* ctx, const mbx_options_t* opts,
+                               int64_t num_classes, const DLTensor* priors,
+                               const DLTensor* gt_boxes, const DLTensor* gt_labels,
+                               const DLTensor* gt_counts, DLTensor* conf_target,
+                               DLTensor* matched_gt, DLTensor* loc_target, DLTensor* num_pos) {
+  MBX_TRY
+  mbx_tensors_t t = empty_tensors();
+  t.num_classes = num_classes;
+  t.priors = priors;
+  t.gt_boxes = gt_boxes;
+  t.gt_labels = gt_labels;
+  t.gt_counts = gt_counts;
+  t.conf_target = conf_target;
+  t.matched_gt = matched_gt;
+  t.loc_target = loc_target;
+  t.num_pos = num_pos;
+  mbx::capi::run(ctx, opts, MBX_OP_MATCH, t);
+  return MBX_STATUS_OK;
+  MBX_CATCH
+}
+
+MBX_API mbx_status_t mbx_loss_forward(mbx_context_t* ctx, const mbx_options_t* opts,
+                                      const DLTensor* priors, const DLTensor* gt_boxes,
+                                      const DLTensor* gt_labels, const DLTensor* gt_counts,
+                                      const DLTensor* loc, const DLTensor* conf, DLTensor* loss,
+                                      DLTensor* num_pos) {
+  MBX_TRY
+  mbx_tensors_t t = empty_tensors();
+  t.priors = priors;
+  t.gt_boxes = gt_boxes;
+  t.gt_labels = gt_labels;
+  t.gt_counts = gt_counts;
+  t.loc = loc;
+  t.conf = conf;
+  t.loss = loss;
+  t.num_pos = num_pos;
+  mbx::capi::run(ctx, opts, MBX_OP_LOSS_FORWARD, t);
+  return MBX_STATUS_OK;
+  MBX_CATCH
+}
+
+MBX_API mbx_status_t mbx_loss_backward(mbx_context_t* ctx, const mbx_options_t* opts,
+                                       const DLTensor* priors, const DLTensor* gt_boxes,
+                                       const DLTensor* gt_labels, const DLTensor* gt_counts,
+                                       const DLTensor* loc, const DLTensor* conf,
+                                       const DLTensor* grad_loss, DLTensor* grad_loc,
+                                       DLTensor* grad_conf) {
+  MBX_TRY
+  mbx_tensors_t t = empty_tensors();
+  t.priors = priors;
+  t.gt_boxes = gt_boxes;
+  t.gt_labels = gt_labels;
+  t.gt_counts = gt_counts;
+  t.loc = loc;
+  t.conf = conf;
+  t.grad_loss = grad_loss;
+  t.grad_loc = grad_loc;
+  t.grad_conf = grad_conf;
+  mbx::capi::run(ctx, opts, MBX_OP_LOSS_BACKWARD, t);
+  return MBX_STATUS_OK;
+  MBX_CATCH
+}
+
+MBX_API mbx_status_t mbx_loss_forward_backward(
+    mbx_context_t* ctx, const mbx_options_t* opts, const DLTensor* priors,
+    const DLTensor* gt_boxes, const DLTensor* gt_labels, const DLTensor* gt_counts,
+    const DLTensor* loc, const DLTensor* conf, const DLTensor* grad_loss, DLTensor* loss,
+    DLTensor* num_pos, DLTensor* grad_loc, DLTensor* grad_conf) {
+  MBX_TRY
+  mbx_tensors_t t = empty_tensors();
+  t.priors = priors;
+  t.gt_boxes = gt_boxes;
+  t.gt_labels = gt_labels;
+  t.gt_counts = gt_counts;
+  t.loc = loc;
+  t.conf = conf;
+  t.grad_loss = grad_loss;
+  t.loss = loss;
+  t.num_pos = num_pos;
+  t.grad_loc = grad_loc;
+  t.grad_conf = grad_conf;
+  mbx::capi::run(ctx, opts, MBX_OP_LOSS_FORWARD_BACKWARD, t);
+  return MBX_STATUS_OK;
+  MBX_CATCH
+}
+
+MBX_API mbx_status_t mbx_decode(mbx_context_t* ctx, const mbx_options_t* opts,
+                                const DLTensor* priors, const DLTensor* loc, DLTensor* boxes) {
+  MBX_TRY
+  mbx_tensors_t t = empty_tensors();
+  t.priors = priors;
+  t.loc = loc;
+  t.boxes = boxes;
+  mbx::capi::run(ctx, opts, MBX_OP_DECODE, t);
+  return MBX_STATUS_OK;
+  MBX_CATCH
+}
+
+}  // extern "C"
