@@ -366,7 +366,7 @@ def test_cuda_deferred_validation():
 
 
 @pytest.mark.skipif(not cuda_ok() or not hasattr(torch, "compile"), reason="CUDA and torch >= 2")
-def test_cuda_torch_compile_inductor():
+def test_cuda_torch_compile():
     name = "ssdlite320_mobilenet_v3_large"
     _, k, first, hw, batch = MODELS[name]
     model = mbx.torch.use_mbx_loss(build(name).cuda())
@@ -376,7 +376,9 @@ def test_cuda_torch_compile_inductor():
     images = [torch.rand(3, *hw, device="cuda") for _ in range(2)]
     targets = to_device(make_targets(4, 2, hw, k, first), "cuda")
     eager = model(images, copy.deepcopy(targets))
-    compiled = torch.compile(model)(images, copy.deepcopy(targets))
+    # aot_eager: forward and backward traced by AOTAutograd around the graph
+    # break at compute_loss, without inductor's minutes of compilation.
+    compiled = torch.compile(model, backend="aot_eager")(images, copy.deepcopy(targets))
     for key in eager:
-        assert float(compiled[key]) == pytest.approx(float(eager[key]), rel=1e-3)
+        assert float(compiled[key]) == pytest.approx(float(eager[key]), rel=1e-4)
     sum(compiled.values()).backward()
