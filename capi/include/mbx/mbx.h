@@ -76,7 +76,7 @@ extern "C" {
 typedef enum mbx_status_t {
   /** Success; outputs written. */
   MBX_STATUS_OK = 0,
-  /** A bad argument or bad input data (SPEC §7); see mbx_last_error(). */
+  /** A bad argument or bad input data (docs/SPEC.md §7); see mbx_last_error(). */
   MBX_STATUS_INVALID_ARGUMENT = 1,
   /** A valid request this build or path cannot serve (e.g. a dtype, a path). */
   MBX_STATUS_UNSUPPORTED = 2,
@@ -135,7 +135,7 @@ MBX_API int mbx_cuda_available(void);
 /* Options                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/** Presets reproducing the anchor implementations (SPEC §5). */
+/** Presets reproducing the anchor implementations (docs/SPEC.md §5). */
 typedef enum mbx_preset_t {
   /** amdegroot/ssd.pytorch MultiBoxLoss. */
   MBX_PRESET_SSD_PYTORCH = 0,
@@ -226,7 +226,7 @@ typedef struct mbx_options_t {
 } mbx_options_t;
 
 /**
- * Fill @p opts with the preset's values (SPEC §5) and set struct_size.
+ * Fill @p opts with the preset's values (docs/SPEC.md §5) and set struct_size.
  * @param[out] opts   options to fill (non-NULL).
  * @param[in]  preset an mbx_preset_t.
  * @return MBX_STATUS_OK, or INVALID_ARGUMENT for NULL / an unknown preset.
@@ -250,7 +250,7 @@ MBX_API mbx_status_t mbx_preset_from_name(const char* name, mbx_preset_t* preset
 MBX_API mbx_status_t mbx_options_set(mbx_options_t* opts, const char* name,
                                      const char* value);
 
-/** Check every option's range (SPEC §7) without computing anything. */
+/** Check every option's range (docs/SPEC.md §7) without computing anything. */
 MBX_API mbx_status_t mbx_options_validate(const mbx_options_t* opts);
 
 /** A buffer of this many bytes always holds an option's text (mbx_options_get).
@@ -366,7 +366,7 @@ MBX_API mbx_status_t mbx_context_set_workspace(mbx_context_t* ctx, void* ptr, si
 /* ------------------------------------------------------------------------ */
 
 /**
- * Match GT boxes to priors and encode regression targets (SPEC §2, §3).
+ * Match GT boxes to priors and encode regression targets (docs/SPEC.md §2, §3).
  *
  * @param ctx         context, or NULL for defaults (no workspace caching).
  * @param opts        options (prior_format, thresholds, force_match,
@@ -424,7 +424,7 @@ MBX_API mbx_status_t mbx_loss_forward(mbx_context_t* ctx, const mbx_options_t* o
 
 /**
  * Gradients only: d loss_loc / d loc and d loss_conf / d conf, each times
- * the upstream gradient of its loss (SPEC §4). Matching and mining are
+ * the upstream gradient of its loss (docs/SPEC.md §4). Matching and mining are
  * recomputed (stateless); prefer mbx_loss_forward_backward in training.
  *
  * @param[in]  grad_loss  float32 or float64 [2]: upstream gradients of
@@ -455,7 +455,7 @@ MBX_API mbx_status_t mbx_loss_forward_backward(
 /* ------------------------------------------------------------------------ */
 
 /**
- * Decode predicted offsets into corner boxes (inverse of SPEC §3; the size
+ * Decode predicted offsets into corner boxes (inverse of docs/SPEC.md §3; the size
  * exponents are clamped at log(1000/16) as torchvision does).
  * Uses opts->prior_format and opts->variances.
  * @param[in]  priors float32 [P, 4].
