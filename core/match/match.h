@@ -1,18 +1,14 @@
-// Matching GT boxes to priors (SPEC §2).
-//
-// The IoUs that decide matching are computed in float64 from the float32
-// inputs, in exactly the operation order of the specification, and the
-// translation units that evaluate them are compiled with -ffp-contract=off:
-// on regular anchor grids float32 IoUs (or a fused multiply-add) change real
-// assignments, so every path (scalar, SIMD, CUDA) must round identically to
-// make bit-identical decisions.
+// Matching GT boxes to priors on the CPU (docs/SPEC.md §2). The formulas
+// (prior geometry, IoU) are match_math.h's, shared with the CUDA path; see
+// there why every translation unit evaluating them is compiled with
+// -ffp-contract=off.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "common/types.h"
-#include "match/match_kernels.h"
+#include "match/match_math.h"
 
 namespace mbx {
 
@@ -30,32 +26,6 @@ struct PriorGeometry {
 void build_prior_geometry(const float* priors, int64_t P, PriorFormat format,
                           PriorGeometry* out);
 
-// One GT box in float64 with its area: the per-ISA kernels' MatchBox.
-using GtBox = MatchBox;
-
-inline GtBox make_gt_box(const float* b) {
-  GtBox g;
-  g.x1 = b[0];
-  g.y1 = b[1];
-  g.x2 = b[2];
-  g.y2 = b[3];
-  g.area = (g.x2 - g.x1) * (g.y2 - g.y1);
-  return g;
-}
-
-// IoU = inter / (area_g + area_p - inter), intersection sides clamped at 0.
-// Keep this operation order: it is the specification's, and every path
-// must reproduce its rounding bit for bit.
-inline double iou_exact(const GtBox& g, double px1, double py1, double px2, double py2,
-                        double parea) {
-  double iw = (g.x2 < px2 ? g.x2 : px2) - (g.x1 > px1 ? g.x1 : px1);
-  double ih = (g.y2 < py2 ? g.y2 : py2) - (g.y1 > py1 ? g.y1 : py1);
-  iw = iw > 0.0 ? iw : 0.0;
-  ih = ih > 0.0 ? ih : 0.0;
-  double inter = iw * ih;
-  return inter / ((g.area + parea) - inter);
-}
-
 // The valid GT rows of one image (indices into the image's rows).
 struct ImageGt {
   const float* boxes = nullptr;     // [G,4] of this image
@@ -67,7 +37,7 @@ struct ImageGt {
 // unless skipped by InvalidGt::kSkip).
 void image_gt_rows(const Inputs& in, int64_t b, ImageGt* out);
 
-// Per-prior decision from its best IoU (SPEC §2): 1 positive, 0 negative,
+// Per-prior decision from its best IoU (docs/SPEC.md §2): 1 positive, 0 negative,
 // -1 ignored, before forced matching.
 inline int32_t threshold_state(double best_iou, const Options& o) {
   if (best_iou >= o.pos_threshold) return 1;

@@ -1,9 +1,7 @@
 // Fast matching: oneTBB over (image, prior block); the IoU kernels are the
 // per-ISA match_block / match_ties (match_kernels_impl.h), xsimd over
-// priors (SoA). They perform exactly the operations of iou_exact (min, max,
-// sub, clamp, mul, add, sub, div — each correctly rounded in IEEE double,
-// no FMA contraction), so decisions are bit-identical to the scalar
-// reference and to the CUDA path.
+// priors (SoA), the vector twin of iou() in match_math.h, so decisions are
+// bit-identical to the scalar reference and to the CUDA path.
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
@@ -11,18 +9,17 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/cpu_isa.h"
 #include "common/parallel.h"
 #include "match/match.h"
 #include "match/match_kernels.h"
-#include "pipeline/cpu_kernels.h"
 
 namespace mbx {
 
 const MatchKernels& match_kernels() {
-  static const MatchKernels* chosen = cpu_isa_level() == 3   ? match_kernels_avx512()
-                                      : cpu_isa_level() == 2 ? match_kernels_avx2()
-                                                             : match_kernels_sse2();
-  return *chosen;
+  static const MatchKernels& chosen =
+      cpu_isa_table(match_kernels_sse2(), match_kernels_avx2(), match_kernels_avx512());
+  return chosen;
 }
 
 namespace {
@@ -45,7 +42,7 @@ void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg
     ImageGt ig;
     image_gt_rows(in, b, &ig);
     rows[b] = ig.rows;
-    for (int32_t r : ig.rows) boxes[b].push_back(make_gt_box(ig.boxes + 4 * r));
+    for (int32_t r : ig.rows) boxes[b].push_back(match_box(ig.boxes + 4 * r));
     max_g = std::max(max_g, ig.rows.size());
   }
   // Per (image, block, GT): the block's best IoU and first prior reaching it.

@@ -1,17 +1,14 @@
 // Per-ISA matching kernels (match_kernels_<isa>.cpp, compiled with that
-// ISA's flags and -ffp-contract=off): IoUs in float64 with the spec's
-// operation order and no fused multiply-add, so every ISA — and the scalar
-// reference and the CUDA path — makes bit-identical decisions.
+// ISA's flags and -ffp-contract=off): the IoUs of match_math.h over blocks
+// of priors, vectorised, bit-identical to the scalar reference and the CUDA
+// path.
 #pragma once
 
 #include <cstdint>
 
-namespace mbx {
+#include "match/match_math.h"
 
-// One GT box in float64 with its area (match.h calls it GtBox).
-struct MatchBox {
-  double x1, y1, x2, y2, area;
-};
+namespace mbx {
 
 // Priors as float64 structure of arrays: corners and area.
 struct PriorSoA {
@@ -30,7 +27,7 @@ struct MatchKernels {
                      const double* gt_max, uint8_t* hit);
 };
 
-// The best table for this CPU (same choice as the row kernels, cpu_isa_level).
+// The table of the CPU's instruction set (common/cpu_isa.h).
 const MatchKernels& match_kernels();
 const MatchKernels* match_kernels_sse2();
 const MatchKernels* match_kernels_avx2();

@@ -1,5 +1,5 @@
 // Templated matching kernels, included by each match_kernels_<isa>.cpp in
-// its own namespace (MBX_ISA_NS) — see pipeline/cpu_kernels_impl.h for why.
+// its own namespace (MBX_ISA_NS) — see common/cpu_isa.h for why.
 // Requires <xsimd/xsimd.hpp>, <stdint.h> and MBX_ISA_NS / MBX_ISA_ARCH.
 
 namespace mbx {
@@ -10,15 +10,11 @@ using arch = MBX_ISA_ARCH;
 using db = xsimd::batch<double, arch>;
 constexpr int64_t WD = static_cast<int64_t>(db::size);
 
-static inline double iou_scalar(const MatchBox& g, const PriorSoA& pr, int64_t p) {
-  double iw = (g.x2 < pr.x2[p] ? g.x2 : pr.x2[p]) - (g.x1 > pr.x1[p] ? g.x1 : pr.x1[p]);
-  double ih = (g.y2 < pr.y2[p] ? g.y2 : pr.y2[p]) - (g.y1 > pr.y1[p] ? g.y1 : pr.y1[p]);
-  iw = iw > 0.0 ? iw : 0.0;
-  ih = ih > 0.0 ? ih : 0.0;
-  const double inter = iw * ih;
-  return inter / ((g.area + pr.area[p]) - inter);
-}
-
+// The vector twin of iou() (match_math.h): the same operations in the same
+// order, lane by lane (min, max, sub, clamp, mul, add, sub, div, each
+// correctly rounded, no FMA: this file is compiled with -ffp-contract=off),
+// so every lane equals the scalar formula bit for bit. Scalar tails call
+// iou() itself.
 static inline db iou_batch(const MatchBox& g, const PriorSoA& pr, int64_t p) {
   const db zero(0.0);
   db iw = xsimd::min(db(g.x2), db::load_unaligned(pr.x2 + p)) - xsimd::max(db(g.x1), db::load_unaligned(pr.x1 + p));
@@ -66,7 +62,7 @@ static void match_block(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBo
       if (lm[i] > r_iou || (lm[i] == r_iou && pi < r_p)) { r_iou = lm[i]; r_p = pi; }
     }
     for (int64_t i = nv; i < n; ++i) {  // scalar tail, same arithmetic
-      const double v = iou_scalar(g, pr, p0 + i);
+      const double v = iou(g, pr.x1[p0 + i], pr.y1[p0 + i], pr.x2[p0 + i], pr.y2[p0 + i], pr.area[p0 + i]);
       if (v > best[i]) { best[i] = v; arg[i] = static_cast<double>(j); }
       if (v > r_iou) { r_iou = v; r_p = p0 + i; }
     }
@@ -88,7 +84,8 @@ static void match_ties(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBox
         for (int64_t k = 0; k < WD; ++k) hit[i + k] |= e[k] != 0.0;
       }
     }
-    for (int64_t i = nv; i < n; ++i) hit[i] |= iou_scalar(gts[j], pr, p0 + i) == gt_max[j];
+    for (int64_t i = nv; i < n; ++i) hit[i] |= iou(gts[j], pr.x1[p0 + i], pr.y1[p0 + i], pr.x2[p0 + i], pr.y2[p0 + i],
+                               pr.area[p0 + i]) == gt_max[j];
   }
 }
 

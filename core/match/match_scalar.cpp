@@ -1,5 +1,5 @@
 // Plain scalar matching: the in-tree reference every faster path is held to.
-// Compiled with -ffp-contract=off (see match.h).
+// Compiled with -ffp-contract=off (see match_math.h).
 #include <cmath>
 
 #include "match/match.h"
@@ -13,19 +13,10 @@ void build_prior_geometry(const float* priors, int64_t P, PriorFormat format,
                   &out->w, &out->h})
     v->resize(static_cast<size_t>(P));
   for (int64_t p = 0; p < P; ++p) {
-    const double a = priors[4 * p], b = priors[4 * p + 1], c = priors[4 * p + 2],
-                 d = priors[4 * p + 3];
-    double x1, y1, x2, y2, cx, cy, w, h;
-    if (format == PriorFormat::kCenterSize) {
-      cx = a; cy = b; w = c; h = d;
-      x1 = cx - w / 2.0; y1 = cy - h / 2.0; x2 = cx + w / 2.0; y2 = cy + h / 2.0;
-    } else {
-      x1 = a; y1 = b; x2 = c; y2 = d;
-      cx = (x1 + x2) / 2.0; cy = (y1 + y2) / 2.0; w = x2 - x1; h = y2 - y1;
-    }
-    out->x1[p] = x1; out->y1[p] = y1; out->x2[p] = x2; out->y2[p] = y2;
-    out->area[p] = (x2 - x1) * (y2 - y1);
-    out->cx[p] = cx; out->cy[p] = cy; out->w[p] = w; out->h[p] = h;
+    const PriorBox r = prior_box(priors + 4 * p, format == PriorFormat::kCorners);
+    out->x1[p] = r.x1; out->y1[p] = r.y1; out->x2[p] = r.x2; out->y2[p] = r.y2;
+    out->area[p] = r.area;
+    out->cx[p] = r.cx; out->cy[p] = r.cy; out->w[p] = r.w; out->h[p] = r.h;
   }
 }
 
@@ -46,8 +37,8 @@ int64_t match_image_scalar(const Options& o, const ImageGt& gt, const PriorGeome
     for (int64_t p = 0; p < P; ++p) { conf_target[p] = 0; matched_gt[p] = -1; }
     return 0;
   }
-  std::vector<GtBox> boxes(G);
-  for (size_t j = 0; j < G; ++j) boxes[j] = make_gt_box(gt.boxes + 4 * gt.rows[j]);
+  std::vector<MatchBox> boxes(G);
+  for (size_t j = 0; j < G; ++j) boxes[j] = match_box(gt.boxes + 4 * gt.rows[j]);
 
   std::vector<int32_t> best_gt(P);      // index into rows
   std::vector<double> best_iou(P);
@@ -57,7 +48,7 @@ int64_t match_image_scalar(const Options& o, const ImageGt& gt, const PriorGeome
     double best = -1.0;
     int32_t arg = 0;
     for (size_t j = 0; j < G; ++j) {
-      const double v = iou_exact(boxes[j], pg.x1[p], pg.y1[p], pg.x2[p], pg.y2[p], pg.area[p]);
+      const double v = iou(boxes[j], pg.x1[p], pg.y1[p], pg.x2[p], pg.y2[p], pg.area[p]);
       if (v > best) { best = v; arg = static_cast<int32_t>(j); }  // ties -> lowest g
       if (v > gt_max[j]) { gt_max[j] = v; gt_argmax[j] = p; }      // ties -> lowest p
     }
@@ -75,7 +66,7 @@ int64_t match_image_scalar(const Options& o, const ImageGt& gt, const PriorGeome
   } else if (o.force_match == ForceMatch::kLowQuality) {
     for (int64_t p = 0; p < P; ++p) {
       for (size_t j = 0; j < G; ++j) {
-        const double v = iou_exact(boxes[j], pg.x1[p], pg.y1[p], pg.x2[p], pg.y2[p], pg.area[p]);
+        const double v = iou(boxes[j], pg.x1[p], pg.y1[p], pg.x2[p], pg.y2[p], pg.area[p]);
         if (v == gt_max[j]) { state[p] = 1; break; }  // keeps its own best_gt
       }
     }

@@ -1,8 +1,6 @@
-// Row kernels of the fast CPU path, compiled once per instruction set
-// (cpu_kernels_<isa>.cpp with that ISA's flags) and chosen at run time from
-// the CPU's features, so shipped binaries need no -march=native. The
-// environment variable MBX_CPU_ISA (sse2 | avx2 | avx512) caps the choice,
-// for tests and benchmarks.
+// Row kernels of the fast CPU path (softmax CE, focal, gradient fills),
+// compiled once per instruction set (cpu_kernels_<isa>.cpp) and chosen at
+// run time by common/cpu_isa.h.
 #pragma once
 
 #include <cstdint>
@@ -34,16 +32,14 @@ struct CpuRowKernels {
                   int gamma_kind, float scale, float* g);
 };
 
-// The instruction set level used by every per-ISA kernel table: 1 SSE2,
-// 2 AVX2+FMA, 3 AVX-512 (F+DQ); the best the CPU has, capped by MBX_CPU_ISA.
-int cpu_isa_level();
-
-// The best kernels for this CPU (respecting MBX_CPU_ISA), chosen once.
-const CpuRowKernels& cpu_row_kernels();
-
 // Per-ISA tables (null when the build lacks that ISA).
 const CpuRowKernels* cpu_row_kernels_sse2();
 const CpuRowKernels* cpu_row_kernels_avx2();
 const CpuRowKernels* cpu_row_kernels_avx512();
+
+// The table of the CPU's instruction set (common/cpu_isa.h), chosen once.
+// Defined in a baseline translation unit (cpu_kernels.cpp), never in a
+// per-ISA one.
+const CpuRowKernels& cpu_row_kernels();
 
 }  // namespace mbx

@@ -1,7 +1,7 @@
 // Templated row kernels, included by each cpu_kernels_<isa>.cpp inside its
-// own namespace (MBX_ISA_NS) so that no symbol is shared between ISAs (the
-// classic one-definition hazard of per-ISA translation units). Only xsimd
-// and C math are used here — no std:: inline templates.
+// own namespace (MBX_ISA_NS) so that no symbol is shared between ISAs (see
+// common/cpu_isa.h). Only xsimd and C math are used here — no std:: inline
+// templates.
 //
 // Requires: <xsimd/xsimd.hpp>, <math.h>, <stdint.h> included before, and
 // MBX_ISA_NS / MBX_ISA_ARCH defined.

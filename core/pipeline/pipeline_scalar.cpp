@@ -44,45 +44,46 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
   const int64_t B = in.B, P = in.P, C = in.C;
   PriorGeometry pg;
   build_prior_geometry(in.priors, P, o.prior_format, &pg);
+  const EncodeParams enc = encode_params(o);
 
   // --- matching + encoding ------------------------------------------------
-  std::vector<int32_t> ct(B * P), mg(B * P);
-  std::vector<double> lt(B * P * 4, 0.0);
+  std::vector<int32_t> conf_target(B * P), matched_gt(B * P);
+  std::vector<double> loc_target(B * P * 4, 0.0);
   std::vector<int64_t> num_pos(B);
   ImageGt gt;
   for (int64_t b = 0; b < B; ++b) {
     image_gt_rows(in, b, &gt);
-    num_pos[b] = match_image_scalar(o, gt, pg, &ct[b * P], &mg[b * P]);
+    num_pos[b] = match_image_scalar(o, gt, pg, &conf_target[b * P], &matched_gt[b * P]);
     for (int64_t p = 0; p < P; ++p) {
-      const int32_t g = mg[b * P + p];
+      const int32_t g = matched_gt[b * P + p];
       if (g >= 0)
-        encode_box(gt.boxes + 4 * g, pg.cx[p], pg.cy[p], pg.w[p], pg.h[p], o,
-                   &lt[(b * P + p) * 4]);
+        encode_box(gt.boxes + 4 * g, pg.cx[p], pg.cy[p], pg.w[p], pg.h[p], enc,
+                   &loc_target[(b * P + p) * 4]);
     }
   }
 
   const bool losses = in.loc != nullptr && (out.wants_loss() || out.wants_grad());
-  std::vector<double> gl, gc;
+  std::vector<double> grad_loc, grad_conf;
   double loss_loc = 0.0, loss_conf = 0.0;
   if (losses) {
     std::vector<double> loc_scale(B), conf_scale(B);
     normalization_scales(o, B, num_pos.data(), loc_scale.data(), conf_scale.data());
     double up_loc = 1.0, up_conf = 1.0;
     if (out.wants_grad()) read_upstream(out, &up_loc, &up_conf);
-    if (out.grad_loc) gl.assign(B * P * 4, 0.0);
-    if (out.grad_conf) gc.assign(B * P * C, 0.0);
+    if (out.grad_loc) grad_loc.assign(B * P * 4, 0.0);
+    if (out.grad_conf) grad_conf.assign(B * P * C, 0.0);
 
     // --- regression loss on positives -------------------------------------
     const bool l1 = o.loc_is_l1();
     for (int64_t b = 0; b < B; ++b) {
       double sum = 0.0;
       for (int64_t p = 0; p < P; ++p) {
-        if (ct[b * P + p] <= 0) continue;
+        if (conf_target[b * P + p] <= 0) continue;
         for (int k = 0; k < 4; ++k) {
           const int64_t i = (b * P + p) * 4 + k;
-          const double d = static_cast<double>(load_float(in.loc, in.loc_dtype, i)) - lt[i];
+          const double d = static_cast<double>(load_float(in.loc, in.loc_dtype, i)) - loc_target[i];
           sum += loc_loss_value(d, l1, o.smooth_l1_beta);
-          if (!gl.empty()) gl[i] = loc_loss_grad(d, l1, o.smooth_l1_beta) * loc_scale[b] * up_loc;
+          if (!grad_loc.empty()) grad_loc[i] = loc_loss_grad(d, l1, o.smooth_l1_beta) * loc_scale[b] * up_loc;
         }
       }
       loss_loc += sum * loc_scale[b];
@@ -91,7 +92,7 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
     // --- classification loss ----------------------------------------------
     std::vector<double> row(C);
     for (int64_t b = 0; b < B; ++b) {
-      const int32_t* t = &ct[b * P];
+      const int32_t* t = &conf_target[b * P];
       double sum = 0.0;
       if (o.conf_loss == ConfLoss::kSoftmaxCE) {
         std::vector<double> m(P), l(P), ce_bg(P), weight(P, 0.0);
@@ -121,13 +122,13 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
           const int64_t base = (b * P + p) * C;
           const int32_t target = t[p] > 0 ? t[p] : 0;
           sum += weight[p] * ((m[p] - load_float(in.conf, in.conf_dtype, base + target)) + l[p]);
-          if (!gc.empty()) {
+          if (!grad_conf.empty()) {
             const double s = weight[p] * conf_scale[b] * up_conf;
             for (int64_t c = 0; c < C; ++c) {
               // p_c - [c == target] from the log-probability; expm1 keeps
               // the target's 1 - p exact when p is ~1.
               const double z = (load_float(in.conf, in.conf_dtype, base + c) - m[p]) - l[p];
-              gc[base + c] = (c == target ? std::expm1(z) : std::exp(z)) * s;
+              grad_conf[base + c] = (c == target ? std::expm1(z) : std::exp(z)) * s;
             }
           }
         }
@@ -140,7 +141,7 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
             focal_element<double>(load_float(in.conf, in.conf_dtype, base + c), t[p] == c + 1,
                                   o.focal_alpha, o.focal_gamma, &v, &g);
             sum += v;
-            if (!gc.empty()) gc[base + c] = g * conf_scale[b] * up_conf;
+            if (!grad_conf.empty()) grad_conf[base + c] = g * conf_scale[b] * up_conf;
           }
         }
       }
@@ -149,18 +150,18 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
   }
 
   // --- write what was asked ------------------------------------------------
-  if (out.conf_target) std::copy(ct.begin(), ct.end(), out.conf_target);
-  if (out.matched_gt) std::copy(mg.begin(), mg.end(), out.matched_gt);
+  if (out.conf_target) std::copy(conf_target.begin(), conf_target.end(), out.conf_target);
+  if (out.matched_gt) std::copy(matched_gt.begin(), matched_gt.end(), out.matched_gt);
   if (out.loc_target)
-    for (size_t i = 0; i < lt.size(); ++i) out.loc_target[i] = static_cast<float>(lt[i]);
+    for (size_t i = 0; i < loc_target.size(); ++i) out.loc_target[i] = static_cast<float>(loc_target[i]);
   if (out.num_pos)
     for (int64_t b = 0; b < B; ++b) out.num_pos[b] = static_cast<int32_t>(num_pos[b]);
   if (losses) {
     write_losses(out, loss_loc, loss_conf);
     if (out.grad_loc)
-      for (size_t i = 0; i < gl.size(); ++i) store_float(out.grad_loc, in.loc_dtype, i, gl[i]);
+      for (size_t i = 0; i < grad_loc.size(); ++i) store_float(out.grad_loc, in.loc_dtype, i, grad_loc[i]);
     if (out.grad_conf)
-      for (size_t i = 0; i < gc.size(); ++i) store_float(out.grad_conf, in.conf_dtype, i, gc[i]);
+      for (size_t i = 0; i < grad_conf.size(); ++i) store_float(out.grad_conf, in.conf_dtype, i, grad_conf[i]);
   }
 }
 

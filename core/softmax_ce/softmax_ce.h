@@ -1,5 +1,5 @@
 // Softmax cross-entropy with hard negative mining (SSD, Liu et al. 2016,
-// "Hard negative mining"; SPEC §4).
+// "Hard negative mining"; docs/SPEC.md §4).
 //   ce[p] = logsumexp(conf[p]) - conf[p, target]   (negatives: target 0)
 // The log-sum-exp is shifted by the row's own max (not the batch max as in
 // ssd.pytorch, SPEC §6.3), so every row is finite and exact.
@@ -7,9 +7,9 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
 #include "common/types.h"
+#include "softmax_ce/mining_math.h"
 
 namespace mbx {
 
@@ -41,15 +41,9 @@ inline void softmax_row_stats(const In* x, int64_t C, T* m_out, T* l_out) {
   *l_out = std::log1p(r + (k - T(1)));
 }
 
-// Number of negatives to keep for an image with `num_pos` positives, before
-// the min with the image's negative count: ceil(ratio * num_pos), clamped to
-// P-1 with clamp_num_neg. Returns -1 for "every negative" (ratio <= 0).
+// mining_quota (mining_math.h) with the image's options.
 inline int64_t mining_quota(const Options& o, int64_t num_pos, int64_t P) {
-  if (o.neg_pos_ratio <= 0.0) return -1;
-  double k = std::ceil(o.neg_pos_ratio * static_cast<double>(num_pos));
-  int64_t kk = k > 9e18 ? INT64_MAX : static_cast<int64_t>(k);
-  if (o.clamp_num_neg && kk > P - 1) kk = P - 1;
-  return kk;
+  return mining_quota(o.neg_pos_ratio, o.clamp_num_neg, num_pos, P);
 }
 
 // Ranking of negatives: higher ce first; equal ce -> lower prior index.
@@ -63,14 +57,12 @@ inline bool ranks_before(T ce_a, int32_t a, T ce_b, int32_t b) {
   return a < b;
 }
 
-// Ranking key of a negative for the O(n) selection: ascending key order is
-// the ranking order (ce descending, then lower prior index; NaN first).
+// Sort key of a negative for the O(n) selection: the complement of
+// mining_rank_key in the high word, the prior index in the low word, so
+// that ascending key order is the ranking order of ranks_before (CE
+// descending, then the lower prior index; NaN first).
 inline uint64_t mining_key(float ce, int32_t prior) {
-  uint32_t u;
-  std::memcpy(&u, &ce, 4);
-  if (ce != ce) u = 0x7fc00000u;               // one canonical NaN, above +inf
-  u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);  // order-preserving as unsigned
-  return (static_cast<uint64_t>(~u) << 32) | static_cast<uint32_t>(prior);
+  return (static_cast<uint64_t>(~mining_rank_key(ce)) << 32) | static_cast<uint32_t>(prior);
 }
 inline int32_t mining_key_prior(uint64_t key) { return static_cast<int32_t>(key & 0xffffffffu); }
 

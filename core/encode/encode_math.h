@@ -1,0 +1,56 @@
+// Encoding and decoding of one box (docs/SPEC.md §3), once for the CPU and
+// the CUDA paths: the SSD paper's eq. (2) with variances,
+//   t = ((gcx-pcx)/(v0 pw), (gcy-pcy)/(v1 ph), log(gw/pw)/v2, log(gh/ph)/v3),
+// evaluated in float64.
+#pragma once
+
+#include <math.h>
+
+#include "common/hd.h"
+
+namespace mbx {
+
+// The options encoding reads, in a form a kernel argument can carry.
+struct EncodeParams {
+  double v[4];    // variances
+  double min_wh;  // encode_min_gt_wh (<= 0: no clamp)
+};
+
+// t of a prior (centre pcx, pcy, size pw, ph) against GT box `gt` (corners).
+MBX_HD_INLINE void encode_box(const float* gt, double pcx, double pcy, double pw, double ph,
+                              const EncodeParams& e, double t[4]) {
+  const double x1 = gt[0], y1 = gt[1], x2 = gt[2], y2 = gt[3];
+  const double gcx = (x1 + x2) / 2.0, gcy = (y1 + y2) / 2.0;
+  double gw = x2 - x1, gh = y2 - y1;
+  // pytorch-retinanet clamps the GT size to >= 1 pixel inside the logs only;
+  // the centres keep the raw size.
+  if (e.min_wh > 0.0) {
+    gw = gw > e.min_wh ? gw : e.min_wh;
+    gh = gh > e.min_wh ? gh : e.min_wh;
+  }
+  t[0] = (gcx - pcx) / (e.v[0] * pw);
+  t[1] = (gcy - pcy) / (e.v[1] * ph);
+  t[2] = log(gw / pw) / e.v[2];
+  t[3] = log(gh / ph) / e.v[3];
+}
+
+// exp() argument clamp of the size terms when decoding (torchvision's
+// bbox_xform_clip = log(1000/16)): a wild prediction cannot overflow.
+constexpr double kDecodeClip = 4.135166556742356;  // log(1000/16)
+
+// Offsets d of a prior back to a corner box (the inverse of encode_box).
+MBX_HD_INLINE void decode_box(const float* d, double pcx, double pcy, double pw, double ph,
+                              const EncodeParams& e, float out[4]) {
+  double dw = d[2] * e.v[2], dh = d[3] * e.v[3];
+  if (dw > kDecodeClip) dw = kDecodeClip;
+  if (dh > kDecodeClip) dh = kDecodeClip;
+  const double cx = pcx + d[0] * e.v[0] * pw;
+  const double cy = pcy + d[1] * e.v[1] * ph;
+  const double w = pw * exp(dw), h = ph * exp(dh);
+  out[0] = static_cast<float>(cx - w / 2.0);
+  out[1] = static_cast<float>(cy - h / 2.0);
+  out[2] = static_cast<float>(cx + w / 2.0);
+  out[3] = static_cast<float>(cy + h / 2.0);
+}
+
+}  // namespace mbx
