@@ -12,8 +12,10 @@
 //    the input is finite and of tame magnitude (non-finite loc / conf are the
 //    caller's data and may give non-finite losses, SPEC §7);
 //  - forward == fused == backward bitwise, match and loss num_pos equal;
-//  - determinism: a second context (maybe another thread count) gives
-//    bitwise the same results.
+//  - determinism: a second context (maybe another thread count), called
+//    through mbx_run, gives bitwise the same results;
+//  - mbx_options_get's text of every option round-trips through
+//    mbx_options_set.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -206,6 +208,31 @@ void check_workspace_size(Reader& rd, const Problem& q) {
   }
 }
 
+// mbx_options_get on the fuzzed options: every option of an accepted struct
+// reads back as text that mbx_options_set takes, and setting the texts on a
+// copy reads back the same texts; an enum field outside its enum is refused
+// with INVALID_ARGUMENT and a message.
+void check_options_text(const Problem& q) {
+  if (q.o.struct_size > sizeof(mbx_options_t)) return;  // the fuzzed size may exceed the struct
+  mbx_options_t copy = q.o;
+  for (int i = 0; i < mbx_option_count(); ++i) {
+    const char* name = mbx_option_name(i);
+    char text[MBX_OPTION_TEXT_MAX], back[MBX_OPTION_TEXT_MAX];
+    const mbx_status_t st = mbx_options_get(&q.o, name, text, sizeof text);
+    if (st != MBX_STATUS_OK) {
+      MBX_FUZZ_CHECK(st == MBX_STATUS_INVALID_ARGUMENT && *mbx_last_error() != 0,
+                     std::string("options_get ") + name + ": " + mbx_last_error());
+      continue;
+    }
+    MBX_FUZZ_CHECK(mbx_options_set(&copy, name, text) == MBX_STATUS_OK,
+                   std::string("options_set refuses options_get's text ") + name + " = " + text + ": " +
+                       mbx_last_error());
+    MBX_FUZZ_CHECK(mbx_options_get(&copy, name, back, sizeof back) == MBX_STATUS_OK &&
+                       std::strcmp(text, back) == 0,
+                   std::string("option text does not round-trip: ") + name + " = " + text);
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -289,12 +316,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const int64_t nc = st == S_MATCH ? q.match_num_classes : 0;
     for (int r = 0; r < kNumRoles; ++r)
       std::memcpy(q.s[r].bytes(), saved[st].before.b[r].data(), q.s[r].cap);
-    MBX_FUZZ_CHECK(call(q, ctx2, st, nc) == MBX_STATUS_OK, std::string("second run failed: ") + mbx_last_error());
+    // (through mbx_run: also checks it equals the per-operation function)
+    MBX_FUZZ_CHECK(call_run(q, ctx2, st, nc) == MBX_STATUS_OK, std::string("second run failed: ") + mbx_last_error());
     for (int r : stage_outputs(st))
       MBX_FUZZ_CHECK(logical(q.s[r]) == saved[st].out[r],
                      std::string("not deterministic: ") + stage_name(st) + " " + role_name(r));
   }
   mbx_context_destroy(ctx2);
   check_workspace_size(rd, q);
+  check_options_text(q);
   return 0;
 }

@@ -773,6 +773,39 @@ inline mbx_status_t call(Problem& q, mbx_context_t* ctx, Stage st, int64_t num_c
   return MBX_STATUS_INTERNAL_ERROR;
 }
 
+// The same call through mbx_run and an mbx_tensors_t (the per-operation
+// functions are wrappers over the same dispatch; results must be bitwise
+// equal).
+inline mbx_status_t call_run(Problem& q, mbx_context_t* ctx, Stage st, int64_t num_classes) {
+  Slot* s = q.s;
+  mbx_tensors_t t;
+  mbx_tensors_init(&t);
+  t.priors = s[R_PRIORS].in();
+  switch (st) {
+    case S_MATCH:
+      t.num_classes = num_classes;
+      t.gt_boxes = s[R_GT_BOXES].in(); t.gt_labels = s[R_GT_LABELS].in(); t.gt_counts = s[R_GT_COUNTS].in();
+      t.conf_target = s[R_CONF_TARGET].out(); t.matched_gt = s[R_MATCHED_GT].out();
+      t.loc_target = s[R_LOC_TARGET].out(); t.num_pos = s[R_NUM_POS].out();
+      return mbx_run(ctx, &q.o, MBX_OP_MATCH, &t);
+    case S_FORWARD:
+    case S_BACKWARD:
+    case S_FUSED:
+      t.gt_boxes = s[R_GT_BOXES].in(); t.gt_labels = s[R_GT_LABELS].in(); t.gt_counts = s[R_GT_COUNTS].in();
+      t.loc = s[R_LOC].in(); t.conf = s[R_CONF].in();
+      if (st != S_BACKWARD) { t.loss = s[R_LOSS].out(); t.num_pos = s[R_NUM_POS].out(); }
+      if (st != S_FORWARD) {
+        t.grad_loss = s[R_GRAD_LOSS].in(); t.grad_loc = s[R_GRAD_LOC].out(); t.grad_conf = s[R_GRAD_CONF].out();
+      }
+      return mbx_run(ctx, &q.o, st == S_FORWARD ? MBX_OP_LOSS_FORWARD
+                                : st == S_BACKWARD ? MBX_OP_LOSS_BACKWARD : MBX_OP_LOSS_FORWARD_BACKWARD, &t);
+    case S_DECODE:
+      t.loc = s[R_LOC].in(); t.boxes = s[R_BOXES].out();
+      return mbx_run(ctx, &q.o, MBX_OP_DECODE, &t);
+  }
+  return MBX_STATUS_INTERNAL_ERROR;
+}
+
 inline std::vector<int> stage_outputs(Stage st) {
   switch (st) {
     case S_MATCH: return {R_CONF_TARGET, R_MATCHED_GT, R_LOC_TARGET, R_NUM_POS};
