@@ -41,6 +41,10 @@
 #include <string>
 #include <string_view>
 
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
 #include <mbx/mbx.h>
 
 #include "xla/ffi/api/ffi.h"
@@ -267,6 +271,31 @@ void teardown_cuda(mbx_context_t* ctx) { mbx_context_set_workspace(ctx, nullptr,
 DLDevice cpu_device() { return DLDevice{kDLCPU, 0}; }
 DLDevice cuda_device(int32_t ordinal) { return DLDevice{kDLCUDA, ordinal}; }
 
+// XLA's CPU threads run with flush-to-zero and denormals-are-zero set;
+// oneTBB copies the calling thread's floating-point settings into its
+// workers. mbx's results (and the eager C call's) are defined with IEEE
+// denormals, so the MXCSR bits are cleared for the call and restored after.
+class IeeeDenormals {
+ public:
+  IeeeDenormals() {
+#if defined(__SSE__) || defined(__x86_64__)
+    saved_ = _mm_getcsr();
+    _mm_setcsr(saved_ & ~(kFlushToZero | kDenormalsAreZero));
+#endif
+  }
+  ~IeeeDenormals() {
+#if defined(__SSE__) || defined(__x86_64__)
+    _mm_setcsr(saved_);
+#endif
+  }
+  IeeeDenormals(const IeeeDenormals&) = delete;
+  IeeeDenormals& operator=(const IeeeDenormals&) = delete;
+
+ private:
+  static constexpr unsigned kFlushToZero = 0x8000, kDenormalsAreZero = 0x0040;
+  unsigned saved_ = 0;
+};
+
 // Runs fn(ctx) on the CPU or, with stream != nullptr, on CUDA.
 template <typename Fn>
 ffi::Error run(const mbx_options_t& opts, bool cuda, void* stream, ffi::ScratchAllocator* scratch,
@@ -275,7 +304,11 @@ ffi::Error run(const mbx_options_t& opts, bool cuda, void* stream, ffi::ScratchA
   mbx_context_t* ctx = thread_context(&error);
   if (!ctx) return error;
   if (cuda) MBX_JAX_RETURN_IF_ERROR(setup_cuda(ctx, opts, stream, *scratch, B, P, G, C));
-  const mbx_status_t st = fn(ctx);
+  mbx_status_t st;
+  {
+    IeeeDenormals ieee;
+    st = fn(ctx);
+  }
   if (cuda) teardown_cuda(ctx);
   if (st != MBX_STATUS_OK) return mbx_error(st, "mbx");
   return ffi::Error::Success();

@@ -14,7 +14,9 @@ Python callers, then makes one C call:
   documented dtype.
 * outputs are allocated here, of the same kind and on the same device as
   the reference input (``conf`` for the loss, ``gt_boxes`` for matching,
-  ``loc`` for decoding): numpy in -> numpy out, torch in -> torch out.
+  ``loc`` for decoding): numpy in -> numpy out, torch in -> torch out,
+  JAX in -> JAX out and CuPy in -> CuPy out, on the input's device (torch
+  is imported only for torch inputs, or for JAX CUDA arrays without CuPy).
   Other DLPack producers get numpy outputs on the CPU and torch outputs on
   CUDA.
 * options: a preset name plus keyword overrides with exactly the names and
@@ -450,22 +452,106 @@ def _is_torch_tensor(x):
 
 class _Tensor:
     """An input or output ready for the C API: the array/tensor (kept alive
-    for the call) and its DLPack capsule."""
+    for the call) and its DLPack capsule.
 
-    __slots__ = ("obj", "kind", "capsule")
+    ``kind`` is the storage ("numpy", "torch" or "cupy"). ``export``, for
+    outputs of callers from another framework (JAX arrays in: JAX arrays
+    out), converts the storage once the C call has written it: ``obj`` is
+    the converted array when read after ``capsule`` was handed to the call,
+    and the storage before (so a buffer can still be filled first)."""
 
-    def __init__(self, obj, kind):
-        self.obj = obj
-        self.kind = kind  # "numpy" or "torch"
-        self.capsule = obj.__dlpack__()
+    __slots__ = ("_obj", "kind", "_capsule", "_export", "_handed", "framework", "device")
+
+    def __init__(self, obj, kind, export=None, framework=None, device=None):
+        self._obj = obj
+        self.kind = kind
+        self._capsule = obj.__dlpack__()
+        self._export = export
+        self._handed = False
+        self.framework = framework or kind  # what the caller gave: numpy, torch, jax, cupy
+        self.device = device  # the caller's device object (JAX inputs)
+
+    @property
+    def capsule(self):
+        self._handed = True
+        return self._capsule
+
+    @property
+    def obj(self):
+        if self._export is not None and self._handed:
+            self._obj, self._export = self._export(self._obj), None
+        return self._obj
 
     @property
     def shape(self):
-        return tuple(self.obj.shape)
+        return tuple(self._obj.shape)
 
     @property
     def is_cuda(self):
-        return self.kind == "torch" and self.obj.is_cuda
+        # CuPy storage runs on the context's stream (default: the legacy
+        # default stream, which orders with CuPy's blocking streams).
+        return self.kind == "torch" and self._obj.is_cuda
+
+
+def _framework_of(x):
+    """"jax" or "cupy" for their arrays (by the defining module), else None."""
+    root = type(x).__module__.split(".", 1)[0]
+    if root in ("jax", "jaxlib"):
+        return "jax"
+    if root == "cupy":
+        return "cupy"
+    return None
+
+
+def _jax_device(x):
+    devices = getattr(x, "devices", None)
+    if devices is None:
+        return None
+    try:
+        return next(iter(devices()))
+    except Exception:  # a tracer: no device (mbx.jax is the jittable API)
+        raise TypeError("a traced JAX value cannot be passed to the eager mbx API (it needs the "
+                        "data); use mbx.jax.multibox_loss / mbx.jax.match inside jax.jit")
+
+
+def _from_foreign(x, framework, dev_type):
+    """JAX / CuPy inputs: zero-copy storage (numpy on the CPU, CuPy or else
+    torch on CUDA) tagged with the caller's framework and device."""
+    device = _jax_device(x) if framework == "jax" else None
+    if framework == "jax" and hasattr(x, "block_until_ready"):
+        x.block_until_ready()
+    if dev_type in (_KDL_CPU, _KDL_CUDA_HOST):
+        t = _from_numpy(np.from_dlpack(x))
+    elif framework == "cupy" or sys.modules.get("cupy") is not None or _cupy_importable():
+        import cupy
+        t = _Tensor(cupy.ascontiguousarray(cupy.from_dlpack(x)), "cupy")
+    else:
+        import torch  # CUDA JAX arrays without CuPy go through torch
+        t = _from_torch(torch.utils.dlpack.from_dlpack(x))
+    t.framework, t.device = framework, device
+    return t
+
+
+def _cupy_importable():
+    try:
+        import cupy  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _export_for(ref):
+    """The conversion of an output of ref's storage to ref's framework."""
+    if ref.framework != "jax":
+        return None
+    device = ref.device
+
+    def to_jax(a):
+        jax = sys.modules["jax"]
+        if isinstance(a, np.ndarray):
+            return jax.device_put(a, device)
+        return jax.dlpack.from_dlpack(a)  # CuPy / torch CUDA storage, zero-copy
+    return to_jax
 
 
 def _from_numpy(a):
@@ -511,9 +597,12 @@ def _input_any(x, name, dtype):
         raise TypeError("%s: a tensor is required, got None" % name)
     if hasattr(x, "__dlpack__"):
         dev = x.__dlpack_device__()[0] if hasattr(x, "__dlpack_device__") else _KDL_CPU
+        framework = _framework_of(x)
+        if framework is not None:
+            return _from_foreign(x, framework, dev)
         if dev in (_KDL_CPU, _KDL_CUDA_HOST):
             return _from_numpy(np.from_dlpack(x))
-        import torch  # CUDA producers (CuPy, JAX, ...) go through torch
+        import torch  # other CUDA producers go through torch
         return _from_torch(torch.utils.dlpack.from_dlpack(x))
     if isinstance(x, (list, tuple, numbers.Number)) or np.isscalar(x):
         return _from_numpy(np.array(x, dtype=dtype))
@@ -529,7 +618,13 @@ def _output(x, name, ref, shape, dtype_of):
     """A caller-provided output: written in place, so it must already be a
     contiguous, writable array/tensor of the input's kind, shape and dtype
     (nothing is copied; training loops reuse their gradient buffers)."""
-    if isinstance(x, np.ndarray):
+    if ref.framework == "jax":
+        raise _invalid("%s: JAX arrays are immutable; out= is not supported for JAX inputs" % name)
+    if _framework_of(x) == "cupy":
+        if not x.flags.c_contiguous:
+            raise _invalid("%s: must be a C-contiguous array" % name)
+        t = _Tensor(x, "cupy")
+    elif isinstance(x, np.ndarray):
         if not (x.flags.c_contiguous and x.flags.writeable):
             raise _invalid("%s: must be a C-contiguous, writable array" % name)
         t = _Tensor(x, "numpy")
@@ -553,14 +648,23 @@ def _empty_like_kind(ref, shape, dtype):
     input _Tensor whose dtype is copied."""
     if isinstance(dtype, _Tensor):
         dtype = dtype.obj.dtype
+    if ref.framework == "jax" and str(dtype) == "float64":
+        dtype = "float32"  # JAX arrays are float32 unless x64 is on
     if ref.kind == "torch":
         torch = _torch()
         if isinstance(dtype, str):
             dtype = getattr(torch, _TORCH_DTYPES[dtype])
         elif not isinstance(dtype, torch.dtype):
             dtype = getattr(torch, np.dtype(dtype).name)
-        return _Tensor(torch.empty(shape, dtype=dtype, device=ref.obj.device), "torch")
-    return _Tensor(np.empty(shape, dtype=np.dtype(str(dtype))), "numpy")
+        return _Tensor(torch.empty(shape, dtype=dtype, device=ref.obj.device), "torch",
+                       _export_for(ref), ref.framework, ref.device)
+    if ref.kind == "cupy":
+        import cupy
+        with cupy.cuda.Device(ref.obj.device.id):
+            out = cupy.empty(shape, dtype=np.dtype(str(dtype)))
+        return _Tensor(out, "cupy", _export_for(ref), ref.framework, ref.device)
+    return _Tensor(np.empty(shape, dtype=np.dtype(str(dtype))), "numpy", _export_for(ref),
+                   ref.framework, ref.device)
 
 
 def _dim(t, axis, name, layout):

@@ -219,9 +219,27 @@ def _gt_inputs(priors, gt_boxes, gt_labels, gt_counts):
 # The custom calls
 # ---------------------------------------------------------------------------
 
+def _varying(x):
+    """The manual mesh axes x varies over (inside shard_map), else empty."""
+    try:
+        return frozenset(jax.typeof(x).mat.varying)
+    except AttributeError:
+        return frozenset()
+
+
 def _ffi(name, results, *args, **attrs):
+    """One custom call. Inside shard_map, operands are made varying over
+    the union of their manual axes and so are the results (ffi_call's
+    results carry no axes of their own)."""
     _register()
-    return jax.ffi.ffi_call(name, results, vmap_method="sequential")(*args, **attrs)
+    vma = frozenset().union(*(_varying(a) for a in args))
+    if vma:
+        args = [a if _varying(a) == vma else
+                jax.lax.pcast(a, tuple(sorted(vma - _varying(a))), to="varying") for a in args]
+    outs = jax.ffi.ffi_call(name, results, vmap_method="sequential")(*args, **attrs)
+    if vma:
+        outs = [jax.lax.pcast(o, tuple(sorted(vma)), to="varying") for o in outs]
+    return outs
 
 
 def _loss_results(conf, loc, with_grad):
@@ -273,9 +291,10 @@ def _loss_fwd(text, external, priors, gt_boxes, gt_labels, gt_counts, loc, conf,
 
 
 def _scale(grad, g):
-    if grad.dtype == jnp.float32:
-        return grad * g
-    return (grad.astype(jnp.float32) * g).astype(grad.dtype)
+    # A unit cotangent (grad of loss_loc + loss_conf) keeps the C call's
+    # gradients bitwise: XLA's CPU multiply would flush their denormals.
+    scaled = grad * g if grad.dtype == jnp.float32 else (grad.astype(jnp.float32) * g).astype(grad.dtype)
+    return jnp.where(g == 1.0, grad, scaled)
 
 
 def _loss_bwd(text, external, residuals, cotangents):
@@ -285,6 +304,9 @@ def _loss_bwd(text, external, residuals, cotangents):
         d_norm = (-(g_loc * loss[0] + g_conf * loss[1]) / norm.astype(jnp.float32)).astype(norm.dtype)
     else:
         d_norm = jnp.zeros_like(norm)
+    extra = _varying(d_norm) - _varying(norm)
+    if extra:  # a norm shared by every shard (a psum) collects each shard's share
+        d_norm = jax.lax.psum(d_norm, tuple(sorted(extra)))
     return (None, None, None, None, _scale(grad_loc, g_loc), _scale(grad_conf, g_conf), d_norm)
 
 
