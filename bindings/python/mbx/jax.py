@@ -223,7 +223,7 @@ def _varying(x):
     """The manual mesh axes x varies over (inside shard_map), else empty."""
     try:
         return frozenset(jax.typeof(x).mat.varying)
-    except AttributeError:
+    except Exception:  # outside shard_map, or a jax without varying axes
         return frozenset()
 
 
