@@ -17,15 +17,46 @@
 //    GIL around the C call (argument conversion and error raising hold it).
 
 %{
+#include <ctype.h>
 #include <dlpack/dlpack.h>
+#include <string.h>
 
-/* Exception classes, indexed by mbx_status_t (0 unused). Created in %init. */
-static PyObject* mbx_py_exc_classes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+/* Exception classes, indexed by mbx_status_t (0, OK, unused): one per
+ * status that mbx_status_string() names, created in %init. The size only
+ * bounds the table; statuses are numbered 0, 1, 2, ... without gaps. */
+#define MBX_PY_STATUS_SLOTS 64
+static PyObject* mbx_py_exc_classes[MBX_PY_STATUS_SLOTS];
 static PyObject* mbx_py_error_base = 0;
+
+/* The class name of a status: "MBX_STATUS_OUT_OF_MEMORY" ->
+ * "OutOfMemoryError", "MBX_STATUS_DEVICE_ERROR" -> "DeviceError". 0 for
+ * a value the library does not name. */
+static int mbx_py_error_name(int status, char* out, size_t size) {
+  static const char prefix[] = "MBX_STATUS_";
+  const char* full = mbx_status_string((mbx_status_t)status);
+  if (!full || strncmp(full, prefix, sizeof prefix - 1) != 0) return 0;
+  const char* word = full + sizeof prefix - 1;
+  if (0 == strcmp(word, "UNKNOWN")) return 0;
+  size_t len = strlen(word);
+  if (len > 6 && 0 == strcmp(word + len - 6, "_ERROR")) len -= 6;
+  size_t n = 0;
+  int upper = 1;
+  for (size_t i = 0; i < len && n + 6 < size; ++i) {
+    if (word[i] == '_') {
+      upper = 1;
+      continue;
+    }
+    out[n++] = upper ? word[i] : (char)tolower((unsigned char)word[i]);
+    upper = 0;
+  }
+  memcpy(out + n, "Error", 6);
+  return 1;
+}
 
 static void mbx_py_raise(int status, const char* message) {
   PyObject* cls = mbx_py_error_base;
-  if (status > 0 && status < 8 && mbx_py_exc_classes[status]) cls = mbx_py_exc_classes[status];
+  if (status > 0 && status < MBX_PY_STATUS_SLOTS && mbx_py_exc_classes[status])
+    cls = mbx_py_exc_classes[status];
   if (!cls) cls = PyExc_RuntimeError;
   const char* msg = (message && message[0]) ? message : mbx_status_string((mbx_status_t)status);
   PyObject* exc = PyObject_CallFunction(cls, "s", msg);
@@ -95,17 +126,6 @@ static int mbx_py_get_dltensor(PyObject* obj, const char* argname, int optional,
 
 %init %{
   {
-    static const char* names[8] = {0,
-                                   "mbx.InvalidArgumentError",
-                                   "mbx.UnsupportedError",
-                                   "mbx.OutOfMemoryError",
-                                   "mbx.NoDeviceError",
-                                   "mbx.DeviceError",
-                                   "mbx.ContextBusyError",
-                                   "mbx.InternalError"};
-    static const char* short_names[8] = {0, "InvalidArgumentError", "UnsupportedError",
-                                         "OutOfMemoryError", "NoDeviceError", "DeviceError",
-                                         "ContextBusyError", "InternalError"};
     mbx_py_error_base = PyErr_NewExceptionWithDoc(
         "mbx.Error",
         "An mbx call failed. Attributes: status (int, an MBX_STATUS_* value), "
@@ -114,7 +134,11 @@ static int mbx_py_get_dltensor(PyObject* obj, const char* argname, int optional,
     if (mbx_py_error_base) {
       Py_INCREF(mbx_py_error_base);
       PyModule_AddObject(m, "Error", mbx_py_error_base);
-      for (int i = 1; i < 8; ++i) {
+      char short_name[64];
+      char full_name[80];
+      for (int i = MBX_STATUS_OK + 1;
+           i < MBX_PY_STATUS_SLOTS && mbx_py_error_name(i, short_name, sizeof short_name); ++i) {
+        /* Bad input is also a ValueError, exhausted memory a MemoryError. */
         PyObject* bases;
         if (i == MBX_STATUS_INVALID_ARGUMENT)
           bases = PyTuple_Pack(2, mbx_py_error_base, PyExc_ValueError);
@@ -123,11 +147,12 @@ static int mbx_py_get_dltensor(PyObject* obj, const char* argname, int optional,
         else
           bases = PyTuple_Pack(1, mbx_py_error_base);
         if (!bases) continue;
-        mbx_py_exc_classes[i] = PyErr_NewException(names[i], bases, NULL);
+        snprintf(full_name, sizeof full_name, "mbx.%s", short_name);
+        mbx_py_exc_classes[i] = PyErr_NewException(full_name, bases, NULL);
         Py_DECREF(bases);
         if (mbx_py_exc_classes[i]) {
           Py_INCREF(mbx_py_exc_classes[i]);
-          PyModule_AddObject(m, short_names[i], mbx_py_exc_classes[i]);
+          PyModule_AddObject(m, short_name, mbx_py_exc_classes[i]);
         }
       }
     }
@@ -191,47 +216,15 @@ static int mbx_py_get_dltensor(PyObject* obj, const char* argname, int optional,
   }
 }
 
-// The options struct is a plain value type: its accessors, constructor and
-// destructor return no status, so the shared %exception does not apply.
-%noexception mbx_options_t::mbx_options_t;
+// The options struct is a plain value type: its constructor and destructor
+// return no status, so the shared %exception does not apply (SWIG wraps
+// field accessors without it). The Python layer reads and writes options by
+// name only (mbx_options_set / mbx_option_text), so no field is named here.
+%noexception mbx_options_t;
 %noexception mbx_options_t::~mbx_options_t;
-%noexception mbx_options_t::struct_size;
-%noexception mbx_options_t::prior_format;
-%noexception mbx_options_t::force_match;
-%noexception mbx_options_t::pos_threshold;
-%noexception mbx_options_t::neg_threshold;
-%noexception mbx_options_t::variances;
-%noexception mbx_options_t::encode_min_gt_wh;
-%noexception mbx_options_t::loc_loss;
-%noexception mbx_options_t::conf_loss;
-%noexception mbx_options_t::smooth_l1_beta;
-%noexception mbx_options_t::neg_pos_ratio;
-%noexception mbx_options_t::clamp_num_neg;
-%noexception mbx_options_t::neg_overflow;
-%noexception mbx_options_t::focal_alpha;
-%noexception mbx_options_t::focal_gamma;
-%noexception mbx_options_t::normalization;
-%noexception mbx_options_t::loc_average_coords;
-%noexception mbx_options_t::external_norm;
-%noexception mbx_options_t::invalid_gt;
-%noexception mbx_options_t::reserved0;
-// variances[4] is read through this helper (SWIG exposes arrays as pointers).
-%immutable mbx_options_t::variances;
-%noexception mbx_options_t::variance;
-%extend mbx_options_t {
-  double variance(int i) const {
-    return (i >= 0 && i < 4) ? $self->variances[i] : 0.0;
-  }
-}
 
 // Re-export the exception classes (created in %init) from the proxy module.
 %pythoncode %{
 Error = _mbx_native.Error
-InvalidArgumentError = _mbx_native.InvalidArgumentError
-UnsupportedError = _mbx_native.UnsupportedError
-OutOfMemoryError = _mbx_native.OutOfMemoryError
-NoDeviceError = _mbx_native.NoDeviceError
-DeviceError = _mbx_native.DeviceError
-ContextBusyError = _mbx_native.ContextBusyError
-InternalError = _mbx_native.InternalError
+globals().update((cls.__name__, cls) for cls in Error.__subclasses__())
 %}

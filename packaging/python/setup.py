@@ -30,11 +30,10 @@ os.makedirs(SCRATCH, exist_ok=True)
 
 
 def read_version():
-    with open(os.path.join(REPO, "capi", "include", "mbx", "mbx.h")) as f:
-        text = f.read()
-    parts = [re.search(r"#define MBX_VERSION_%s (\d+)" % k, text).group(1)
-             for k in ("MAJOR", "MINOR", "PATCH")]
-    return ".".join(parts)
+    """The project's one version number: project(mbx VERSION x.y.z) in the
+    top-level CMakeLists.txt (mbx_version.h and the jar take it from there)."""
+    with open(os.path.join(REPO, "CMakeLists.txt")) as f:
+        return re.search(r"project\(\s*mbx\s+VERSION\s+(\d+\.\d+\.\d+)", f.read()).group(1)
 
 
 class CMakeBuild(build_ext):

@@ -1,7 +1,10 @@
 """The Python API around the calls: options, context, input kinds, strides,
 output kinds, decode, priors, threads."""
 
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -21,6 +24,51 @@ def test_version():
     assert isinstance(mbx.cuda_available(), bool)
     assert mbx.path_available("auto") and mbx.path_available("cpu-scalar")
     assert mbx.path_available("cuda") == mbx.cuda_available()
+
+
+def test_version_matches_project(tmp_path):
+    """The runtime version, the package's and the wheel's (setup.py) are the
+    project(VERSION) of CMakeLists.txt, which ctest passes in."""
+    project = os.environ.get("MBX_PROJECT_VERSION")
+    if not project:
+        pytest.skip("MBX_PROJECT_VERSION is not set (ctest sets it)")
+    assert mbx.version() == project and mbx.__version__ == project
+    setup_py = os.path.join(os.path.dirname(__file__), "..", "..", "packaging", "python", "setup.py")
+    pytest.importorskip("setuptools")
+    out = subprocess.run([sys.executable, setup_py, "--version"], cwd=str(tmp_path),
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == project
+
+
+def test_status_and_errors_follow_the_library():
+    n = mbx.mbx_native
+    for status in mbx.Status:
+        assert n.mbx_status_string(status) == "MBX_STATUS_" + status.name
+        assert getattr(n, "MBX_STATUS_" + status.name) == status
+    # One exception class per status other than OK.
+    names = {cls.__name__ for cls in mbx.Error.__subclasses__()}
+    assert len(names) == len(mbx.Status) - 1 and "InvalidArgumentError" in names
+
+
+def test_options_list_every_library_option():
+    """OPTION_NAMES, PRESETS and to_dict() come from the library's
+    introspection, and to_dict() round-trips bitwise through Options(...)."""
+    n = mbx.mbx_native
+    names = tuple(n.mbx_option_name(i) for i in range(n.mbx_option_count()))
+    assert mbx.OPTION_NAMES == names
+    assert mbx.PRESETS == tuple(n.mbx_preset_name(p) for p in range(n.mbx_preset_count()))
+    for preset_id, preset in enumerate(mbx.PRESETS):
+        assert n.mbx_preset_from_name(preset) == preset_id
+        o = mbx.Options(preset)
+        d = o.to_dict()
+        assert tuple(d) == names
+        again = mbx.Options("ssd_pytorch", **d)
+        assert again.to_dict() == d
+        for name in names:
+            assert n.mbx_option_text(again.native, name) == n.mbx_option_text(o.native, name)
+        assert all("%s=" % name in repr(o) for name in names)
+    with pytest.raises(KeyError):
+        mbx.Options()["no_such_option"]
 
 
 @pytest.mark.parametrize("preset,expect", [

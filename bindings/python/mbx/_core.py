@@ -63,24 +63,24 @@ ContextBusyError = _n.ContextBusyError
 InternalError = _n.InternalError
 
 
-class Status(enum.IntEnum):
-    """mbx_status_t values (pinned by the ABI)."""
+def _constants(prefix):
+    """The SWIG module's MBX_<prefix>* constants: {name without prefix: value}."""
+    return {key[len(prefix):]: getattr(_n, key) for key in dir(_n) if key.startswith(prefix)}
 
-    OK = _n.MBX_STATUS_OK
-    INVALID_ARGUMENT = _n.MBX_STATUS_INVALID_ARGUMENT
-    UNSUPPORTED = _n.MBX_STATUS_UNSUPPORTED
-    OUT_OF_MEMORY = _n.MBX_STATUS_OUT_OF_MEMORY
-    NO_DEVICE = _n.MBX_STATUS_NO_DEVICE
-    DEVICE_ERROR = _n.MBX_STATUS_DEVICE_ERROR
-    CONTEXT_BUSY = _n.MBX_STATUS_CONTEXT_BUSY
-    INTERNAL_ERROR = _n.MBX_STATUS_INTERNAL_ERROR
+
+# mbx_status_t values (pinned by the ABI), named as mbx_status_string() names them.
+Status = enum.IntEnum("Status", sorted(
+    ((_n.mbx_status_string(value)[len("MBX_STATUS_"):], value)
+     for value in _constants("MBX_STATUS_").values()), key=lambda kv: kv[1]),
+    module=__name__)
+Status.__doc__ = "mbx_status_t values (pinned by the ABI)."
 
 
 def _invalid(message):
     """An InvalidArgumentError raised by the Python layer itself."""
     exc = InvalidArgumentError(message)
     exc.status = int(Status.INVALID_ARGUMENT)
-    exc.status_name = "MBX_STATUS_INVALID_ARGUMENT"
+    exc.status_name = _n.mbx_status_string(Status.INVALID_ARGUMENT)
     exc.message = message
     return exc
 
@@ -104,12 +104,9 @@ def cuda_available():
     return bool(_n.mbx_cuda_available())
 
 
-_PATHS = {
-    "auto": _n.MBX_PATH_AUTO,
-    "cpu-scalar": _n.MBX_PATH_CPU_SCALAR,
-    "cpu": _n.MBX_PATH_CPU,
-    "cuda": _n.MBX_PATH_CUDA,
-}
+# Path names ("auto", "cpu-scalar", ...) as the library's mbx_path_name() gives them.
+_PATHS = {_n.mbx_path_name(value): value
+          for value in sorted(_constants("MBX_PATH_").values())}
 
 
 def _path_id(path):
@@ -130,39 +127,22 @@ def path_available(path):
 # Options
 # ---------------------------------------------------------------------------
 
-PRESETS = ("ssd_pytorch", "torchvision_ssd", "yhenon_retinanet", "torchvision_retinanet")
+# Presets and options as the library lists them (mbx_preset_name,
+# mbx_option_name / _type / _choices): nothing about an option is repeated here.
+PRESETS = tuple(_n.mbx_preset_name(p) for p in range(_n.mbx_preset_count()))
 
-OPTION_NAMES = (
-    "prior_format", "pos_threshold", "neg_threshold", "force_match", "variances",
-    "encode_min_gt_wh", "loc_loss", "smooth_l1_beta", "conf_loss", "neg_pos_ratio",
-    "clamp_num_neg", "neg_overflow", "focal_alpha", "focal_gamma", "normalization",
-    "external_norm", "loc_average_coords", "invalid_gt",
-)
-
-
-def _enum_names(prefix):
-    out = {}
-    for key in dir(_n):
-        if key.startswith(prefix):
-            out[getattr(_n, key)] = key[len(prefix):]
-    return out
-
-
-_ENUM_FIELDS = {
-    "prior_format": _enum_names("MBX_PRIOR_"),
-    "force_match": _enum_names("MBX_FORCE_MATCH_"),
-    "loc_loss": _enum_names("MBX_LOC_LOSS_"),
-    "conf_loss": _enum_names("MBX_CONF_LOSS_"),
-    "neg_overflow": _enum_names("MBX_NEG_OVERFLOW_"),
-    "normalization": _enum_names("MBX_NORM_"),
-    "invalid_gt": _enum_names("MBX_INVALID_GT_"),
+# {name: (type, choices)}; type is "enum", "bool", "int", "float" or
+# "float[4]", choices the enum value names in the order of their pinned values.
+_OPTION_TYPES = {
+    _n.mbx_option_name(i): (_n.mbx_option_type(i),
+                            tuple(c for c in _n.mbx_option_choices(i).split(",") if c))
+    for i in range(_n.mbx_option_count())
 }
-_BOOL_FIELDS = ("clamp_num_neg", "loc_average_coords")
+
+OPTION_NAMES = tuple(_OPTION_TYPES)
 
 
-def _format_value(name, value):
-    """Text for mbx_options_set: bools true/false, numbers in C locale,
-    sequences comma-separated, enum names as given."""
+def _format_scalar(name, value):
     if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -173,9 +153,35 @@ def _format_value(name, value):
         return str(int(value))
     if isinstance(value, numbers.Real):
         return repr(float(value))
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return ",".join(_format_value(name, v) for v in np.asarray(value).ravel().tolist())
     raise _invalid("option %s: cannot use a value of type %s (%r)" % (name, type(value).__name__, value))
+
+
+def _format_value(name, value):
+    """Text for mbx_options_set, by the option's type: booleans true/false,
+    numbers in C locale, float[4] comma-separated, enums by value name (an
+    int is taken as the enum's pinned value). The library parses and checks
+    it (an unknown name is its error too)."""
+    kind, choices = _OPTION_TYPES.get(name, (None, ()))
+    if kind == "enum" and isinstance(value, numbers.Integral) and not isinstance(
+            value, (bool, np.bool_)) and 0 <= int(value) < len(choices):
+        return choices[int(value)]
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ",".join(_format_scalar(name, v) for v in np.asarray(value).ravel().tolist())
+    return _format_scalar(name, value)
+
+
+def _parse_value(name, text):
+    """The Python value of an option's text (mbx_option_text), by its type."""
+    kind = _OPTION_TYPES[name][0]
+    if kind == "bool":
+        return text == "true"
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
+    if kind.startswith("float["):
+        return [float(v) for v in text.split(",")]
+    return text
 
 
 def _preset_id(preset):
@@ -206,8 +212,8 @@ class Options:
             base = preset
             self._opts = _n.mbx_options_t()
             _n.mbx_options_init(self._opts, _n.MBX_PRESET_SSD_PYTORCH)
-            for name, value in base.to_dict().items():
-                _n.mbx_options_set(self._opts, name, _format_value(name, value))
+            for name in OPTION_NAMES:  # text round-trips bitwise
+                _n.mbx_options_set(self._opts, name, _n.mbx_option_text(base._opts, name))
             self.preset = base.preset
         else:
             self._opts = _n.mbx_options_t()
@@ -222,23 +228,15 @@ class Options:
         return Options(self, **overrides)
 
     def to_dict(self):
-        """Every option, by its SPEC name, in case.json form."""
-        o = self._opts
-        d = {}
-        for name in OPTION_NAMES:
-            if name == "variances":
-                d[name] = [o.variance(i) for i in range(4)]
-                continue
-            v = getattr(o, name)
-            if name in _ENUM_FIELDS:
-                v = _ENUM_FIELDS[name].get(v, v)
-            elif name in _BOOL_FIELDS:
-                v = bool(v)
-            d[name] = v
-        return d
+        """Every option (OPTION_NAMES, in the library's order), by its SPEC
+        name, in case.json form: enums by value name, booleans, floats, and
+        lists for float[4]."""
+        return {name: self[name] for name in OPTION_NAMES}
 
     def __getitem__(self, name):
-        return self.to_dict()[name]
+        if name not in _OPTION_TYPES:
+            raise KeyError(name)
+        return _parse_value(name, _n.mbx_option_text(self._opts, name))
 
     def __repr__(self):
         return "mbx.Options(%r, %s)" % (
