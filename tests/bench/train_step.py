@@ -19,12 +19,14 @@ random targets, --boxes per image on average) one step is zero_grad,
 
 glue = mbx - network - kernel: what the Python side of the drop-in costs
 (target packing, checks, autograd plumbing). "loss share" is (torchvision -
-network) / torchvision. Times are medians over --repeat steps after
---warmup steps, with torch.cuda.synchronize() around each step on CUDA.
+network) / torchvision. Times are medians over --repeat steps per variant
+after --warmup steps, the variants' steps interleaved, the garbage
+collector off, torch.cuda.synchronize() around each step on CUDA.
 """
 
 import argparse
 import copy
+import gc
 import json
 import statistics
 import sys
@@ -95,21 +97,49 @@ class Timer:
         self.ms = (time.perf_counter() - self.t0) * 1e3
 
 
-def time_steps(model, images, targets, device, warmup, repeat, amp):
-    opt = torch.optim.SGD(model.parameters(), lr=1e-5)
-    times, last = [], None
-    for i in range(warmup + repeat):
-        with Timer(device) as t:
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16,
-                                enabled=amp):
-                losses = model(images, targets)
+class Stepper:
+    """One model's training step (SGD), timed."""
+
+    def __init__(self, model, images, targets, device, amp):
+        self.model, self.images, self.targets, self.device, self.amp = model, images, targets, device, amp
+        self.opt = torch.optim.SGD(model.parameters(), lr=1e-5)
+        self.times, self.last = [], None
+
+    def __call__(self, record=True):
+        with Timer(self.device) as t:
+            self.opt.zero_grad(set_to_none=True)
+            with torch.autocast(self.device.type, enabled=self.amp,
+                                dtype=torch.float16 if self.device.type == "cuda" else torch.bfloat16):
+                losses = self.model(self.images, self.targets)
             sum(losses.values()).backward()
-            opt.step()
-        if i >= warmup:
-            times.append(t.ms)
-        last = {k: float(v) for k, v in losses.items()}
-    return statistics.median(times), last
+            self.opt.step()
+        if record:
+            self.times.append(t.ms)
+        self.last = {k: float(v.detach()) for k, v in losses.items()}
+
+
+def time_interleaved(steppers, warmup, repeat):
+    """Warm-up steps, then the timed steps round-robin over the variants (so
+    that drifts of clocks and of the machine's load hit every variant alike),
+    with the garbage collector off while timing. Medians."""
+    for s in steppers.values():
+        for _ in range(warmup):
+            s(record=False)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(repeat):
+            for s in steppers.values():
+                s()
+    finally:
+        gc.enable()
+    return {k: statistics.median(s.times) for k, s in steppers.items()}
+
+
+def time_steps(model, images, targets, device, warmup, repeat, amp):
+    """One model alone: (median ms, last losses)."""
+    s = Stepper(model, images, targets, device, amp)
+    return time_interleaved({"m": s}, warmup, repeat)["m"], s.last
 
 
 def time_kernel(model, images, targets, device, warmup, repeat):
@@ -157,9 +187,9 @@ def run_model(name, batch, hw, kwargs, args, device):
     }
     del base
     losses = {}
-    for key, model in models.items():
-        row[key + "_ms"], losses[key] = time_steps(model, images, targets, device, args.warmup, args.repeat,
-                                                   args.amp)
+    steppers = {k: Stepper(m, images, targets, device, args.amp) for k, m in models.items()}
+    for key, ms in time_interleaved(steppers, args.warmup, args.repeat).items():
+        row[key + "_ms"], losses[key] = ms, steppers[key].last
     row["kernel_ms"] = time_kernel(models["mbx"], images, targets, device, args.warmup, args.repeat)
     row["speedup"] = row["torchvision_ms"] / row["mbx_ms"]
     row["loss_share"] = (row["torchvision_ms"] - row["network_ms"]) / row["torchvision_ms"]
@@ -168,7 +198,7 @@ def run_model(name, batch, hw, kwargs, args, device):
     # losses moved them), so the last losses agree only roughly; the exact
     # comparison is tests/python/test_torchvision_dropin.py.
     row["losses_torchvision"], row["losses_mbx"] = losses["torchvision"], losses["mbx"]
-    del models
+    del models, steppers
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return row
@@ -184,7 +214,7 @@ def main(argv=None):
     ap.add_argument("--num-classes", type=int, default=91)
     ap.add_argument("--boxes", type=int, default=7, help="mean GT boxes per image (uniform 0..2x)")
     ap.add_argument("--warmup", type=int, default=None, help="default 3 (CUDA), 1 (CPU)")
-    ap.add_argument("--repeat", type=int, default=None, help="default 10 (CUDA), 3 (CPU)")
+    ap.add_argument("--repeat", type=int, default=None, help="default 15 (CUDA), 3 (CPU)")
     ap.add_argument("--amp", action="store_true", help="torch.autocast (fp16 on CUDA, bf16 on CPU)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--json", default=None, help="also write the rows to this file")
@@ -198,7 +228,7 @@ def main(argv=None):
     if args.warmup is None:
         args.warmup = 3 if cuda else 1
     if args.repeat is None:
-        args.repeat = 10 if cuda else 3
+        args.repeat = 15 if cuda else 3
     configs = QUICK if args.quick else FULL
     if args.models:
         wanted = args.models.split(",")

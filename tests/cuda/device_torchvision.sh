@@ -16,7 +16,8 @@
 #           ssdlite320 B=64, retinanet_resnet50_fpn B=8 at 640x832), float32;
 #           table in bench.log, rows in OUT_DIR/train_step.json
 #   bench_amp  the same under torch.autocast (fp16)
-# A summary is printed last; the exit status is the number of failed steps.
+# STEPS="bench bench_amp" (environment) runs a subset. A summary is printed
+# last; the exit status is the number of failed steps.
 # About 2-3 minutes on an H100 / H200.
 set -u
 OUTD=${1:?usage: device_torchvision.sh OUT_DIR}
@@ -39,7 +40,10 @@ run_step() {  # name, timeout seconds, command...
   [ "$rc" -eq 0 ] || fails=$((fails + 1))
 }
 
-run_step info 60 "$PY" -c "
+STEPS=" ${STEPS:-info pytest bench bench_amp} "
+want() { [[ "$STEPS" == *" $1 "* ]]; }
+
+want info && run_step info 60 "$PY" -c "
 import torch, torchvision, mbx, mbx.torch
 print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'mbx', mbx.version(), mbx.__file__)
 print('cuda', torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name(0))
@@ -47,10 +51,10 @@ assert torch.cuda.is_available(), 'torch sees no GPU'
 assert mbx.cuda_available(), 'mbx was built without CUDA or sees no device'
 "
 # -rs lists the skipped tests: on a GPU machine only the torch-version skips may remain.
-run_step pytest 150 "$PY" -m pytest -q -rs -p no:cacheprovider \
+want pytest && run_step pytest 150 "$PY" -m pytest -q -rs -p no:cacheprovider \
   tests/python/test_torchvision_dropin.py tests/python/test_torchvision_ddp.py
-run_step bench 150 "$PY" tests/bench/train_step.py --device cuda --json "$OUTD/train_step.json"
-run_step bench_amp 120 "$PY" tests/bench/train_step.py --device cuda --amp --repeat 6 \
+want bench && run_step bench 150 "$PY" tests/bench/train_step.py --device cuda --json "$OUTD/train_step.json"
+want bench_amp && run_step bench_amp 120 "$PY" tests/bench/train_step.py --device cuda --amp --repeat 6 \
   --json "$OUTD/train_step_amp.json"
 
 echo "=== summary ($OUTD)"

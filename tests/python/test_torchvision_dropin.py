@@ -89,7 +89,7 @@ def step(model, images, targets, iou64=False):
         losses = model(images, copy.deepcopy(targets))
     sum(losses.values()).backward()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
-    return {k: float(v) for k, v in losses.items()}, list(losses), grads
+    return {k: float(v.detach()) for k, v in losses.items()}, list(losses), grads
 
 
 def assert_same_step(ref, got, rtol=1e-5):
@@ -105,9 +105,22 @@ def assert_same_step(ref, got, rtol=1e-5):
         torch.testing.assert_close(g_got[n], g_ref[n], rtol=1e-4, atol=2e-5 * top, msg=n)
 
 
+@pytest.fixture
+def exact_cuda():
+    """CUDA: full float32 convolutions (no TF32) and deterministic cuDNN
+    algorithms, so that the network itself adds no difference between the
+    two models' parameter gradients beyond the loss's."""
+    b = torch.backends
+    saved = (b.cudnn.allow_tf32, b.cuda.matmul.allow_tf32, b.cudnn.deterministic, b.cudnn.benchmark)
+    b.cudnn.allow_tf32 = b.cuda.matmul.allow_tf32 = False
+    b.cudnn.deterministic, b.cudnn.benchmark = True, False
+    yield
+    b.cudnn.allow_tf32, b.cuda.matmul.allow_tf32, b.cudnn.deterministic, b.cudnn.benchmark = saved
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", list(MODELS))
-def test_model_matches_torchvision(name, device):
+def test_model_matches_torchvision(name, device, exact_cuda):
     _, k, first, hw, batch = MODELS[name]
     ref_model = build(name).to(device)
     model = mbx.torch.use_mbx_loss(copy.deepcopy(ref_model))
