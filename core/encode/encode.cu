@@ -1,9 +1,11 @@
 // Encoding-side kernels of the CUDA path: the regression loss on the
 // encoded targets (loc_loss.h; the targets are re-encoded in float64 from
-// matched_gt instead of being stored) and decoding (encode.h decode_box).
+// matched_gt instead of being stored) and decoding (encode_math.h
+// decode_box).
 #include "common/cuda_util.cuh"
 #include "encode/encode.h"
 #include "encode/encode_device.cuh"
+#include "loc_loss/loc_loss.h"
 #include "match/match_device.cuh"
 
 namespace mbx {
@@ -22,18 +24,6 @@ struct LocArgs {
   LocLossLaunch l;
 };
 
-// loc_loss_value / loc_loss_grad of loc_loss.h in float64.
-__device__ __forceinline__ double loc_value(double d, bool l1, double beta) {
-  const double a = fabs(d);
-  if (l1) return a;
-  return a < beta ? 0.5 * d * d / beta : a - 0.5 * beta;
-}
-__device__ __forceinline__ double loc_grad(double d, bool l1, double beta) {
-  const double s = d > 0.0 ? 1.0 : (d < 0.0 ? -1.0 : 0.0);  // sign(0) = 0: exact hit, no gradient
-  if (l1) return d != d ? d : s;
-  return fabs(d) < beta ? d / beta : (d != d ? d : s);
-}
-
 template <typename TL>
 __global__ void __launch_bounds__(kBlock) loc_loss_kernel(LocArgs a, const TL* loc) {
   __shared__ double sh[kBlock];
@@ -46,15 +36,15 @@ __global__ void __launch_bounds__(kBlock) loc_loss_kernel(LocArgs a, const TL* l
     for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < a.P;
          p += stride) {
       const int64_t i = b * a.P + p;
-      if (a.l.ct[i] > 0) {
+      if (a.l.conf_target[i] > 0) {
         double t[4];
-        encode_dev(a.gt_boxes + (b * a.G + a.l.mg[i]) * 4, load_prior(a.priors, p, a.corners),
-                   a.enc, t);
+        encode_prior(a.gt_boxes + (b * a.G + a.l.matched_gt[i]) * 4, load_prior(a.priors, p, a.corners),
+                     a.enc, t);
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
           const double d = static_cast<double>(to_f(loc[i * 4 + k])) - t[k];
-          sum += loc_value(d, a.l1, a.beta);
-          if (grad) grad[i * 4 + k] = from_f<TL>(static_cast<float>(loc_grad(d, a.l1, a.beta) * scale));
+          sum += loc_loss_value(d, a.l1, a.beta);
+          if (grad) grad[i * 4 + k] = from_f<TL>(static_cast<float>(loc_loss_grad(d, a.l1, a.beta) * scale));
         }
       } else if (grad) {
 #pragma unroll
@@ -71,19 +61,8 @@ __global__ void __launch_bounds__(kBlock) decode_kernel(int64_t n, int64_t P, co
                                                         const float* loc, float* boxes) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    const PriorD pr = load_prior(priors, i % P, corners);
-    const float* d = loc + i * 4;
-    double dw = d[2] * e.v[2], dh = d[3] * e.v[3];
-    if (dw > kDecodeClip) dw = kDecodeClip;
-    if (dh > kDecodeClip) dh = kDecodeClip;
-    const double cx = pr.cx + d[0] * e.v[0] * pr.w;
-    const double cy = pr.cy + d[1] * e.v[1] * pr.h;
-    const double w = pr.w * exp(dw), h = pr.h * exp(dh);
-    float* o = boxes + i * 4;
-    o[0] = static_cast<float>(cx - w / 2.0);
-    o[1] = static_cast<float>(cy - h / 2.0);
-    o[2] = static_cast<float>(cx + w / 2.0);
-    o[3] = static_cast<float>(cy + h / 2.0);
+    const PriorBox pr = load_prior(priors, i % P, corners);
+    decode_box(loc + i * 4, pr.cx, pr.cy, pr.w, pr.h, e, boxes + i * 4);
   }
 }
 
@@ -100,8 +79,7 @@ void launch_loc_loss(const Options& o, const Inputs& in, const LocLossLaunch& l,
   a.corners = o.prior_format == PriorFormat::kCorners;
   a.l1 = o.loc_is_l1();
   a.beta = o.smooth_l1_beta;
-  for (int k = 0; k < 4; ++k) a.enc.v[k] = o.variances[k];
-  a.enc.min_wh = o.encode_min_gt_wh;
+  a.enc = encode_params(o);
   a.l = l;
   const dim3 grid(static_cast<unsigned>(l.nblocks), grid_images(in.B));
   switch (in.loc_dtype) {
@@ -124,9 +102,7 @@ void launch_loc_loss(const Options& o, const Inputs& in, const LocLossLaunch& l,
 
 void launch_decode(const Options& o, const Inputs& in, const float* loc, float* boxes,
                    cudaStream_t stream) {
-  EncodeParams e;
-  for (int k = 0; k < 4; ++k) e.v[k] = o.variances[k];
-  e.min_wh = o.encode_min_gt_wh;
+  const EncodeParams e = encode_params(o);
   const int64_t n = in.B * in.P;
   int64_t nb = (n + kBlock - 1) / kBlock;
   if (nb > 65535) nb = 65535;

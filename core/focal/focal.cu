@@ -3,7 +3,7 @@
 // fixed block tree into per-block partials (deterministic, no atomics).
 // Per logit: one exp2, one reciprocal and a log1p polynomial (the CPU
 // kernels' formulation); no cancellation, and |x| = 100 stays finite
-// (SPEC §6.5).
+// (docs/SPEC.md §6.5).
 #include "common/cuda_util.cuh"
 #include "focal/focal_device.cuh"
 
@@ -50,7 +50,7 @@ __device__ __forceinline__ float log1p_unit(float e, float r) {
 // One logit: loss term v and d(v)/dx g. One exp, one reciprocal and one
 // log1p serve both softplus(x) = max(x,0) + log1p(e^-|x|) and
 // softplus(-x), and p = sigmoid(x), q = 1 - p come from e^-|x| without
-// cancellation (SPEC 6.5: |x| = 100 stays finite and exact).
+// cancellation (docs/SPEC.md §6.5: |x| = 100 stays finite and exact).
 // 1/u for u in [1, 2]: the hardware reciprocal plus one Newton step (as
 // recip_unit of the CPU kernels), about 1e-7 relative.
 __device__ __forceinline__ float rcp_unit(float u) {
@@ -123,14 +123,14 @@ __global__ void __launch_bounds__(kBlock) focal_kernel(FocalArgs a, const TC* co
     const float gscale = static_cast<float>(a.l.conf_scale[b] * up);
     const TC* x = conf + b * static_cast<int64_t>(n);
     TC* gout = kGrad ? grad + b * static_cast<int64_t>(n) : nullptr;
-    const int32_t* ct = a.l.ct + b * a.P;
+    const int32_t* conf_target = a.l.conf_target + b * a.P;
     double sum = 0.0;
     Index p = first * V / C, c = first * V % C;
     for (Index i = first; i < nv; i += stride) {
       const VecT<TC, V> xin = *reinterpret_cast<const VecT<TC, V>*>(x + i * V);
       VecT<TC, V> gv;
       Index pj = p, cj = c;
-      int32_t t = ct[pj];  // reloaded only where the vector crosses into the next prior
+      int32_t t = conf_target[pj];  // reloaded only where the vector crosses into the next prior
       float vsum = 0.f;    // the vector's terms in float, then one float64 add
 #pragma unroll
       for (int j = 0; j < V; ++j) {
@@ -138,7 +138,7 @@ __global__ void __launch_bounds__(kBlock) focal_kernel(FocalArgs a, const TC* co
         if (++cj == C) {
           cj = 0;
           ++pj;
-          if (j + 1 < V) t = ct[pj];  // element j+1 exists, so pj < P
+          if (j + 1 < V) t = conf_target[pj];  // element j+1 exists, so pj < P
         }
       }
       sum += static_cast<double>(vsum);
@@ -149,7 +149,7 @@ __global__ void __launch_bounds__(kBlock) focal_kernel(FocalArgs a, const TC* co
     }
     for (Index e = nv * V + first; e < n; e += stride) {  // tail (V > 1 only)
       float v = 0.f;
-      const float g = focal_logit(to_f(x[e]), ct[e / C], e % C, a, &v);
+      const float g = focal_logit(to_f(x[e]), conf_target[e / C], e % C, a, &v);
       sum += static_cast<double>(v);
       if (kGrad) gout[e] = from_f<TC>(g * gscale);
     }

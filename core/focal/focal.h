@@ -4,7 +4,7 @@
 //   t = 0: (1-alpha) p^gamma (-log q)    = (1-alpha) p^gamma softplus(x)
 // Both logs go through softplus and p, q through exp(-softplus(.)), so there
 // is no cancellation and |x| = 100 stays finite and exact (pytorch-retinanet
-// instead clamps p to [1e-4, 1-1e-4]; SPEC §6.5).
+// instead clamps p to [1e-4, 1-1e-4]; docs/SPEC.md §6.5).
 #pragma once
 
 #include <cmath>

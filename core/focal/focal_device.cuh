@@ -11,7 +11,7 @@ namespace mbx {
 namespace cuda {
 
 struct FocalLaunch {
-  const int32_t* ct = nullptr;         // [B,P] conf_target
+  const int32_t* conf_target = nullptr;  // [B,P]
   const double* conf_scale = nullptr;  // [B]
   const void* grad_loss = nullptr;     // device [2] or null = (1,1)
   bool grad_loss_f64 = true;
@@ -22,7 +22,7 @@ struct FocalLaunch {
 
 int focal_blocks(int64_t P, int64_t C);
 
-// Sigmoid focal loss over every non-ignored prior and column (SPEC §4):
+// Sigmoid focal loss over every non-ignored prior and column (docs/SPEC.md §4):
 // per-block float64 partial sums and, when requested, the gradient.
 void launch_focal(const Options& o, const Inputs& in, const FocalLaunch& l, cudaStream_t stream);
 

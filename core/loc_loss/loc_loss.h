@@ -1,27 +1,28 @@
-// Regression loss on the positives' 4 coordinates (SPEC §4):
+// Regression loss on the positives' 4 coordinates (docs/SPEC.md §4):
 // SMOOTH_L1(beta): 0.5 d^2/beta if |d| < beta else |d| - 0.5 beta (Fast
-// R-CNN's robust loss; beta = 0 is L1), L1: |d|. Value and d/dd.
+// R-CNN's robust loss; beta = 0 is L1), L1: |d|. Value and d/dd, one
+// definition for the CPU paths and the CUDA path (encode.cu).
 #pragma once
 
-#include <cmath>
+#include <math.h>
 
-#include "common/types.h"
+#include "common/hd.h"
 
 namespace mbx {
 
 template <typename T>
-inline T loc_loss_value(T d, bool l1, T beta) {
-  const T a = std::fabs(d);
+MBX_HD_INLINE T loc_loss_value(T d, bool l1, T beta) {
+  const T a = fabs(d);
   if (l1) return a;
   return a < beta ? T(0.5) * d * d / beta : a - T(0.5) * beta;
 }
 
 // d/dd; sign(0) = 0 as numpy's, so an exact hit has zero gradient.
 template <typename T>
-inline T loc_loss_grad(T d, bool l1, T beta) {
+MBX_HD_INLINE T loc_loss_grad(T d, bool l1, T beta) {
   const T s = d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0));
   if (l1) return d != d ? d : s;  // NaN propagates
-  return std::fabs(d) < beta ? d / beta : (d != d ? d : s);
+  return fabs(d) < beta ? d / beta : (d != d ? d : s);
 }
 
 }  // namespace mbx

@@ -1,6 +1,6 @@
-// Matching on the device (SPEC §2). Compiled with --fmad=false, and the IoU
-// arithmetic uses explicit _rn intrinsics (match_device.cuh): the decisions
-// must be bit-identical to match_scalar.cpp.
+// Matching on the device (docs/SPEC.md §2). Compiled with --fmad=false, and
+// the IoU arithmetic uses explicit _rn intrinsics (match_math.h): the
+// decisions must be bit-identical to match_scalar.cpp.
 //
 // Per image b:
 //  1. match_best_gt_kernel: one thread per prior computes IoU[g,p] in
@@ -18,6 +18,7 @@
 //  4. match_finalize_kernel turns (state, best_gt) into conf_target,
 //     matched_gt, loc_target and counts positives (integer atomics).
 #include "common/cuda_util.cuh"
+#include "encode/encode.h"
 #include "match/match_device.cuh"
 
 namespace mbx {
@@ -27,17 +28,10 @@ namespace {
 constexpr int kGtTile = 64;
 constexpr int kArgNone = 0x7f7f7f7f;  // cudaMemset byte 0x7f: "no prior reached the max"
 
-// Monotone map double -> uint64 (larger double, larger key). 0 never occurs
-// for a non-NaN value, so 0 means "no IoU seen".
-__device__ __forceinline__ unsigned long long order_key(double v) {
-  const unsigned long long u = static_cast<unsigned long long>(__double_as_longlong(v));
-  return (u >> 63) ? ~u : (u | 0x8000000000000000ull);
-}
-constexpr unsigned long long kKeyZero = 0x8000000000000000ull;  // order_key(+0.0)
-__device__ __forceinline__ double key_value(unsigned long long k) {
-  const unsigned long long u = (k >> 63) ? (k & 0x7fffffffffffffffull) : ~k;
-  return __longlong_as_double(static_cast<long long>(u));
-}
+// gt_max holds ordered_bits (common/hd.h) of each GT's maximal IoU, so that
+// a 64-bit integer atomicMax finds the exact maximum. 0 is never the key of
+// a non-NaN value, so 0 means "no IoU seen".
+constexpr unsigned long long kKeyZero = 0x8000000000000000ull;  // ordered_bits(+0.0)
 
 struct MatchArgs {
   int64_t B, P, G, K;
@@ -56,6 +50,10 @@ struct GtTile {
   double x1[kGtTile], y1[kGtTile], x2[kGtTile], y2[kGtTile], area[kGtTile];
   int valid[kGtTile];
   unsigned long long red[kGtTile];  // per-block max key / min prior
+
+  __device__ __forceinline__ MatchBox box(int j) const {
+    return MatchBox{x1[j], y1[j], x2[j], y2[j], area[j]};
+  }
 };
 
 // Loads rows [g0, g0+cnt) of image b into the tile; red[] reset to `init`.
@@ -64,12 +62,13 @@ __device__ __forceinline__ void load_gt_tile(const MatchArgs& a, int64_t b, int 
   for (int j = threadIdx.x; j < cnt; j += blockDim.x) {
     const float* box = a.gt_boxes + (b * a.G + g0 + j) * 4;
     const bool ok = gt_row_valid(box);
+    const MatchBox g = match_box(box);
     t.valid[j] = ok;
-    t.x1[j] = box[0];
-    t.y1[j] = box[1];
-    t.x2[j] = box[2];
-    t.y2[j] = box[3];
-    t.area[j] = ok ? gt_area_dev(box[0], box[1], box[2], box[3]) : 0.0;
+    t.x1[j] = g.x1;
+    t.y1[j] = g.y1;
+    t.x2[j] = g.x2;
+    t.y2[j] = g.y2;
+    t.area[j] = ok ? g.area : 0.0;
     t.red[j] = init;
   }
 }
@@ -113,7 +112,7 @@ __global__ void __launch_bounds__(kBlock) match_best_gt_kernel(MatchArgs a) {
   const int lane = threadIdx.x & 31;
   const bool warp_active = __any_sync(0xffffffffu, active);
   for (int64_t b = blockIdx.y; b < a.B; b += gridDim.y) {
-    PriorD pr{};
+    PriorBox pr{};
     if (active) pr = load_prior(a.priors, p, a.corners);
     const int n = gt_count_clamped(a.gt_counts, b, a.G);
     double best = -1.0;
@@ -126,13 +125,14 @@ __global__ void __launch_bounds__(kBlock) match_best_gt_kernel(MatchArgs a) {
       for (int j = 0; j < cnt; ++j) {
         if (!tile.valid[j]) continue;  // uniform over the block
         if (first_valid < 0) first_valid = g0 + j;
-        const bool ov = active && overlaps_dev(tile.x1[j], tile.y1[j], tile.x2[j], tile.y2[j], pr);
+        const MatchBox g = tile.box(j);
+        const bool ov = active && overlaps(g, pr.x1, pr.y1, pr.x2, pr.y2);
         unsigned long long key = 0;
         if (__any_sync(0xffffffffu, ov)) {
           if (active) {
-            const double v = iou_dev(tile.x1[j], tile.y1[j], tile.x2[j], tile.y2[j], tile.area[j], pr);
+            const double v = iou_or_zero(g, pr);
             if (v > best) { best = v; best_g = g0 + j; }  // strict: ties -> lowest g
-            if (v == v) key = order_key(v);
+            if (v == v) key = ordered_bits(v);
           }
           key = warp_max_u64(key);
         } else {
@@ -157,8 +157,8 @@ __global__ void __launch_bounds__(kBlock) match_best_gt_kernel(MatchArgs a) {
         g = best_g >= 0 ? best_g : first_valid;
         state = best >= a.pos_threshold ? 1 : (best < a.neg_threshold ? 0 : -1);
       }
-      a.buf.ct[b * a.P + p] = state;
-      a.buf.mg[b * a.P + p] = g;
+      a.buf.conf_target[b * a.P + p] = state;
+      a.buf.matched_gt[b * a.P + p] = g;
     }
   }
 }
@@ -170,7 +170,7 @@ __global__ void __launch_bounds__(kBlock) match_force_scan_kernel(MatchArgs a) {
   const bool active = p < a.P;
   const bool low_quality = a.force == static_cast<int>(ForceMatch::kLowQuality);
   for (int64_t b = blockIdx.y; b < a.B; b += gridDim.y) {
-    PriorD pr{};
+    PriorBox pr{};
     if (active) pr = load_prior(a.priors, p, a.corners);
     const int n = gt_count_clamped(a.gt_counts, b, a.G);
     bool hit = false;
@@ -181,18 +181,19 @@ __global__ void __launch_bounds__(kBlock) match_force_scan_kernel(MatchArgs a) {
       for (int j = threadIdx.x; j < cnt; j += blockDim.x) {
         const unsigned long long k = a.buf.gt_max[b * a.G + g0 + j];
         if (k == 0) tile.valid[j] = 0;  // no comparable IoU: nothing can equal it
-        gmax[j] = key_value(k);
+        gmax[j] = from_ordered_bits(k);
       }
       __syncthreads();
       for (int j = 0; j < cnt; ++j) {
         if (!tile.valid[j]) continue;
         // A warp with no overlapping lane has only IoUs of +0: nothing to do
         // unless the GT's maximum is 0 itself.
-        const bool ov = active && overlaps_dev(tile.x1[j], tile.y1[j], tile.x2[j], tile.y2[j], pr);
+        const MatchBox g = tile.box(j);
+        const bool ov = active && overlaps(g, pr.x1, pr.y1, pr.x2, pr.y2);
         if (!__any_sync(0xffffffffu, ov) && gmax[j] != 0.0) continue;
         bool eq = false;
         if (active) {
-          const double v = iou_dev(tile.x1[j], tile.y1[j], tile.x2[j], tile.y2[j], tile.area[j], pr);
+          const double v = iou_or_zero(g, pr);
           eq = v == gmax[j];
         }
         if (low_quality) {
@@ -211,7 +212,7 @@ __global__ void __launch_bounds__(kBlock) match_force_scan_kernel(MatchArgs a) {
           if (tile.red[j] != static_cast<unsigned long long>(kArgNone))
             atomicMin(&a.buf.gt_arg[b * a.G + g0 + j], static_cast<int>(tile.red[j]));
     }
-    if (active && hit) a.buf.ct[b * a.P + p] = 1;  // keeps its own best_gt
+    if (active && hit) a.buf.conf_target[b * a.P + p] = 1;  // keeps its own best_gt
   }
 }
 
@@ -236,8 +237,8 @@ __global__ void __launch_bounds__(kApplyWarps * 32) match_force_apply_kernel(Mat
     }
     const unsigned same = __match_any_sync(0xffffffffu, p);
     if (p >= 0 && 31 - __clz(same) == lane) {
-      a.buf.ct[b * a.P + p] = 1;
-      a.buf.mg[b * a.P + p] = g;
+      a.buf.conf_target[b * a.P + p] = 1;
+      a.buf.matched_gt[b * a.P + p] = g;
     }
     __syncwarp();
   }
@@ -250,29 +251,29 @@ __global__ void __launch_bounds__(kBlock) match_finalize_kernel(MatchArgs a) {
     bool positive = false;
     if (active) {
       const int64_t i = b * a.P + p;
-      const int32_t state = a.buf.ct[i];
-      const int32_t g = a.buf.mg[i];
-      int32_t ct = state == 0 ? 0 : -1, mg = -1;
+      const int32_t state = a.buf.conf_target[i];
+      const int32_t g = a.buf.matched_gt[i];
+      int32_t conf_target = state == 0 ? 0 : -1, matched_gt = -1;
       if (state == 1 && g >= 0) {
         const int32_t label = a.gt_labels[b * a.G + g];
         if (label_valid(label, a.K)) {  // an out-of-range label makes the prior negative
-          ct = label + 1;
-          mg = g;
+          conf_target = label + 1;
+          matched_gt = g;
           positive = true;
         } else {
-          ct = 0;
+          conf_target = 0;
         }
       }
-      a.buf.ct[i] = ct;
-      a.buf.mg[i] = mg;
+      a.buf.conf_target[i] = conf_target;
+      a.buf.matched_gt[i] = matched_gt;
       if (a.buf.loc_target) {
-        float* lt = a.buf.loc_target + i * 4;
+        float* loc_target = a.buf.loc_target + i * 4;
         if (positive) {
           double t[4];
-          encode_dev(a.gt_boxes + (b * a.G + g) * 4, load_prior(a.priors, p, a.corners), a.enc, t);
-          for (int k = 0; k < 4; ++k) lt[k] = static_cast<float>(t[k]);
+          encode_prior(a.gt_boxes + (b * a.G + g) * 4, load_prior(a.priors, p, a.corners), a.enc, t);
+          for (int k = 0; k < 4; ++k) loc_target[k] = static_cast<float>(t[k]);
         } else {
-          for (int k = 0; k < 4; ++k) lt[k] = 0.f;
+          for (int k = 0; k < 4; ++k) loc_target[k] = 0.f;
         }
       }
     }
@@ -296,8 +297,7 @@ void launch_match(const Options& o, const Inputs& in, const MatchBuffers& buf,
   a.pos_threshold = o.pos_threshold;
   a.neg_threshold = o.neg_threshold;
   a.force = static_cast<int>(o.force_match);
-  for (int k = 0; k < 4; ++k) a.enc.v[k] = o.variances[k];
-  a.enc.min_wh = o.encode_min_gt_wh;
+  a.enc = encode_params(o);
   a.buf = buf;
 
   MBX_CUDA_CHECK(cudaMemsetAsync(buf.num_pos, 0, sizeof(int32_t) * in.B, stream));

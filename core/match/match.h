@@ -1,7 +1,12 @@
-// Matching GT boxes to priors on the CPU (docs/SPEC.md §2). The formulas
-// (prior geometry, IoU) are match_math.h's, shared with the CUDA path; see
-// there why every translation unit evaluating them is compiled with
-// -ffp-contract=off.
+// Matching GT boxes to priors on the CPU (docs/SPEC.md §2).
+//
+// The IoUs that decide matching are computed in float64 from the float32
+// inputs, in exactly the operation order of the specification, and the
+// translation units that evaluate them are compiled with -ffp-contract=off:
+// on regular anchor grids float32 IoUs (or a fused multiply-add) change real
+// assignments, so every path (scalar, SIMD, CUDA) must round identically to
+// make bit-identical decisions. The formulas themselves (prior geometry,
+// IoU) are written once, in match_math.h, for the host and the device.
 #pragma once
 
 #include <cstdint>

@@ -31,7 +31,7 @@ void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg
                      int num_threads) {
   const int64_t B = in.B, P = in.P;
   const int64_t nblk = (P + kBlock - 1) / kBlock;
-  const MatchKernels& K = match_kernels();
+  const MatchKernels& kernels = match_kernels();
   const PriorSoA pr{pg.x1.data(), pg.y1.data(), pg.x2.data(), pg.y2.data(), pg.area.data()};
 
   // The valid GT rows of each image, as float64 boxes.
@@ -57,19 +57,19 @@ void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg
   // Pass 1: best GT per prior (ties -> lowest g), threshold state, and each
   // GT's best prior within the block (ties -> lowest p).
   for_blocks([&](int64_t b, int64_t p0, int64_t p1, int64_t task) {
-    int32_t* ct = conf_target + b * P;
-    int32_t* mg = matched_gt + b * P;
+    int32_t* image_conf_target = conf_target + b * P;
+    int32_t* image_matched_gt = matched_gt + b * P;
     const int64_t G = static_cast<int64_t>(boxes[b].size());
     if (G == 0) {
-      for (int64_t p = p0; p < p1; ++p) { ct[p] = 0; mg[p] = -1; }
+      for (int64_t p = p0; p < p1; ++p) { image_conf_target[p] = 0; image_matched_gt[p] = -1; }
       return;
     }
     double best[kBlock], arg[kBlock];
-    K.match_block(pr, p0, p1 - p0, boxes[b].data(), G, best, arg, &part_iou[task * max_g],
+    kernels.match_block(pr, p0, p1 - p0, boxes[b].data(), G, best, arg, &part_iou[task * max_g],
                   &part_prior[task * max_g]);
     for (int64_t p = p0; p < p1; ++p) {
-      ct[p] = threshold_state(best[p - p0], o);          // 1 / 0 / -1 for now
-      mg[p] = static_cast<int32_t>(arg[p - p0]);         // index into the valid rows for now
+      image_conf_target[p] = threshold_state(best[p - p0], o);  // 1 / 0 / -1 for now
+      image_matched_gt[p] = static_cast<int32_t>(arg[p - p0]);  // index into the valid rows for now
     }
   });
 
@@ -95,26 +95,26 @@ void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg
   // Pass 2: LOW_QUALITY ties (recomputing the identical IoUs), then the
   // final labels and row indices.
   for_blocks([&](int64_t b, int64_t p0, int64_t p1, int64_t task) {
-    int32_t* ct = conf_target + b * P;
-    int32_t* mg = matched_gt + b * P;
+    int32_t* image_conf_target = conf_target + b * P;
+    int32_t* image_matched_gt = matched_gt + b * P;
     const int64_t G = static_cast<int64_t>(boxes[b].size());
     int64_t pos = 0;
     if (G > 0) {
       if (o.force_match == ForceMatch::kLowQuality) {
         uint8_t hit[kBlock] = {};
-        K.match_ties(pr, p0, p1 - p0, boxes[b].data(), G, gt_max[b].data(), hit);
+        kernels.match_ties(pr, p0, p1 - p0, boxes[b].data(), G, gt_max[b].data(), hit);
         for (int64_t p = p0; p < p1; ++p)
-          if (hit[p - p0]) ct[p] = 1;  // keeps its own best GT
+          if (hit[p - p0]) image_conf_target[p] = 1;  // keeps its own best GT
       }
       const int32_t* labels = in.gt_labels + b * in.G;
       for (int64_t p = p0; p < p1; ++p) {
-        if (ct[p] == 1) {
-          const int32_t row = rows[b][mg[p]];
-          ct[p] = labels[row] + 1;
-          mg[p] = row;
+        if (image_conf_target[p] == 1) {
+          const int32_t row = rows[b][image_matched_gt[p]];
+          image_conf_target[p] = labels[row] + 1;
+          image_matched_gt[p] = row;
           ++pos;
         } else {
-          mg[p] = -1;
+          image_matched_gt[p] = -1;
         }
       }
     }

@@ -16,6 +16,7 @@
 #include "encode/encode_device.cuh"
 #include "focal/focal_device.cuh"
 #include "match/match_device.cuh"
+#include "normalize/normalize.h"
 #include "pipeline/pipeline.h"
 #include "softmax_ce/softmax_ce_device.cuh"
 
@@ -102,41 +103,11 @@ class Scratch {
   cudaStream_t stream_;
 };
 
-struct ScaleParams {
-  int norm;  // Normalization
-  bool loc_average_coords;
-  double external_norm;
-};
-
-// normalization_scales of normalize.h on the device, from the device
+// normalization_scales (normalize_math.h) on the device, from the device
 // positive counts (no host round trip). scales = [loc_scale[B], conf_scale[B]].
-__global__ void scales_kernel(int64_t B, const int32_t* num_pos, ScaleParams s, double* scales) {
+__global__ void scales_kernel(int64_t B, const int32_t* num_pos, NormalizeParams s, double* scales) {
   if (blockIdx.x != 0 || threadIdx.x != 0) return;
-  double* loc = scales;
-  double* conf = scales + B;
-  switch (static_cast<Normalization>(s.norm)) {
-    case Normalization::kTotalPositives: {
-      long long total = 0;
-      for (int64_t b = 0; b < B; ++b) total += num_pos[b];
-      const double v = 1.0 / static_cast<double>(total > 1 ? total : 1);
-      for (int64_t b = 0; b < B; ++b) loc[b] = conf[b] = v;
-      break;
-    }
-    case Normalization::kPerImage:
-      for (int64_t b = 0; b < B; ++b) {
-        const long long n = num_pos[b];
-        const double per = 1.0 / (static_cast<double>(n > 1 ? n : 1) * static_cast<double>(B));
-        conf[b] = per;
-        loc[b] = s.loc_average_coords ? per / 4.0 : per;
-      }
-      break;
-    case Normalization::kNone:
-      for (int64_t b = 0; b < B; ++b) loc[b] = conf[b] = 1.0;
-      break;
-    case Normalization::kExternal:
-      for (int64_t b = 0; b < B; ++b) loc[b] = conf[b] = 1.0 / s.external_norm;
-      break;
-  }
+  normalization_scales(s, B, num_pos, scales, scales + B);
 }
 
 constexpr int kFinalBlock = 1024;  // a warp per image up to B = 32
@@ -188,34 +159,35 @@ __global__ void __launch_bounds__(kFinalBlock)
 // Offsets of every scratch array of one call (0 where an output is given
 // instead); bytes = the whole block.
 struct Layout {
-  std::size_t off_ct = 0, off_mg = 0, off_np = 0, off_gmax = 0, off_garg = 0, off_scales = 0,
-              off_ploc = 0, off_pconf = 0, off_img = 0, off_lse = 0, off_keys = 0, off_w = 0;
+  std::size_t off_conf_target = 0, off_matched_gt = 0, off_num_pos = 0, off_gt_max = 0,
+              off_gt_arg = 0, off_scales = 0, off_loc_partials = 0, off_conf_partials = 0,
+              off_image_sums = 0, off_row_stats = 0, off_keys = 0, off_weight = 0;
   int nb_loc = 0, nb_conf = 0;
   std::size_t bytes = 0;
 };
 
-Layout scratch_layout(const Options& o, int64_t B, int64_t P, int64_t G, int64_t C, bool ct_given,
-                      bool mg_given, bool np_given, bool losses) {
+Layout scratch_layout(const Options& o, int64_t B, int64_t P, int64_t G, int64_t C,
+                      bool conf_target_given, bool matched_gt_given, bool num_pos_given, bool losses) {
   const bool softmax = o.conf_loss == ConfLoss::kSoftmaxCE;
   Carve c;
   Layout L;
   const std::size_t BP = static_cast<std::size_t>(B * P);
-  L.off_ct = ct_given ? 0 : c.take(BP * sizeof(int32_t));
-  L.off_mg = mg_given ? 0 : c.take(BP * sizeof(int32_t));
-  L.off_np = np_given ? 0 : c.take(B * sizeof(int32_t));
-  L.off_gmax = c.take(static_cast<std::size_t>(B * G) * sizeof(unsigned long long));
-  L.off_garg = c.take(static_cast<std::size_t>(B * G) * sizeof(int32_t));
+  L.off_conf_target = conf_target_given ? 0 : c.take(BP * sizeof(int32_t));
+  L.off_matched_gt = matched_gt_given ? 0 : c.take(BP * sizeof(int32_t));
+  L.off_num_pos = num_pos_given ? 0 : c.take(B * sizeof(int32_t));
+  L.off_gt_max = c.take(static_cast<std::size_t>(B * G) * sizeof(unsigned long long));
+  L.off_gt_arg = c.take(static_cast<std::size_t>(B * G) * sizeof(int32_t));
   if (losses) {
     L.nb_loc = cuda::loc_loss_blocks(P);
     L.nb_conf = softmax ? cuda::softmax_ce_blocks(P) : cuda::focal_blocks(P, C);
     L.off_scales = c.take(2 * B * sizeof(double));
-    L.off_ploc = c.take(static_cast<std::size_t>(B) * L.nb_loc * sizeof(double));
-    L.off_pconf = c.take(static_cast<std::size_t>(B) * L.nb_conf * sizeof(double));
-    L.off_img = c.take(2 * B * sizeof(double));
+    L.off_loc_partials = c.take(static_cast<std::size_t>(B) * L.nb_loc * sizeof(double));
+    L.off_conf_partials = c.take(static_cast<std::size_t>(B) * L.nb_conf * sizeof(double));
+    L.off_image_sums = c.take(2 * B * sizeof(double));
     if (softmax) {
-      L.off_lse = c.take(2 * BP * sizeof(float));  // m, then l
+      L.off_row_stats = c.take(2 * BP * sizeof(float));  // row_max, then row_log_sum
       L.off_keys = c.take(BP * sizeof(uint32_t));
-      L.off_w = c.take(BP * sizeof(uint8_t));
+      L.off_weight = c.take(BP * sizeof(uint8_t));
     }
   }
   L.bytes = c.size();
@@ -245,70 +217,69 @@ void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec
 
   // --- matching + encoding ---------------------------------------------------
   cuda::MatchBuffers mb;
-  mb.ct = out.conf_target ? out.conf_target : scratch.at<int32_t>(L.off_ct);
-  mb.mg = out.matched_gt ? out.matched_gt : scratch.at<int32_t>(L.off_mg);
-  mb.num_pos = out.num_pos ? out.num_pos : scratch.at<int32_t>(L.off_np);
+  mb.conf_target = out.conf_target ? out.conf_target : scratch.at<int32_t>(L.off_conf_target);
+  mb.matched_gt = out.matched_gt ? out.matched_gt : scratch.at<int32_t>(L.off_matched_gt);
+  mb.num_pos = out.num_pos ? out.num_pos : scratch.at<int32_t>(L.off_num_pos);
   mb.loc_target = out.loc_target;
-  mb.gt_max = scratch.at<unsigned long long>(L.off_gmax);
-  mb.gt_arg = scratch.at<int32_t>(L.off_garg);
+  mb.gt_max = scratch.at<unsigned long long>(L.off_gt_max);
+  mb.gt_arg = scratch.at<int32_t>(L.off_gt_arg);
   cuda::launch_match(o, in, mb, s);
   if (!losses) return;
 
   // --- normalisation, from the device counts ---------------------------------
   double* scales = scratch.at<double>(L.off_scales);
-  ScaleParams sp{static_cast<int>(o.normalization), o.loc_average_coords, o.external_norm};
-  scales_kernel<<<1, 1, 0, s>>>(B, mb.num_pos, sp, scales);
+  scales_kernel<<<1, 1, 0, s>>>(B, mb.num_pos, normalize_params(o), scales);
   cuda::check_launch("scales_kernel");
 
   const bool up_f64 = out.grad_loss_dtype == DType::kF64;
-  double* ploc = scratch.at<double>(L.off_ploc);
-  double* pconf = scratch.at<double>(L.off_pconf);
+  double* loc_partials = scratch.at<double>(L.off_loc_partials);
+  double* conf_partials = scratch.at<double>(L.off_conf_partials);
 
   // --- regression loss --------------------------------------------------------
   cuda::LocLossLaunch ll;
-  ll.ct = mb.ct;
-  ll.mg = mb.mg;
+  ll.conf_target = mb.conf_target;
+  ll.matched_gt = mb.matched_gt;
   ll.loc_scale = scales;
   ll.grad_loss = out.grad_loss;
   ll.grad_loss_f64 = up_f64;
   ll.grad_loc = out.grad_loc;
-  ll.partials = ploc;
+  ll.partials = loc_partials;
   ll.nblocks = L.nb_loc;
   cuda::launch_loc_loss(o, in, ll, s);
 
   // --- classification loss ----------------------------------------------------
   if (softmax) {
     cuda::SoftmaxCELaunch cl;
-    cl.ct = mb.ct;
+    cl.conf_target = mb.conf_target;
     cl.num_pos = mb.num_pos;
     cl.conf_scale = scales + B;
     cl.grad_loss = out.grad_loss;
     cl.grad_loss_f64 = up_f64;
     cl.grad_conf = out.grad_conf;
     cl.want_value = out.wants_loss();
-    cl.partials = pconf;
+    cl.partials = conf_partials;
     cl.nblocks = L.nb_conf;
-    cl.lse = scratch.at<float>(L.off_lse);
-    cl.lsum = cl.lse + BP;
+    cl.row_max = scratch.at<float>(L.off_row_stats);
+    cl.row_log_sum = cl.row_max + BP;
     cl.keys = scratch.at<uint32_t>(L.off_keys);
-    cl.weight = scratch.at<uint8_t>(L.off_w);
+    cl.weight = scratch.at<uint8_t>(L.off_weight);
     cuda::launch_softmax_ce(o, in, cl, s);
   } else {
     cuda::FocalLaunch fl;
-    fl.ct = mb.ct;
+    fl.conf_target = mb.conf_target;
     fl.conf_scale = scales + B;
     fl.grad_loss = out.grad_loss;
     fl.grad_loss_f64 = up_f64;
     fl.grad_conf = out.grad_conf;
-    fl.partials = pconf;
+    fl.partials = conf_partials;
     fl.nblocks = L.nb_conf;
     cuda::launch_focal(o, in, fl, s);
   }
 
   if (out.loss) {
-    final_loss_kernel<<<1, kFinalBlock, 0, s>>>(B, ploc, L.nb_loc, pconf, L.nb_conf, scales, out.loss,
+    final_loss_kernel<<<1, kFinalBlock, 0, s>>>(B, loc_partials, L.nb_loc, conf_partials, L.nb_conf, scales, out.loss,
                                                  out.loss_dtype == DType::kF64,
-                                                 scratch.at<double>(L.off_img));
+                                                 scratch.at<double>(L.off_image_sums));
     cuda::check_launch("final_loss_kernel");
   }
 }

@@ -3,7 +3,7 @@
 // the losses and writes the gradients of positives, focal terms and the zero
 // rows; a second, sparse pass writes only the mined negatives' softmax
 // gradients. Per-block partial sums are float64 and reduced in block order,
-// so results are bitwise independent of the thread count.
+// so results are bitwise independent of the thread count (docs/SPEC.md §8).
 //
 // run_cpu is the list of steps: match, (match only: loc targets), loss
 // setup, the dense pass, the per-image sums, mining + the sparse pass,
@@ -44,25 +44,25 @@ enum Slot : size_t {
   kSlotNumPos,
 };
 
-// A row of `n` floats of dtype t at element offset i: direct pointer for
+// A row of `n` floats of `dtype` at element offset i: direct pointer for
 // float32, converted into `tmp` otherwise.
-inline const float* row_f32(const void* base, DType t, int64_t i, int64_t n, float* tmp) {
-  if (t == DType::kF32) return static_cast<const float*>(base) + i;
-  for (int64_t k = 0; k < n; ++k) tmp[k] = load_float(base, t, i + k);
+inline const float* row_f32(const void* base, DType dtype, int64_t i, int64_t n, float* tmp) {
+  if (dtype == DType::kF32) return static_cast<const float*>(base) + i;
+  for (int64_t k = 0; k < n; ++k) tmp[k] = load_float(base, dtype, i + k);
   return tmp;
 }
 
 // Destination row for gradients: direct for float32, staged in `tmp` and
 // converted by flush_row otherwise.
-inline float* grad_row(void* base, DType t, int64_t i, float* tmp) {
-  return t == DType::kF32 ? static_cast<float*>(base) + i : tmp;
+inline float* grad_row(void* base, DType dtype, int64_t i, float* tmp) {
+  return dtype == DType::kF32 ? static_cast<float*>(base) + i : tmp;
 }
-inline void flush_row(void* base, DType t, int64_t i, int64_t n, const float* tmp) {
-  if (t == DType::kF32) return;
-  for (int64_t k = 0; k < n; ++k) store_float(base, t, i + k, tmp[k]);
+inline void flush_row(void* base, DType dtype, int64_t i, int64_t n, const float* tmp) {
+  if (dtype == DType::kF32) return;
+  for (int64_t k = 0; k < n; ++k) store_float(base, dtype, i + k, tmp[k]);
 }
-inline void zero_row(void* base, DType t, int64_t i, int64_t n) {
-  const size_t es = t == DType::kF32 ? 4 : 2;
+inline void zero_row(void* base, DType dtype, int64_t i, int64_t n) {
+  const size_t es = dtype == DType::kF32 ? 4 : 2;
   std::memset(static_cast<char*>(base) + i * es, 0, static_cast<size_t>(n) * es);
 }
 
@@ -133,7 +133,7 @@ struct LossSetup {
   float alpha = 0.f, gamma = 0.f;
   int gamma_kind = -1;  // 0, 1, 2 for those exact gammas (fast paths), -1 other
   bool convert = false;  // loc or conf not float32: rows go through a float32 copy
-  const CpuRowKernels* K = nullptr;
+  const CpuRowKernels* kernels = nullptr;
   float* ce_bg = nullptr;      // [B,P] background CE of negatives: the mining score
   uint64_t* neg_keys = nullptr;  // [B,P] mining_key of the negatives
   double* partials = nullptr;  // [2*B*nblk] (loc sum, conf sum) per task
@@ -154,7 +154,7 @@ LossSetup loss_setup(CpuRun& r) {
   s.alpha = static_cast<float>(o.focal_alpha);
   s.gamma = static_cast<float>(o.focal_gamma);
   s.gamma_kind = o.focal_gamma == 2.0 ? 2 : o.focal_gamma == 1.0 ? 1 : o.focal_gamma == 0.0 ? 0 : -1;
-  s.K = &cpu_row_kernels();
+  s.kernels = &cpu_row_kernels();
   s.ce_bg = s.softmax ? r.scratch<float>(kSlotCeBg, r.B * r.P) : nullptr;
   s.neg_keys = s.softmax ? r.scratch<uint64_t>(kSlotNegKeys, r.B * r.P) : nullptr;
   s.partials = r.scratch<double>(kSlotPartials, 2 * r.B * r.nblk);
@@ -163,16 +163,16 @@ LossSetup loss_setup(CpuRun& r) {
 }
 
 // Step 3, the dense pass, per (image, prior block): the regression loss of
-// the positives (docs/SPEC.md §4), the focal terms of every non-ignored
-// prior (§5) or the softmax CE of the positives and the mining scores of
-// the negatives (§4), with their gradients; the block's sums go to
+// the positives, the focal terms of every non-ignored prior or the softmax
+// CE of the positives and the mining scores of the negatives (docs/SPEC.md
+// §4), with their gradients; the block's sums go to
 // partials[2*task], partials[2*task+1].
 void dense_pass(CpuRun& r, const LossSetup& s) {
   const Options& o = r.o;
   const Inputs& in = r.in;
   const Outputs& out = r.out;
   const int64_t P = r.P, C = r.C;
-  const CpuRowKernels& K = *s.K;
+  const CpuRowKernels& kernels = *s.kernels;
   r.for_blocks([&](int64_t b, int64_t p0, int64_t p1, int64_t task) {
     const float* boxes = in.gt_boxes + b * in.G * 4;
     const float ls = static_cast<float>(s.loc_scale[b] * s.up_loc);
@@ -183,9 +183,9 @@ void dense_pass(CpuRun& r, const LossSetup& s) {
     // Zero the block's gradient rows in one contiguous streaming fill each
     // (no read-for-ownership of lines that stay zero); rows that count are
     // then overwritten.
-    auto zero_block = [&](void* base, DType t, int64_t i, int64_t n) {
-      if (t == DType::kF32) K.zero_fill(static_cast<float*>(base) + i, n);
-      else zero_row(base, t, i, n);
+    auto zero_block = [&](void* base, DType dtype, int64_t i, int64_t n) {
+      if (dtype == DType::kF32) kernels.zero_fill(static_cast<float*>(base) + i, n);
+      else zero_row(base, dtype, i, n);
     };
     if (out.grad_loc) zero_block(out.grad_loc, in.loc_dtype, (b * P + p0) * 4, (p1 - p0) * 4);
     if (out.grad_conf && s.softmax) zero_block(out.grad_conf, in.conf_dtype, (b * P + p0) * C, (p1 - p0) * C);
@@ -196,8 +196,8 @@ void dense_pass(CpuRun& r, const LossSetup& s) {
     if (s.softmax && !s.convert) {
       thread_local std::vector<float> exp_scratch;
       if (exp_scratch.size() < static_cast<size_t>(kBlock * C + 64)) exp_scratch.resize(kBlock * C + 64);
-      K.ce_background_rows(static_cast<const float*>(in.conf) + (b * P + p0) * C, p1 - p0, C, ce0_blk,
-                           exp_scratch.data());
+      kernels.ce_background_rows(static_cast<const float*>(in.conf) + (b * P + p0) * C, p1 - p0, C,
+                                 ce0_blk, exp_scratch.data());
     }
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t bp = b * P + p;
@@ -226,17 +226,17 @@ void dense_pass(CpuRun& r, const LossSetup& s) {
         if (t > 0) {
           // Positives: exact row statistics, CE = (m - x_t) + l.
           float m, l;
-          K.softmax_rows(x, 1, C, &m, &l);
+          kernels.softmax_rows(x, 1, C, &m, &l);
           conf_sum += static_cast<double>((m - x[t]) + l);
           if (out.grad_conf) {
             float* grad_conf = grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data());
-            K.softmax_grad(x, C, m, l, t, cs, grad_conf);
+            kernels.softmax_grad(x, C, m, l, t, cs, grad_conf);
             flush_row(out.grad_conf, in.conf_dtype, bp * C, C, grad_conf);
           }
         } else {
           if (s.convert) {
             float m, l;
-            K.softmax_rows(x, 1, C, &m, &l);
+            kernels.softmax_rows(x, 1, C, &m, &l);
             s.ce_bg[bp] = (m - x[0]) + l;
           } else {
             s.ce_bg[bp] = ce0_blk[p - p0];  // ranking score; mined rows' CE is recomputed exactly
@@ -245,11 +245,12 @@ void dense_pass(CpuRun& r, const LossSetup& s) {
       } else {
         float* grad_conf = out.grad_conf ? grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data())
                                          : nullptr;
-        conf_sum += K.focal(x, C, t > 0 ? t - 1 : -1, s.alpha, s.gamma, s.gamma_kind, cs, grad_conf);
+        conf_sum +=
+            kernels.focal(x, C, t > 0 ? t - 1 : -1, s.alpha, s.gamma, s.gamma_kind, cs, grad_conf);
         if (grad_conf) flush_row(out.grad_conf, in.conf_dtype, bp * C, C, grad_conf);
       }
     }
-    K.store_fence();  // streaming gradient stores are ordered before the task ends
+    kernels.store_fence();  // streaming gradient stores are ordered before the task ends
     s.partials[2 * task] = loc_sum;
     s.partials[2 * task + 1] = conf_sum;
   });
@@ -277,7 +278,7 @@ void mine_negatives(CpuRun& r, const LossSetup& s, std::vector<double>* conf_img
   const Inputs& in = r.in;
   const Outputs& out = r.out;
   const int64_t P = r.P, C = r.C;
-  const CpuRowKernels& K = *s.K;
+  const CpuRowKernels& kernels = *s.kernels;
   std::vector<double> mined(r.B, 0.0);
   r.arena.execute([&] {
     tbb::parallel_for(tbb::blocked_range<int64_t>(0, r.B, 1), [&](const tbb::blocked_range<int64_t>& range) {
@@ -288,11 +289,11 @@ void mine_negatives(CpuRun& r, const LossSetup& s, std::vector<double>* conf_img
       auto row_ce = [&](int64_t bp, int32_t target, float scale) {
         const float* x = row_f32(in.conf, in.conf_dtype, bp * C, C, tmp_in.data());
         float m, l;
-        K.softmax_rows(x, 1, C, &m, &l);
+        kernels.softmax_rows(x, 1, C, &m, &l);
         const double ce = static_cast<double>((m - x[target]) + l);
         if (out.grad_conf) {
           float* grad_conf = grad_row(out.grad_conf, in.conf_dtype, bp * C, tmp_out.data());
-          K.softmax_grad(x, C, m, l, target, scale, grad_conf);
+          kernels.softmax_grad(x, C, m, l, target, scale, grad_conf);
           flush_row(out.grad_conf, in.conf_dtype, bp * C, C, grad_conf);
         }
         return ce;

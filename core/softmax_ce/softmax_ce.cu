@@ -1,8 +1,8 @@
 // Softmax cross-entropy with hard negative mining on the device (SSD,
-// Liu et al. 2016; SPEC §4), float32 math, float64 sums.
+// Liu et al. 2016; docs/SPEC.md §4), float32 math, float64 sums.
 //  1. ce_prep_kernel: per row, log-sum-exp shifted by the row's own max
 //     (a sub-warp of W lanes per row, fixed lane order), stored; negatives
-//     get a 32-bit key of ce_bg that orders like ranks_before.
+//     get mining_rank_key of ce_bg (mining_math.h): it orders like ranks_before.
 //  2. mine_kernel: one block per image. k = min(mining_quota, #negatives);
 //     a 4-pass MSB radix select (8 bits per pass, shared histograms) finds
 //     the k-th largest key T; negatives with key > T count, and among keys
@@ -16,6 +16,7 @@
 #include <cub/block/block_scan.cuh>
 
 #include "common/cuda_util.cuh"
+#include "softmax_ce/mining_math.h"
 #include "softmax_ce/softmax_ce_device.cuh"
 
 namespace mbx {
@@ -32,25 +33,6 @@ struct CEArgs {
   bool clamp_num_neg, double_count;
   SoftmaxCELaunch l;
 };
-
-// ce -> key: larger ce, larger key; NaN first (all-ones); 0 is reserved for
-// "not a negative". -0 is folded into +0 so that equal ce values tie.
-__device__ __forceinline__ uint32_t ce_key(float ce) {
-  if (ce != ce) return 0xffffffffu;
-  ce = ce + 0.0f;
-  const uint32_t u = __float_as_uint(ce);
-  return (u >> 31) ? ~u : (u | 0x80000000u);
-}
-
-// mining_quota of softmax_ce.h.
-__device__ __forceinline__ long long mining_quota_dev(double ratio, bool clamp, long long num_pos,
-                                                      long long P) {
-  if (ratio <= 0.0) return -1;
-  const double k = ceil(ratio * static_cast<double>(num_pos));
-  long long kk = k > 9e18 ? 0x7fffffffffffffffll : static_cast<long long>(k);
-  if (clamp && kk > P - 1) kk = P - 1;
-  return kk;
-}
 
 template <typename TC, int W>
 __global__ void __launch_bounds__(kBlock) ce_prep_kernel(CEArgs a, const TC* conf) {
@@ -96,9 +78,9 @@ __global__ void __launch_bounds__(kBlock) ce_prep_kernel(CEArgs a, const TC* con
     if (active && lane == 0) {
       const float mm = finite ? m : logf(r);
       const float l = finite ? log1pf(r + (k - 1.f)) : 0.f;
-      a.l.lse[i] = mm;
-      a.l.lsum[i] = l;
-      a.l.keys[i] = a.l.ct[i] == 0 ? ce_key((mm - to_f(x[0])) + l) : 0u;
+      a.l.row_max[i] = mm;
+      a.l.row_log_sum[i] = l;
+      a.l.keys[i] = a.l.conf_target[i] == 0 ? mining_rank_key((mm - to_f(x[0])) + l) : 0u;
     }
   }
 }
@@ -172,7 +154,7 @@ struct MineQuota {
   long long k, extra;
 };
 __device__ __forceinline__ MineQuota mine_quota(const CEArgs& a, int64_t b, long long n_neg) {
-  const long long quota = mining_quota_dev(a.ratio, a.clamp_num_neg, a.l.num_pos[b], a.P);
+  const long long quota = mining_quota(a.ratio, a.clamp_num_neg, a.l.num_pos[b], a.P);
   MineQuota q;
   q.k = quota < 0 ? n_neg : (quota < n_neg ? quota : n_neg);
   q.extra = (a.double_count && quota > n_neg) ? quota - n_neg : 0;
@@ -234,7 +216,7 @@ __global__ void __launch_bounds__(kMineBlock) mine_kernel(CEArgs a) {
   const int t = threadIdx.x;
   for (int64_t b = blockIdx.x; b < a.B; b += gridDim.x) {
     const uint32_t* keys = a.l.keys + b * a.P;
-    const int32_t* ct = a.l.ct + b * a.P;
+    const int32_t* conf_target = a.l.conf_target + b * a.P;
     uint8_t* weight = a.l.weight + b * a.P;
     int local = 0;
     for (int64_t p = t; p < a.P; p += kMineBlock) local += keys[p] != 0u;
@@ -259,7 +241,7 @@ __global__ void __launch_bounds__(kMineBlock) mine_kernel(CEArgs a) {
     // (Rank 0 then gives every prior its weight: each key == T is taken.)
     if (q.extra == 0 && (take_eq == 0 || take_eq == eq_total)) {
       for (int64_t p = t; p < a.P; p += kMineBlock)
-        weight[p] = mine_weight(keys[p], ct[p], T, take_eq, 0, 0);
+        weight[p] = mine_weight(keys[p], conf_target[p], T, take_eq, 0, 0);
       __syncthreads();  // the shared scalars are reused by the next image
       continue;
     }
@@ -272,7 +254,7 @@ __global__ void __launch_bounds__(kMineBlock) mine_kernel(CEArgs a) {
       const int64_t p = p0 + t;
       uint32_t key = 0;
       int32_t c = -1;
-      if (p < a.P) { key = keys[p]; c = ct[p]; }
+      if (p < a.P) { key = keys[p]; c = conf_target[p]; }
       const bool eq = key != 0u && key == T && take_eq > 0;
       const long long flag = (static_cast<long long>(eq) << 32) | static_cast<long long>(c > 0);
       long long excl, agg;
@@ -296,9 +278,9 @@ __global__ void __launch_bounds__(kBlock) ce_value_kernel(CEArgs a, const TC* co
       const int64_t i = b * a.P + p;
       const uint8_t w = a.l.weight[i];
       if (w == 0) continue;
-      const int32_t target = a.l.ct[i] > 0 ? a.l.ct[i] : 0;
+      const int32_t target = a.l.conf_target[i] > 0 ? a.l.conf_target[i] : 0;
       sum += static_cast<double>(w) *
-             static_cast<double>((a.l.lse[i] - to_f(conf[i * a.C + target])) + a.l.lsum[i]);
+             static_cast<double>((a.l.row_max[i] - to_f(conf[i * a.C + target])) + a.l.row_log_sum[i]);
     }
     const double total = block_sum<kBlock>(sum, sh);
     if (threadIdx.x == 0) a.l.partials[b * gridDim.x + blockIdx.x] = total;
@@ -325,8 +307,8 @@ __global__ void __launch_bounds__(kBlock) ce_grad_kernel(CEArgs a, const TC* con
       const uint8_t w = a.l.weight[i];
       float v = 0.f;
       if (w != 0) {
-        const int32_t target = a.l.ct[i] > 0 ? a.l.ct[i] : 0;
-        const float z = (to_f(x[e]) - a.l.lse[i]) - a.l.lsum[i];  // log softmax
+        const int32_t target = a.l.conf_target[i] > 0 ? a.l.conf_target[i] : 0;
+        const float z = (to_f(x[e]) - a.l.row_max[i]) - a.l.row_log_sum[i];  // log softmax
         const float sm = c == target ? expm1f(z) : expf(z);      // p - [c == target]
         v = static_cast<float>(static_cast<double>(sm) * (static_cast<double>(w) * scale));
       }

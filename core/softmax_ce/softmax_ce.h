@@ -2,7 +2,7 @@
 // "Hard negative mining"; docs/SPEC.md §4).
 //   ce[p] = logsumexp(conf[p]) - conf[p, target]   (negatives: target 0)
 // The log-sum-exp is shifted by the row's own max (not the batch max as in
-// ssd.pytorch, SPEC §6.3), so every row is finite and exact.
+// ssd.pytorch, docs/SPEC.md §6.3), so every row is finite and exact.
 #pragma once
 
 #include <cmath>

@@ -11,7 +11,7 @@ namespace mbx {
 namespace cuda {
 
 struct SoftmaxCELaunch {
-  const int32_t* ct = nullptr;         // [B,P] conf_target
+  const int32_t* conf_target = nullptr;  // [B,P]
   const int32_t* num_pos = nullptr;    // [B]
   const double* conf_scale = nullptr;  // [B]
   const void* grad_loss = nullptr;     // device [2] or null = (1,1)
@@ -21,15 +21,15 @@ struct SoftmaxCELaunch {
   double* partials = nullptr;          // [B, nblocks]
   int nblocks = 0;                     // from softmax_ce_blocks()
   // scratch
-  float* lse = nullptr;                // [B,P] row max m (IEEE log-sum-exp for non-finite rows)
-  float* lsum = nullptr;               // [B,P] l = log(sum_c exp(x_c - m)) (0 for non-finite rows)
-  uint32_t* keys = nullptr;            // [B,P]
-  uint8_t* weight = nullptr;           // [B,P]
+  float* row_max = nullptr;            // [B,P] m = the row's max (the IEEE log-sum-exp for non-finite rows)
+  float* row_log_sum = nullptr;        // [B,P] l = log(sum_c exp(x_c - m)) (0 for non-finite rows)
+  uint32_t* keys = nullptr;            // [B,P] mining_rank_key of negatives, 0 for the others
+  uint8_t* weight = nullptr;           // [B,P] CE weight: positive, mined, double-counted
 };
 
 int softmax_ce_blocks(int64_t P);
 
-// Softmax CE with per-image hard negative mining (SPEC §4).
+// Softmax CE with per-image hard negative mining (docs/SPEC.md §4).
 void launch_softmax_ce(const Options& o, const Inputs& in, const SoftmaxCELaunch& l,
                        cudaStream_t stream);
 
