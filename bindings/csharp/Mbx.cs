@@ -10,6 +10,7 @@
 // Built with Mono's mcs (C# 7.2): spans are pinned through
 // MemoryMarshal.GetReference (mcs has no pattern-based `fixed` on spans).
 using System;
+using System.Collections.Generic;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -17,16 +18,19 @@ using Mbx.Native;
 
 namespace Mbx {
 
+// The enums below take their values from the SWIG-generated ones (the
+// library's pinned values); only the C# spelling of the names is added.
+
 /// <summary>Status codes of the C API (mbx_status_t); values are pinned.</summary>
 public enum Status {
-  Ok = 0,
-  InvalidArgument = 1,
-  Unsupported = 2,
-  OutOfMemory = 3,
-  NoDevice = 4,
-  DeviceError = 5,
-  ContextBusy = 6,
-  InternalError = 7
+  Ok = (int)mbx_status_t.MBX_STATUS_OK,
+  InvalidArgument = (int)mbx_status_t.MBX_STATUS_INVALID_ARGUMENT,
+  Unsupported = (int)mbx_status_t.MBX_STATUS_UNSUPPORTED,
+  OutOfMemory = (int)mbx_status_t.MBX_STATUS_OUT_OF_MEMORY,
+  NoDevice = (int)mbx_status_t.MBX_STATUS_NO_DEVICE,
+  DeviceError = (int)mbx_status_t.MBX_STATUS_DEVICE_ERROR,
+  ContextBusy = (int)mbx_status_t.MBX_STATUS_CONTEXT_BUSY,
+  InternalError = (int)mbx_status_t.MBX_STATUS_INTERNAL_ERROR
 }
 
 /// <summary>A call into mbx failed; carries the status and mbx_last_error().</summary>
@@ -44,31 +48,34 @@ public class MbxException : Exception {
 
 /// <summary>Option presets reproducing the well-known implementations.</summary>
 public enum Preset {
-  SsdPytorch = 0,
-  TorchvisionSsd = 1,
-  YhenonRetinanet = 2,
-  TorchvisionRetinanet = 3
+  SsdPytorch = (int)mbx_preset_t.MBX_PRESET_SSD_PYTORCH,
+  TorchvisionSsd = (int)mbx_preset_t.MBX_PRESET_TORCHVISION_SSD,
+  YhenonRetinanet = (int)mbx_preset_t.MBX_PRESET_YHENON_RETINANET,
+  TorchvisionRetinanet = (int)mbx_preset_t.MBX_PRESET_TORCHVISION_RETINANET
 }
 
 /// <summary>Computation paths (mbx_path_t).</summary>
 public enum ComputePath {
-  Auto = 0,
-  CpuScalar = 1,
-  Cpu = 2,
-  Cuda = 3
+  Auto = (int)mbx_path_t.MBX_PATH_AUTO,
+  CpuScalar = (int)mbx_path_t.MBX_PATH_CPU_SCALAR,
+  Cpu = (int)mbx_path_t.MBX_PATH_CPU,
+  Cuda = (int)mbx_path_t.MBX_PATH_CUDA
 }
 
 /// <summary>Built-in SSD prior layouts (mbx_ssd_config_t).</summary>
 public enum SsdConfig {
-  Ssd300Voc = 0,
-  Ssd300Coco = 1,
-  Ssd512Voc = 2
+  Ssd300Voc = (int)mbx_ssd_config_t.MBX_SSD300_VOC,
+  Ssd300Coco = (int)mbx_ssd_config_t.MBX_SSD300_COCO,
+  Ssd512Voc = (int)mbx_ssd_config_t.MBX_SSD512_VOC
 }
 
 /// <summary>
 /// Loss and matching options: a preset, then single options by their SPEC /
 /// golden case.json names, e.g. <c>Options.FromPreset("ssd_pytorch").Set("neg_pos_ratio", 3.0)</c>.
 /// A bad name or value throws MbxException and leaves the options unchanged.
+/// The option list, types and enum choices come from the library
+/// (mbx_option_count / _name / _type / _choices) and values are read back as
+/// text (mbx_options_get), so nothing here names an option.
 /// </summary>
 public sealed class Options : IDisposable {
   internal readonly mbx_options_t Raw;
@@ -112,6 +119,51 @@ public sealed class Options : IDisposable {
     return Set(name, sb.ToString());
   }
 
+  /// <summary>Sets an integer option, or an enum option by its pinned value.</summary>
+  public Options Set(string name, long value) {
+    if (name == null) throw new ArgumentNullException(nameof(name));
+    if (OptionType(name) == "enum") {
+      var choices = OptionChoices(name);
+      if (value >= 0 && value < choices.Count) return Set(name, choices[(int)value]);
+    }
+    return Set(name, value.ToString(CultureInfo.InvariantCulture));
+  }
+
+  /// <summary>Every option name the library knows, in its order (mbx_option_name).</summary>
+  public static IReadOnlyList<string> Names {
+    get {
+      var names = new List<string>();
+      for (int i = 0; i < mbx_native.mbx_option_count(); i++) names.Add(mbx_native.mbx_option_name(i));
+      return names;
+    }
+  }
+
+  private static int IndexOf(string name) {
+    for (int i = 0; i < mbx_native.mbx_option_count(); i++)
+      if (mbx_native.mbx_option_name(i) == name) return i;
+    return -1;
+  }
+
+  /// <summary>An option's type: "enum", "bool", "int", "float" or "float[4]"; null if unknown.</summary>
+  public static string OptionType(string name) {
+    int i = IndexOf(name);
+    return i < 0 ? null : mbx_native.mbx_option_type(i);
+  }
+
+  /// <summary>An enum option's value names in the order of their pinned values (else empty).</summary>
+  public static IReadOnlyList<string> OptionChoices(string name) {
+    int i = IndexOf(name);
+    string text = i < 0 ? "" : mbx_native.mbx_option_choices(i);
+    return text.Length == 0 ? new string[0] : text.Split(',');
+  }
+
+  /// <summary>One option as text in the syntax Set accepts; setting it back gives the same
+  /// value bitwise (mbx_options_get).</summary>
+  public string Get(string name) {
+    if (name == null) throw new ArgumentNullException(nameof(name));
+    return mbx_native.mbx_option_text(Raw, name);
+  }
+
   /// <summary>Checks every option's range; throws MbxException if one is out.</summary>
   public Options Validate() {
     mbx_native.mbx_options_validate(Raw);
@@ -119,16 +171,17 @@ public sealed class Options : IDisposable {
   }
 
   /// <summary>True for sigmoid focal (K = C), false for softmax CE (K = C-1).</summary>
-  public bool IsSigmoidFocal { get { return Raw.conf_loss == 1; } }
+  public bool IsSigmoidFocal { get { return Get("conf_loss") == "SIGMOID_FOCAL"; } }
 
+  /// <summary>Every option as name=text (Get), in the library's order.</summary>
   public override string ToString() {
-    return string.Format(CultureInfo.InvariantCulture,
-        "Options{{prior_format={0}, force_match={1}, pos_threshold={2}, neg_threshold={3}, " +
-        "loc_loss={4}, smooth_l1_beta={5}, conf_loss={6}, neg_pos_ratio={7}, focal_alpha={8}, " +
-        "focal_gamma={9}, normalization={10}, external_norm={11}}}",
-        Raw.prior_format, Raw.force_match, Raw.pos_threshold, Raw.neg_threshold, Raw.loc_loss,
-        Raw.smooth_l1_beta, Raw.conf_loss, Raw.neg_pos_ratio, Raw.focal_alpha, Raw.focal_gamma,
-        Raw.normalization, Raw.external_norm);
+    var sb = new StringBuilder("Options{");
+    var names = Names;
+    for (int i = 0; i < names.Count; i++) {
+      if (i > 0) sb.Append(", ");
+      sb.Append(names[i]).Append('=').Append(Get(names[i]));
+    }
+    return sb.Append('}').ToString();
   }
 
   public void Dispose() {

@@ -452,6 +452,33 @@ static class Program {
       Throws(() => MultiBox.Forward(null, o, Priors(), GtBoxes(), GtLabels(), GtCounts(), Loc(),
                                     Conf()), Status.InvalidArgument);
     });
+    Test("ToString lists every library option; values round-trip", () => {
+      int count = Mbx.Native.mbx_native.mbx_option_count();
+      Check(Options.Names.Count == count, "Names has mbx_option_count() entries");
+      foreach (Preset p in Enum.GetValues(typeof(Preset))) {
+        var o = new Options(p);
+        string text = o.ToString();
+        for (int i = 0; i < count; i++) {
+          string name = Mbx.Native.mbx_native.mbx_option_name(i);
+          Check(text.Contains(name + "=" + o.Get(name)), name + " in " + text);
+        }
+        var copy = new Options(Preset.SsdPytorch);
+        foreach (string name in Options.Names) copy.Set(name, o.Get(name));
+        Check(copy.ToString() == text, "options set from their text: " + p);
+      }
+      Check(Opts().Set("force_match", 2).Get("force_match") == "LOW_QUALITY", "enum by pinned value");
+      Check(Options.OptionType("variances") == "float[4]", "type of variances");
+    });
+    Test("enums carry the library's values", () => {
+      foreach (Status s in Enum.GetValues(typeof(Status)))
+        Check(Mbx.Native.mbx_native.mbx_status_string((Mbx.Native.mbx_status_t)(int)s)
+                  .Replace("_", "") == "MBXSTATUS" + s.ToString().ToUpperInvariant(), s.ToString());
+      Check(Enum.GetValues(typeof(Preset)).Length == Mbx.Native.mbx_native.mbx_preset_count(),
+            "one Preset per library preset");
+      foreach (Preset p in Enum.GetValues(typeof(Preset)))
+        Check(Mbx.Native.mbx_native.mbx_preset_name((Mbx.Native.mbx_preset_t)(int)p).Replace("_", "")
+                  == p.ToString().ToLowerInvariant(), p.ToString());
+    });
     Test("unknown preset -> InvalidArgument", () => {
       Throws(() => Options.FromPreset("yolo_v3"), Status.InvalidArgument);
     });
@@ -510,6 +537,12 @@ static class Program {
         : Path.Combine(AppDomain.CurrentDomain.BaseDirectory, "golden");
     GoldenTests(golden);
     ErrorTests();
+    if (args.Length > 1) {
+      // ctest passes the project's version (project(VERSION) in CMakeLists.txt).
+      Test("runtime version is the project version", () => {
+        Check(MultiBox.Version == args[1], MultiBox.Version + " vs " + args[1]);
+      });
+    }
     Console.WriteLine(passed + " passed, " + failed + " failed");
     return failed == 0 && passed > 0 ? 0 : 1;
   }

@@ -239,6 +239,56 @@ class ErrorPathsTest {
   }
 
   @Test
+  void toString_listsEveryLibraryOption_andValuesRoundTrip() {
+    assertEquals(mbx_native.mbx_option_count(), Options.names().size());
+    for (Preset p : Preset.values()) {
+      Options o = Options.preset(p);
+      String text = o.toString();
+      for (int i = 0; i < mbx_native.mbx_option_count(); i++) {
+        String name = mbx_native.mbx_option_name(i);
+        assertTrue(text.contains(name + "=" + o.getText(name)), name + " in " + text);
+      }
+      // Text and typed values both set back to the same options, bitwise.
+      Options fromText = Options.preset(Preset.SSD_PYTORCH);
+      for (String name : Options.names()) {
+        fromText.set(name, o.getText(name));
+      }
+      assertEquals(text, fromText.toString());
+      assertEquals(text, Options.preset(Preset.SSD_PYTORCH).setAll(o.toMap()).toString());
+    }
+    Options o = Options.preset(Preset.TORCHVISION_RETINANET);
+    assertEquals("SIGMOID_FOCAL", o.get("conf_loss"));
+    assertEquals(Boolean.FALSE, o.get("loc_average_coords"));
+    assertArrayEquals(new double[] {1, 1, 1, 1}, (double[]) o.get("variances"));
+    assertEquals("float", Options.type("focal_gamma"));
+    assertEquals("LOW_QUALITY", o.set("force_match", 2).get("force_match"));
+  }
+
+  @Test
+  void enums_carryTheLibrarysValues() {
+    for (Status s : Status.values()) {
+      assertEquals("MBX_STATUS_" + s.name(),
+          mbx_native.mbx_status_string(org.mbx.internal.mbx_status_t.swigToEnum(s.code())));
+    }
+    assertEquals(mbx_native.mbx_preset_count(), Preset.values().length);
+    for (Preset p : Preset.values()) {
+      assertEquals(p.name().toLowerCase(Locale.ROOT), p.libraryName());
+    }
+    for (ComputePath p : ComputePath.values()) {
+      assertEquals(p.name().toLowerCase(Locale.ROOT).replace('_', '-'),
+          mbx_native.mbx_path_name(p.raw()));
+    }
+  }
+
+  @Test
+  void version_isTheProjectVersion() {
+    // Surefire passes the pom's version, which CMake configured from project(VERSION).
+    String project = System.getProperty("mbx.project.version");
+    assertTrue(project != null && !project.isEmpty(), "mbx.project.version not set");
+    assertEquals(project, Mbx.version());
+  }
+
+  @Test
   void unknownPreset_isInvalidArgument() {
     expectInvalid(() -> Options.preset("yolo_v3"));
   }

@@ -9,7 +9,6 @@ import java.nio.IntBuffer;
 import java.util.Objects;
 import org.mbx.internal.SWIGTYPE_p_mbx_context_t;
 import org.mbx.internal.mbx_native;
-import org.mbx.internal.mbx_ssd_config_t;
 
 /**
  * The mbx entry points: matching, loss forward / backward / fused
@@ -357,7 +356,7 @@ public final class Mbx {
   /** Number of priors of an SSD layout. */
   public static long ssdPriorCount(SsdConfig config) {
     long[] n = new long[1];
-    mbx_native.mbx_priors_ssd_count(mbx_ssd_config_t.swigToEnum(config.code()), n);
+    mbx_native.mbx_priors_ssd_count(config.raw(), n);
     return n[0];
   }
 
@@ -365,7 +364,7 @@ public final class Mbx {
   public static void ssdPriors(SsdConfig config, FloatBuffer out) {
     long p = ssdPriorCount(config);
     try (NativeArg a = NativeArg.of("priors", out, true, p, 4)) {
-      mbx_native.mbx_priors_ssd(mbx_ssd_config_t.swigToEnum(config.code()), NativeArg.get(a));
+      mbx_native.mbx_priors_ssd(config.raw(), NativeArg.get(a));
       a.commit();
     }
   }

@@ -4,7 +4,6 @@ import java.lang.ref.Cleaner;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import org.mbx.internal.SWIGTYPE_p_mbx_context_t;
 import org.mbx.internal.mbx_native;
-import org.mbx.internal.mbx_path_t;
 
 /**
  * An mbx context: thread count, computation path and cached workspace, so
@@ -71,7 +70,7 @@ public final class MbxContext implements AutoCloseable {
   public MbxContext setPath(ComputePath path) {
     SWIGTYPE_p_mbx_context_t h = enter();
     try {
-      mbx_native.mbx_context_set_path(h, mbx_path_t.swigToEnum(path.code()));
+      mbx_native.mbx_context_set_path(h, path.raw());
     } finally {
       exit();
     }

@@ -1,11 +1,15 @@
 package org.mbx;
 
 import java.lang.ref.Reference;
+import java.lang.reflect.Array;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import org.mbx.internal.mbx_native;
 import org.mbx.internal.mbx_options_t;
-import org.mbx.internal.mbx_preset_t;
 
 /**
  * Loss and matching options ({@code mbx_options_t}): start from a preset,
@@ -21,8 +25,12 @@ import org.mbx.internal.mbx_preset_t;
  * Names and values are parsed by the library ({@code mbx_options_set}); an
  * unknown name or an unparsable value throws {@link MbxException} and leaves
  * the options unchanged. Ranges are checked by {@link #validate()} and by
- * every call. Not thread-safe for concurrent modification; reading from
- * several threads (concurrent calls) is fine.
+ * every call. The option list, each option's type and its enum choices come
+ * from the library ({@code mbx_option_count}, {@code mbx_option_name},
+ * {@code mbx_option_type}, {@code mbx_option_choices}); values are read back
+ * as text with {@code mbx_options_get}, so nothing here names an option. Not
+ * thread-safe for concurrent modification; reading from several threads
+ * (concurrent calls) is fine.
  */
 public final class Options {
   private final mbx_options_t raw;
@@ -32,7 +40,7 @@ public final class Options {
     mbx_options_t r = new mbx_options_t();
     // Freed when this Options becomes unreachable (the struct is plain data).
     MbxContext.CLEANER.register(this, r::delete);
-    mbx_native.mbx_options_init(r, mbx_preset_t.swigToEnum(preset.code()));
+    mbx_native.mbx_options_init(r, preset.raw());
     raw = r;
   }
 
@@ -46,12 +54,49 @@ public final class Options {
     NativeLoader.load();
     int[] code = new int[1];
     mbx_native.mbx_preset_from_name(name, code);
-    for (Preset p : Preset.values()) {
-      if (p.code() == code[0]) {
-        return new Options(p);
+    Preset p = Preset.fromCode(code[0]);
+    if (p == null) {
+      throw new MbxException(Status.INVALID_ARGUMENT, "unknown preset " + name);
+    }
+    return new Options(p);
+  }
+
+  /** Every option name the library knows, in its order ({@code mbx_option_name}). */
+  public static List<String> names() {
+    NativeLoader.load();
+    List<String> names = new ArrayList<>();
+    for (int i = 0; i < mbx_native.mbx_option_count(); i++) {
+      names.add(mbx_native.mbx_option_name(i));
+    }
+    return Collections.unmodifiableList(names);
+  }
+
+  /** An option's index in the library's list, or -1. */
+  private static int indexOf(String name) {
+    for (int i = 0; i < mbx_native.mbx_option_count(); i++) {
+      if (mbx_native.mbx_option_name(i).equals(name)) {
+        return i;
       }
     }
-    throw new MbxException(Status.INVALID_ARGUMENT, "unknown preset " + name);
+    return -1;
+  }
+
+  /**
+   * An option's type as the library states it: "enum", "bool", "int",
+   * "float" or "float[4]" (null for an unknown name).
+   */
+  public static String type(String name) {
+    NativeLoader.load();
+    int i = indexOf(name);
+    return i < 0 ? null : mbx_native.mbx_option_type(i);
+  }
+
+  /** An enum option's value names in the order of their pinned values (empty otherwise). */
+  public static List<String> choices(String name) {
+    NativeLoader.load();
+    int i = indexOf(name);
+    String text = i < 0 ? "" : mbx_native.mbx_option_choices(i);
+    return text.isEmpty() ? List.of() : List.of(text.split(","));
   }
 
   /** Sets one option from text: enums by name, numbers, true/false, "v0,v1,v2,v3". */
@@ -66,6 +111,11 @@ public final class Options {
     return set(name, Double.toString(value));
   }
 
+  /** Sets an integer option, or an enum option by its pinned value. */
+  public Options set(String name, long value) {
+    return set(name, (Object) Long.valueOf(value));
+  }
+
   /** Sets a boolean option. */
   public Options set(String name, boolean value) {
     return set(name, value ? "true" : "false");
@@ -73,31 +123,138 @@ public final class Options {
 
   /** Sets a list option ({@code variances}). */
   public Options set(String name, double... values) {
+    return set(name, (Object) values);
+  }
+
+  /**
+   * Sets one option from a Java value, converted by the option's type: a
+   * String as is (the library parses it), a Boolean as true/false, a Number
+   * in C locale (for an enum option, an integer is its pinned value), an
+   * Enum by its name, an array or List comma-separated.
+   */
+  public Options set(String name, Object value) {
+    return set(name, text(name, value));
+  }
+
+  private static String text(String name, Object value) {
+    if (value == null) {
+      throw new MbxException(Status.INVALID_ARGUMENT, "option " + name + ": null value");
+    }
+    if (value instanceof String) {
+      return (String) value;
+    }
+    if (value instanceof Boolean) {
+      return ((Boolean) value) ? "true" : "false";
+    }
+    if (value instanceof Enum) {
+      return ((Enum<?>) value).name();
+    }
+    if (value instanceof Number) {
+      Number n = (Number) value;
+      boolean integral = value instanceof Integer || value instanceof Long
+          || value instanceof Short || value instanceof Byte;
+      if (integral && "enum".equals(type(name))) {
+        List<String> c = choices(name);
+        long v = n.longValue();
+        if (v >= 0 && v < c.size()) {
+          return c.get((int) v);
+        }
+      }
+      return integral ? Long.toString(n.longValue()) : Double.toString(n.doubleValue());
+    }
+    if (value instanceof List) {
+      return join(name, ((List<?>) value).toArray());
+    }
+    if (value.getClass().isArray()) {
+      Object[] items = new Object[Array.getLength(value)];
+      for (int i = 0; i < items.length; i++) {
+        items[i] = Array.get(value, i);
+      }
+      return join(name, items);
+    }
+    throw new MbxException(Status.INVALID_ARGUMENT, "option " + name + ": cannot use a value of type "
+        + value.getClass().getName());
+  }
+
+  private static String join(String name, Object[] items) {
     StringBuilder sb = new StringBuilder();
-    for (int i = 0; i < values.length; i++) {
+    for (int i = 0; i < items.length; i++) {
       if (i > 0) {
         sb.append(',');
       }
-      sb.append(Double.toString(values[i]));
+      sb.append(text(name, items[i]));
     }
-    return set(name, sb.toString());
+    return sb.toString();
   }
 
-  /** Sets several options; values may be String, Number, Boolean or double[]. */
+  /** Sets several options; values may be String, Number, Boolean, Enum, arrays or Lists. */
   public Options setAll(Map<String, ?> options) {
     for (Map.Entry<String, ?> e : options.entrySet()) {
-      Object v = e.getValue();
-      if (v instanceof double[]) {
-        set(e.getKey(), (double[]) v);
-      } else if (v instanceof Number) {
-        set(e.getKey(), ((Number) v).doubleValue());
-      } else if (v instanceof Boolean) {
-        set(e.getKey(), ((Boolean) v).booleanValue());
-      } else {
-        set(e.getKey(), String.valueOf(v));
-      }
+      set(e.getKey(), e.getValue());
     }
     return this;
+  }
+
+  /**
+   * One option as text, in the syntax {@link #set(String, String)} accepts
+   * (setting it back gives the same value bitwise): {@code mbx_options_get}.
+   */
+  public String getText(String name) {
+    String text = mbx_native.mbx_option_text(raw, name);
+    Reference.reachabilityFence(this);
+    return text;
+  }
+
+  /**
+   * One option as a Java value by its type: String (enum value name),
+   * Boolean, Integer, Double, or double[] (float[4]).
+   */
+  public Object get(String name) {
+    String text = getText(name);
+    String type = type(name);
+    if ("bool".equals(type)) {
+      return "true".equals(text);
+    }
+    if ("int".equals(type)) {
+      return Integer.valueOf(text);
+    }
+    if ("float".equals(type)) {
+      return parseDouble(text);
+    }
+    if (type.startsWith("float[")) {
+      String[] parts = text.split(",");
+      double[] values = new double[parts.length];
+      for (int i = 0; i < parts.length; i++) {
+        values[i] = parseDouble(parts[i]);
+      }
+      return values;
+    }
+    return text;
+  }
+
+  /** C-locale text of mbx_options_get ("inf", "-inf", "nan" included) as a double. */
+  private static double parseDouble(String text) {
+    switch (text.toLowerCase(Locale.ROOT)) {
+      case "inf":
+      case "+inf":
+        return Double.POSITIVE_INFINITY;
+      case "-inf":
+        return Double.NEGATIVE_INFINITY;
+      case "nan":
+      case "-nan":
+        return Double.NaN;
+      default:
+        return Double.parseDouble(text);
+    }
+  }
+
+  /** Every option ({@link #names()} order) by its name, values as {@link #get(String)}. */
+  public Map<String, Object> toMap() {
+    Map<String, Object> map = new LinkedHashMap<>();
+    for (String name : names()) {
+      map.put(name, get(name));
+    }
+    return map;
   }
 
   /** Checks every option's range (SPEC §7); throws {@link MbxException} if one is out. */
@@ -109,7 +266,7 @@ public final class Options {
 
   /** True when the confidence loss is sigmoid focal (K = C), false for softmax CE (K = C-1). */
   public boolean isSigmoidFocal() {
-    return raw.getConf_loss() == 1;
+    return "SIGMOID_FOCAL".equals(getText("conf_loss"));
   }
 
   /** The raw struct, for org.mbx.internal calls. Keep this Options reachable while it is used. */
@@ -117,15 +274,17 @@ public final class Options {
     return raw;
   }
 
+  /** Every option as name=text ({@link #getText(String)}), in the library's order. */
   @Override
   public String toString() {
-    return String.format(Locale.ROOT,
-        "Options{prior_format=%d, force_match=%d, pos_threshold=%s, neg_threshold=%s, "
-            + "loc_loss=%d, smooth_l1_beta=%s, conf_loss=%d, neg_pos_ratio=%s, "
-            + "focal_alpha=%s, focal_gamma=%s, normalization=%d, external_norm=%s}",
-        raw.getPrior_format(), raw.getForce_match(), raw.getPos_threshold(),
-        raw.getNeg_threshold(), raw.getLoc_loss(), raw.getSmooth_l1_beta(),
-        raw.getConf_loss(), raw.getNeg_pos_ratio(), raw.getFocal_alpha(),
-        raw.getFocal_gamma(), raw.getNormalization(), raw.getExternal_norm());
+    StringBuilder sb = new StringBuilder("Options{");
+    List<String> names = names();
+    for (int i = 0; i < names.size(); i++) {
+      if (i > 0) {
+        sb.append(", ");
+      }
+      sb.append(names.get(i)).append('=').append(getText(names.get(i)));
+    }
+    return sb.append('}').toString();
   }
 }

@@ -1,30 +1,41 @@
 package org.mbx;
 
-/** Option presets reproducing the well-known implementations (SPEC §5). */
+import org.mbx.internal.mbx_native;
+import org.mbx.internal.mbx_preset_t;
+
+/** Option presets reproducing the well-known implementations (docs/SPEC.md §5). */
 public enum Preset {
   /** amdegroot/ssd.pytorch MultiBoxLoss. */
-  SSD_PYTORCH("ssd_pytorch", 0),
+  SSD_PYTORCH(mbx_preset_t.MBX_PRESET_SSD_PYTORCH),
   /** torchvision 0.14 SSD compute_loss. */
-  TORCHVISION_SSD("torchvision_ssd", 1),
+  TORCHVISION_SSD(mbx_preset_t.MBX_PRESET_TORCHVISION_SSD),
   /** yhenon/pytorch-retinanet FocalLoss. */
-  YHENON_RETINANET("yhenon_retinanet", 2),
+  YHENON_RETINANET(mbx_preset_t.MBX_PRESET_YHENON_RETINANET),
   /** torchvision 0.14 RetinaNet compute_loss. */
-  TORCHVISION_RETINANET("torchvision_retinanet", 3);
+  TORCHVISION_RETINANET(mbx_preset_t.MBX_PRESET_TORCHVISION_RETINANET);
 
-  private final String libraryName;
-  private final int code;
+  private final mbx_preset_t raw;
 
-  Preset(String libraryName, int code) {
-    this.libraryName = libraryName;
-    this.code = code;
+  Preset(mbx_preset_t raw) {
+    this.raw = raw;
   }
 
-  /** The name used by the C API and golden case.json ("ssd_pytorch", ...). */
+  /** The name used by the C API and golden case.json ("ssd_pytorch", ...): mbx_preset_name(). */
   public String libraryName() {
-    return libraryName;
+    return mbx_native.mbx_preset_name(raw);
   }
 
-  int code() {
-    return code;
+  mbx_preset_t raw() {
+    return raw;
+  }
+
+  /** The preset with the given C value, or null. */
+  static Preset fromCode(int code) {
+    for (Preset p : values()) {
+      if (p.raw.swigValue() == code) {
+        return p;
+      }
+    }
+    return null;
   }
 }
