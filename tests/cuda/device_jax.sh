@@ -5,8 +5,9 @@
 #
 # Needs: python3 with jax[cuda] (jax >= 0.10), CuPy, pytest; mbx's Python
 # package built with CUDA (it holds libmbx_jax.so, the XLA FFI shim) on
-# PYTHONPATH (or set MBX_PYTHON_DIR=<build>/python), LD_LIBRARY_PATH as
-# needed. No network. Steps, each logged to OUT_DIR/<step>.log:
+# PYTHONPATH (or set MBX_PYTHON_DIR=<build>/python), and libtbb.so.12 on
+# LD_LIBRARY_PATH if the machine lacks it (copy it next to libmbx.so.0).
+# No network. Steps, each logged to OUT_DIR/<step>.log:
 #   info     GPU, driver, jax / jaxlib / CuPy versions, jax devices
 #   tests    tests/python_jax on the GPU: every golden/generated/stress case
 #            jitted (loss + grad + match), f16/bf16, traced EXTERNAL norm,

@@ -26,6 +26,14 @@ IDS = [case_id(c) for c in CASES]
 CPU = jax.devices("cpu")
 
 
+@pytest.fixture(autouse=True)
+def _on_the_cpu():
+    """These tests are about the CPU backend (bitwise host-norm path), also
+    on a machine whose default JAX backend is a GPU."""
+    with jax.default_device(CPU[0]):
+        yield
+
+
 def _args(arr, device=None):
     out = [jnp.asarray(arr[k]) for k in INPUTS]
     return [jax.device_put(a, device) for a in out] if device is not None else out

@@ -1,7 +1,7 @@
 """Train a small SSD-style detector in JAX with mbx.jax.multibox_loss.
 
     PYTHONPATH=<build>/python python bindings/python/examples/jax_train_shapes.py \
-        [--steps 300] [--batch 32] [--size 96] [--eval-images 200] [--seed 0]
+        [--steps 400] [--batch 32] [--size 96] [--eval-images 200] [--seed 0]
 
 Needs jax and optax only (from PyPI) besides mbx. Data: a synthetic "shapes"
 set generated here: size x size images (64..128 px) of noisy backgrounds with
@@ -252,7 +252,7 @@ def evaluate(params, priors, data, iou_threshold=0.5):
 
 # ---------------------------------------------------------------------------
 
-def train(steps=300, batch=32, size=96, eval_images=200, seed=0, log_every=25, lr=3e-3,
+def train(steps=400, batch=32, size=96, eval_images=200, seed=0, log_every=25, lr=3e-3,
           verbose=True):
     """Runs the training; returns a dict with the loss curve and mAP@0.5."""
     assert 64 <= size <= 128, "images are 64..128 px"
@@ -295,7 +295,7 @@ def train(steps=300, batch=32, size=96, eval_images=200, seed=0, log_every=25, l
 def main():
     ap = argparse.ArgumentParser(description="Train a small SSD-style detector on synthetic "
                                              "shapes with mbx.jax.multibox_loss.")
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--size", type=int, default=96, help="image side, 64..128 px")
     ap.add_argument("--eval-images", type=int, default=200)
