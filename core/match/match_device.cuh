@@ -46,7 +46,8 @@ __device__ __forceinline__ bool label_valid(int32_t label, int64_t K) {
 // expensive part. A warp pays it only where a lane overlaps.
 __device__ __forceinline__ double iou_or_zero(const MatchBox& g, const PriorBox& p) {
   if (!overlaps(g, p.x1, p.y1, p.x2, p.y2)) return 0.0;
-  return iou(g, p.x1, p.y1, p.x2, p.y2, p.area);
+  return iou_of_sides(intersection_side(g.x1, g.x2, p.x1, p.x2),
+                      intersection_side(g.y1, g.y2, p.y1, p.y2), g.area, p.area);
 }
 
 // encode_box of a positive prior against GT box `gt`.

@@ -97,22 +97,37 @@ MBX_HD_INLINE PriorBox prior_box(const float* p4, bool corners) {
   return r;
 }
 
-// IoU = inter / ((area_g + area_p) - inter), intersection sides clamped at
-// 0. The SIMD kernels (match_kernels_impl.h, iou_batch) are its vector twin.
+// Side of the intersection of [a1, a2] and [b1, b2]: min(a2, b2) -
+// max(a1, b1), negative when they are disjoint.
+MBX_HD_INLINE double intersection_side(double a1, double a2, double b1, double b2) {
+  return exact_sub(a2 < b2 ? a2 : b2, a1 > b1 ? a1 : b1);
+}
+
+// inter / ((area_g + area_p) - inter) with inter = iw * ih, for sides that
+// are already >= 0.
+MBX_HD_INLINE double iou_of_sides(double iw, double ih, double garea, double parea) {
+  const double inter = exact_mul(iw, ih);
+  return exact_div(inter, exact_sub(exact_add(garea, parea), inter));
+}
+
+// IoU of docs/SPEC.md §2: intersection sides clamped at 0, then
+// iou_of_sides. The SIMD kernels (match_kernels_impl.h, iou_batch) are its
+// vector twin.
 MBX_HD_INLINE double iou(const MatchBox& g, double px1, double py1, double px2, double py2,
                          double parea) {
-  double iw = exact_sub(g.x2 < px2 ? g.x2 : px2, g.x1 > px1 ? g.x1 : px1);
-  double ih = exact_sub(g.y2 < py2 ? g.y2 : py2, g.y1 > py1 ? g.y1 : py1);
+  double iw = intersection_side(g.x1, g.x2, px1, px2);
+  double ih = intersection_side(g.y1, g.y2, py1, py2);
   iw = iw > 0.0 ? iw : 0.0;
   ih = ih > 0.0 ? ih : 0.0;
-  const double inter = exact_mul(iw, ih);
-  return exact_div(inter, exact_sub(exact_add(g.area, parea), inter));
+  return iou_of_sides(iw, ih, g.area, parea);
 }
 
 // Whether the boxes overlap (intersection width and height both > 0), by
 // comparisons alone: for IEEE doubles min - max > 0 exactly when min > max
 // (gradual underflow; NaN and inf - inf give false both ways). Where it is
-// false, iou() clamps both sides to 0 — the fast paths skip the division.
+// true both intersection sides are > 0 and iou()'s clamps do nothing, so
+// the fast paths go straight to iou_of_sides; where it is false they skip
+// the division.
 MBX_HD_INLINE bool overlaps(const MatchBox& g, double px1, double py1, double px2, double py2) {
   return (g.x2 < px2 ? g.x2 : px2) > (g.x1 > px1 ? g.x1 : px1) &&
          (g.y2 < py2 ? g.y2 : py2) > (g.y1 > py1 ? g.y1 : py1);
