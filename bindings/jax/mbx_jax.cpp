@@ -9,6 +9,8 @@
 //                                                              upstream gradient (1, 1))
 //   mbx_match                  -> mbx_match                  (conf_target, matched_gt,
 //                                                              loc_target, num_pos)
+//   mbx_scale_gradients        (CPU only) the backward rule's in-place scale
+//                              by the cotangents; a no-op for unit cotangents
 //
 // Operands of the loss targets: priors, gt_boxes, gt_labels, gt_counts, loc,
 // conf, external_norm (a float32/float64 scalar). Attributes: `options` (the
@@ -386,6 +388,69 @@ ffi::Error match(DLDevice dev, void* stream, ffi::ScratchAllocator* scratch,
              });
 }
 
+// ---------------------------------------------------------------------------
+// mbx_scale_gradients (CPU): the backward rule's scale by the cotangents of
+// (loss_loc, loss_conf), in place (the results alias the operands). A unit
+// cotangent (grad of loss_loc + loss_conf, the common case) touches nothing,
+// so a training step moves no extra gradient bytes; otherwise each element
+// is multiplied in float32 and rounded to its dtype (nearest even), with
+// IEEE denormals like the fused call.
+// ---------------------------------------------------------------------------
+
+float bf16_to_float(uint16_t h) {
+  uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+uint16_t float_to_bf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);  // NaN
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+ffi::Error scale_in_place(const ffi::AnyBuffer& in, ffi::Result<ffi::AnyBuffer>& out, float g,
+                          const char* name) {
+  if (in.untyped_data() != out->untyped_data() && in.size_bytes() > 0)
+    std::memcpy(out->untyped_data(), in.untyped_data(), in.size_bytes());
+  if (g == 1.0f) return ffi::Error::Success();
+  const size_t n = in.element_count();
+  switch (in.element_type()) {
+    case ffi::DataType::F32: {
+      float* x = static_cast<float*>(out->untyped_data());
+      for (size_t i = 0; i < n; ++i) x[i] *= g;
+      break;
+    }
+    case ffi::DataType::F16: {
+      _Float16* x = static_cast<_Float16*>(out->untyped_data());
+      for (size_t i = 0; i < n; ++i) x[i] = static_cast<_Float16>(static_cast<float>(x[i]) * g);
+      break;
+    }
+    case ffi::DataType::BF16: {
+      uint16_t* x = static_cast<uint16_t*>(out->untyped_data());
+      for (size_t i = 0; i < n; ++i) x[i] = float_to_bf16(bf16_to_float(x[i]) * g);
+      break;
+    }
+    default:
+      return ffi::Error::InvalidArgument(std::string(name) + ": expected float32, float16 or bfloat16");
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error scale_gradients_cpu(ffi::AnyBuffer grad_loc, ffi::AnyBuffer grad_conf,
+                               ffi::AnyBuffer cotangents, ffi::Result<ffi::AnyBuffer> out_loc,
+                               ffi::Result<ffi::AnyBuffer> out_conf) {
+  if (cotangents.element_type() != ffi::DataType::F32 || cotangents.element_count() != 2)
+    return ffi::Error::InvalidArgument("cotangents: expected float32 [2]");
+  const float* g = static_cast<const float*>(cotangents.untyped_data());
+  IeeeDenormals ieee;
+  MBX_JAX_RETURN_IF_ERROR(scale_in_place(grad_loc, out_loc, g[0], "grad_loc"));
+  return scale_in_place(grad_conf, out_conf, g[1], "grad_conf");
+}
+
 // Thin per-platform entry points bound below.
 ffi::Error loss_forward_cpu(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer c, ffi::AnyBuffer d,
                             ffi::AnyBuffer e, ffi::AnyBuffer f, ffi::AnyBuffer g,
@@ -466,7 +531,7 @@ ffi::Error match_cuda(void* stream, ffi::ScratchAllocator scratch, int32_t ordin
       .Ret<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>()
 
 // The handler symbols mbx.jax looks up with ctypes (the library is built with
-// hidden visibility; these six are its only exports).
+// hidden visibility; these seven are its only exports).
 #pragma GCC visibility push(default)
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(
@@ -490,6 +555,11 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(
     MbxMatchCpu, match_cpu, ffi::Ffi::Bind() MBX_JAX_MATCH_ARGS);
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(
+    MbxScaleGradientsCpu, scale_gradients_cpu,
+    ffi::Ffi::Bind().Arg<ffi::AnyBuffer>().Arg<ffi::AnyBuffer>().Arg<ffi::AnyBuffer>()
+        .Ret<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(
     MbxMatchCuda, match_cuda, ffi::Ffi::Bind() MBX_JAX_CUDA_CTX MBX_JAX_MATCH_ARGS);

@@ -278,7 +278,9 @@ def test_hlo_has_custom_call_and_no_callback():
     assert "callback" not in grad
     compiled = _value_and_grad(meta).lower(*args).compile().as_text()
     targets = re.findall(r'custom_call_target="([^"]+)"', compiled)
-    assert targets == ["mbx_loss_forward_backward"], targets
+    # One fused call; the backward rule's in-place scale (a no-op for the
+    # unit cotangents of grad) is the only other custom call.
+    assert sorted(targets) == ["mbx_loss_forward_backward", "mbx_scale_gradients"], targets
     match = jax.jit(lambda *a: mj.match(*a, preset=meta["preset"])).lower(*args[:4]).as_text()
     assert "custom_call @mbx_match(" in match
 
@@ -292,6 +294,7 @@ def test_cuda_lowering_uses_the_same_targets():
     except Exception as e:  # older jax without lowering_platforms
         pytest.skip("CUDA lowering not available here: %s" % e)
     assert "custom_call @mbx_loss_forward_backward(" in text and "callback" not in text
+    assert "mbx_scale_gradients" not in text  # CPU only; CUDA scales with jnp
 
 
 # --- errors ----------------------------------------------------------------
@@ -367,3 +370,21 @@ def test_eager_jax_does_not_import_torch():
             "assert type(out.grad_conf).__module__.startswith('jax'), type(out.grad_conf)\n"
             "assert 'torch' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_non_unit_cotangents_round_like_jnp(dtype):
+    """The CPU backward rule scales in place in the shim: float32 product,
+    rounded to the gradient dtype (nearest even), as jnp would."""
+    meta, arr = load_case(_pick("v05_torchvision_retinanet_basic"))
+    args = _args(arr)
+    loc, conf = args[4].astype(dtype), args[5].astype(dtype)
+    f = _loss_fn(meta)
+    unit = jax.jit(jax.grad(lambda l, c: sum(f(*args[:4], l, c)[:2]), argnums=(0, 1)))(loc, conf)
+    scaled = jax.jit(jax.grad(lambda l, c: 3.0 * f(*args[:4], l, c)[0] - 0.75 * f(*args[:4], l, c)[1],
+                              argnums=(0, 1)))(loc, conf)
+    for got, base, g in ((scaled[0], unit[0], 3.0), (scaled[1], unit[1], -0.75)):
+        want = (np.asarray(base.astype(jnp.float32)) * np.float32(g)).astype(jnp.dtype(dtype))
+        assert got.dtype == jnp.dtype(dtype)
+        np.testing.assert_array_equal(np.asarray(got.astype(jnp.float32)),
+                                      want.astype(np.float32))
