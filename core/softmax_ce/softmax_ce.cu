@@ -54,7 +54,7 @@ __global__ void __launch_bounds__(kBlock) ce_prep_kernel(CEArgs a, const TC* con
       const float o = __shfl_xor_sync(0xffffffffu, m, off, W);
       m = o > m ? o : m;
     }
-    // Row statistics as on the CPU (core/pipeline/cpu_kernels_impl.h):
+    // Row statistics as on the CPU (softmax_row_stats, softmax_ce.h):
     // m = max, l = log1p(r), r = sum over the non-maximal columns of
     // exp(x_c - m) + (#maximal - 1); then ce_t = (m - x_t) + l and
     // softmax_c = exp((x_c - m) - l) keep full relative precision (no
