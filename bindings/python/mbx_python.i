@@ -89,10 +89,15 @@ static int mbx_py_get_dltensor(PyObject* obj, const char* argname, int optional,
   PyObject* cap = obj;
   if (!PyCapsule_CheckExact(obj)) {
     if (!PyObject_HasAttrString(obj, "__dlpack__")) {
+      /* The type's __name__, not tp_name: PyTypeObject is opaque under
+       * the limited API (abi3 wheel). */
+      PyObject* tname = PyObject_GetAttrString((PyObject*)Py_TYPE(obj), "__name__");
+      if (!tname) return 0;
       PyErr_Format(PyExc_TypeError,
                    "%s: expected a DLPack capsule or an object with __dlpack__ "
-                   "(numpy array, torch tensor, ...), got %s",
-                   argname, Py_TYPE(obj)->tp_name);
+                   "(numpy array, torch tensor, ...), got %S",
+                   argname, tname);
+      Py_DECREF(tname);
       return 0;
     }
     cap = PyObject_CallMethod(obj, "__dlpack__", NULL);
@@ -113,6 +118,33 @@ static int mbx_py_get_dltensor(PyObject* obj, const char* argname, int optional,
   if (!m) return 0;
   *out = &m->dl_tensor;
   return 1;
+}
+
+/* Appends an out-parameter's value to a wrapper's result: a None result
+ * (an mbx_status_t return) is replaced, a second value makes a list. SWIG
+ * 4.3 changed SWIG_Python_AppendOutput's signature and keeps the None of a
+ * non-void function, so the bindings use their own, the same under every
+ * SWIG version. */
+static PyObject* mbx_py_append_output(PyObject* result, PyObject* obj) {
+  if (!result) return obj;
+  if (result == Py_None) {
+    Py_DECREF(result);
+    return obj;
+  }
+  if (!PyList_Check(result)) {
+    PyObject* list = PyList_New(1);
+    if (!list) {
+      Py_XDECREF(obj);
+      return result;
+    }
+    PyList_SetItem(list, 0, result); /* steals result */
+    result = list;
+  }
+  if (obj) {
+    PyList_Append(result, obj);
+    Py_DECREF(obj);
+  }
+  return result;
 }
 %}
 
@@ -180,7 +212,7 @@ static int mbx_py_get_dltensor(PyObject* obj, const char* argname, int optional,
   $1 = &tmp;
 }
 %typemap(argout) mbx_context_t** ctx {
-  $result = SWIG_Python_AppendOutput($result,
+  $result = mbx_py_append_output($result,
       SWIG_NewPointerObj(SWIG_as_voidptr(tmp$argnum), $descriptor(mbx_context_t*), 0));
 }
 
@@ -188,21 +220,21 @@ static int mbx_py_get_dltensor(PyObject* obj, const char* argname, int optional,
   $1 = &tmp;
 }
 %typemap(argout) mbx_preset_t* preset {
-  $result = SWIG_Python_AppendOutput($result, PyLong_FromLong((long)tmp$argnum));
+  $result = mbx_py_append_output($result, PyLong_FromLong((long)tmp$argnum));
 }
 
 %typemap(in, numinputs=0) int64_t* num_priors (int64_t tmp = 0) {
   $1 = &tmp;
 }
 %typemap(argout) int64_t* num_priors {
-  $result = SWIG_Python_AppendOutput($result, PyLong_FromLongLong((long long)tmp$argnum));
+  $result = mbx_py_append_output($result, PyLong_FromLongLong((long long)tmp$argnum));
 }
 
 %typemap(in, numinputs=0) size_t* bytes (size_t tmp = 0) {
   $1 = &tmp;
 }
 %typemap(argout) size_t* bytes {
-  $result = SWIG_Python_AppendOutput($result, PyLong_FromSize_t(tmp$argnum));
+  $result = mbx_py_append_output($result, PyLong_FromSize_t(tmp$argnum));
 }
 
 // A CUDA stream is passed as an integer handle (torch: stream.cuda_stream);
