@@ -125,12 +125,12 @@ __global__ void __launch_bounds__(kBlock) match_best_gt_kernel(MatchArgs a) {
       for (int j = 0; j < cnt; ++j) {
         if (!tile.valid[j]) continue;  // uniform over the block
         if (first_valid < 0) first_valid = g0 + j;
-        const MatchBox g = tile.box(j);
-        const bool ov = active && overlaps(g, pr.x1, pr.y1, pr.x2, pr.y2);
+        const MatchBox gt = tile.box(j);
+        const bool ov = active && overlaps(gt, pr.x1, pr.y1, pr.x2, pr.y2);
         unsigned long long key = 0;
         if (__any_sync(0xffffffffu, ov)) {
           if (active) {
-            const double v = iou_or_zero(g, pr);
+            const double v = iou_or_zero(gt, pr);
             if (v > best) { best = v; best_g = g0 + j; }  // strict: ties -> lowest g
             if (v == v) key = ordered_bits(v);
           }
@@ -188,12 +188,12 @@ __global__ void __launch_bounds__(kBlock) match_force_scan_kernel(MatchArgs a) {
         if (!tile.valid[j]) continue;
         // A warp with no overlapping lane has only IoUs of +0: nothing to do
         // unless the GT's maximum is 0 itself.
-        const MatchBox g = tile.box(j);
-        const bool ov = active && overlaps(g, pr.x1, pr.y1, pr.x2, pr.y2);
+        const MatchBox gt = tile.box(j);
+        const bool ov = active && overlaps(gt, pr.x1, pr.y1, pr.x2, pr.y2);
         if (!__any_sync(0xffffffffu, ov) && gmax[j] != 0.0) continue;
         bool eq = false;
         if (active) {
-          const double v = iou_or_zero(g, pr);
+          const double v = iou_or_zero(gt, pr);
           eq = v == gmax[j];
         }
         if (low_quality) {
