@@ -70,7 +70,7 @@ public enum SsdConfig {
 }
 
 /// <summary>
-/// Loss and matching options: a preset, then single options by their SPEC /
+/// Loss and matching options: a preset, then single options by their names (docs/SPEC.md §9) /
 /// golden case.json names, e.g. <c>Options.FromPreset("ssd_pytorch").Set("neg_pos_ratio", 3.0)</c>.
 /// A bad name or value throws MbxException and leaves the options unchanged.
 /// The option list, types and enum choices come from the library

@@ -1,4 +1,4 @@
-// Input checks of SPEC §7 that look at values (options, priors, GT rows),
+// Input checks of docs/SPEC.md §7 that look at values (options, priors, GT rows),
 // shared by every path. Shape/dtype/device checks of the tensors are in
 // capi/ (they are about DLPack). Every failure throws Error with a message
 // naming the argument, image and row and what was expected.

@@ -125,7 +125,7 @@ def _cpu_flags():
 
 def _cpu_isa(mbx):
     """The ISA mbx's CPU kernels select. The binding does not expose it, so
-    it is derived as core/pipeline/cpu_kernels.cpp decides: the MBX_CPU_ISA
+    it is derived as core/common/cpu_isa.cpp decides: the MBX_CPU_ISA
     cap (sse2/avx2/unset) and the CPU's flags."""
     for name in ("cpu_isa", "selected_isa"):
         fn = getattr(mbx, name, None)
@@ -544,7 +544,7 @@ def run_workload(mbx, capi, tvl, ssd_ref, w, bench, ncpu, checks, skip_torch):
         tv = None
     torch.set_num_threads(default_threads)
     # Correctness. torchvision decides matches on float32 IoU, mbx on float64
-    # (SPEC 2), so a prior sitting on a threshold or tying a GT's best IoU
+    # (docs/SPEC.md §2), so a prior sitting on a threshold or tying a GT's best IoU
     # can be matched differently. The strict check feeds torchvision's own
     # matcher the IoU in float64 (as tests/python/test_torchvision.py does);
     # the as-timed float32 run is reported next to it with the count of

@@ -122,7 +122,7 @@ def main(argv=None):
         out = loss(*margs, grad=True)
         cpu = mbx.MultiBoxLoss(w.tv_preset, context=mbx.Context(path="cpu"))(
             w.priors_corners, w.gt_boxes, w.gt_labels, w.gt_counts, w.loc, w.conf, grad=True)
-        # torchvision decides matches on float32 IoU, mbx on float64 (SPEC 2):
+        # torchvision decides matches on float32 IoU, mbx on float64 (docs/SPEC.md §2):
         # the strict check feeds torchvision's matcher float64 IoU.
         tl, tc, tgl, tgc = tv_step(torch.float64)
         c = {"workload": kind,

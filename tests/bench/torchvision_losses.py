@@ -83,7 +83,7 @@ def _match_loop(matcher, anchors, targets, iou_dtype=None):
     """The per-image matching loop of SSD.forward / RetinaNet.compute_loss:
     an image without boxes gets all -1, else matcher(box_iou(gt, anchors)).
     iou_dtype=None is torchvision's own (float32); torch.float64 makes the
-    decisions mbx makes (SPEC 2: IoU compared in double)."""
+    decisions mbx makes (docs/SPEC.md §2: IoU compared in double)."""
     out = []
     for anchors_per_image, t in zip(anchors, targets):
         if t["boxes"].numel() == 0:

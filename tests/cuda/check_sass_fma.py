@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""No contracted FMA in the matching kernels (SPEC 2: IoU decisions must be
+"""No contracted FMA in the matching kernels (docs/SPEC.md §2: IoU decisions must be
 bit-identical to the CPU, so the float64 IoU arithmetic may not be fused).
 
     cuobjdump -sass libmbx.so.0 | python3 tests/cuda/check_sass_fma.py [--kernels REGEX]

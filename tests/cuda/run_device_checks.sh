@@ -91,7 +91,7 @@ for step in $STEPS; do
       run_step synccheck 100 sanitize synccheck "" 'CudaEdge.*:CudaParityOptions.*' \
         || fails=$((fails+1)) ;;
     sass)
-      # SPEC 2: no contracted FMA in the float64 IoU arithmetic that decides
+      # docs/SPEC.md §2: no contracted FMA in the float64 IoU arithmetic that decides
       # matches (tests/cuda/check_sass_fma.py explains what it allows).
       run_step sass 120 bash -c "cuobjdump -sass '$BUILD/capi/libmbx.so.0' > /tmp/libmbx.sass &&
         python3 '$REPO/tests/cuda/check_sass_fma.py' /tmp/libmbx.sass" \

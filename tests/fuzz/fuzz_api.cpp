@@ -1,16 +1,16 @@
 // libFuzzer target: every C API entry point that takes tensors (match,
 // forward, backward, fused, decode) on one decoded input, including invalid
 // options, tensors and data. Asserts, per call:
-//  - the status agrees with the header's / SPEC §7's rules (tests/fuzz/
+//  - the status agrees with the header's / docs/SPEC.md §7's rules (tests/fuzz/
 //    fuzz_common.h: expect_ok): valid input -> OK, invalid -> an error;
 //  - on error: a non-empty message, not INTERNAL_ERROR, and not one byte of
 //    any buffer (outputs and inputs, guards included) changed;
 //  - on OK: an empty message, inputs unchanged, nothing written outside the
 //    outputs' logical bytes, every output element written, the output
-//    invariants of SPEC §2 (conf_target / matched_gt / num_pos consistent,
+//    invariants of docs/SPEC.md §2 (conf_target / matched_gt / num_pos consistent,
 //    loc_target 0 off positives), losses >= 0, and finite outputs whenever
 //    the input is finite and of tame magnitude (non-finite loc / conf are the
-//    caller's data and may give non-finite losses, SPEC §7);
+//    caller's data and may give non-finite losses, docs/SPEC.md §7);
 //  - forward == fused == backward bitwise, match and loss num_pos equal;
 //  - determinism: a second context (maybe another thread count), called
 //    through mbx_run, gives bitwise the same results;

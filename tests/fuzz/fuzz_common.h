@@ -13,7 +13,7 @@
 // makes stays inside memory we own, and a write outside the logical output
 // region is detected even where AddressSanitizer cannot see it.
 //
-// `Expect` predicts, from the header's and SPEC §7's rules only (not from the
+// `Expect` predicts, from the header's and docs/SPEC.md §7's rules only (not from the
 // library's code), whether each call must succeed. The targets then assert
 // that prediction, the "nothing written on error" contract, and the output
 // invariants.
@@ -178,7 +178,7 @@ struct Problem {
 
 inline bool enum_ok(int32_t v, int32_t max) { return v >= 0 && v <= max; }
 
-// Option ranges of SPEC §7 and the header, for a struct of the given size.
+// Option ranges of docs/SPEC.md §7 and the header, for a struct of the given size.
 inline bool options_valid(const mbx_options_t& u) {
   const size_t min_size = offsetof(mbx_options_t, invalid_gt);
   if (u.struct_size < min_size || u.struct_size > sizeof(mbx_options_t)) return false;
@@ -286,7 +286,7 @@ inline void fuzz_options_set(mbx_options_t* o, Reader& r) {
   }
 }
 
-// Geometry scale of the tame mode (SPEC: coordinates normalised or pixels).
+// Geometry scale of the tame mode (docs/SPEC.md: coordinates normalised or pixels).
 inline float tame_scale(uint8_t k) {
   static const float s[] = {1.f, 1.f, 1.f, 600.f, 1e-6f, 1e-3f, 1e6f, 32.f};
   return s[k % 8];
@@ -702,7 +702,7 @@ inline bool expect_ok(const Problem& q, Stage st, int64_t num_classes_arg) {
       for (int in : inputs) if (overlaps(s[outputs[i]], s[in])) return false;
       for (size_t j = 0; j < i; ++j) if (overlaps(s[outputs[i]], s[outputs[j]])) return false;
     }
-    // Values (SPEC §7).
+    // Values (docs/SPEC.md §7).
     for (int64_t p = 0; p < P; ++p) {
       float r[4];
       for (int k = 0; k < 4; ++k) r[k] = elem<float>(s[R_PRIORS], 4 * p + k);

@@ -2,7 +2,7 @@
 // on valid inputs only (same decoder as fuzz_api, valid_only: tame dyadic
 // geometry at 1e-6..1e6 scales with exact IoU ties, logits quantised to
 // multiples of 1/8 in [-16, 16] or of 78.125 up to |x| = 1e4).
-//   conf_target, matched_gt, num_pos: exactly equal (SPEC §2/§8: matching
+//   conf_target, matched_gt, num_pos: exactly equal (docs/SPEC.md §2/§8: matching
 //   decisions are made in double on every path);
 //   losses, loc_target, gradients: within the golden tolerances
 //   (tests/data/golden/README.md).

@@ -236,7 +236,7 @@ def test_dropin_matches_ssd_pytorch(seed, threshold, neg_pos):
 
 def test_dropin_training_step_and_empty_image():
     """A few SGD steps through the drop-in reduce the loss; an image with no
-    objects (ssd.pytorch would crash, SPEC §6.2) is accepted."""
+    objects (ssd.pytorch would crash, docs/SPEC.md §6.2) is accepted."""
     torch.manual_seed(0)
     loc, conf, priors, targets = _ssd_batch(11, batch=3)
     targets[1] = torch.zeros((0, 5))

@@ -2,11 +2,11 @@
 0.14's own compute_loss (losses and autograd gradients) on random batches.
 
 torchvision decides matching from box_iou in float32; mbx decides in double
-(SPEC §2). The torchvision matchers here are fed the IoU matrix in float64
+(docs/SPEC.md §2). The torchvision matchers here are fed the IoU matrix in float64
 so both sides make the same decisions; everything else (encoding, losses,
 mining, normalisation) is torchvision's float32 code. Batches have many
 more negatives than 3 x positives, so torchvision SSD's overflow behaviour
-(SPEC §6.4) does not arise, and random logits have no ties (§6.6).
+(docs/SPEC.md §6.4) does not arise, and random logits have no ties (§6.6).
 """
 
 import types

@@ -1,4 +1,4 @@
-// The C boundary: every bad input of SPEC §7 gives a status and a message
+// The C boundary: every bad input of docs/SPEC.md §7 gives a status and a message
 // naming the argument (and image/row), and nothing is written.
 #include <gtest/gtest.h>
 

@@ -97,7 +97,7 @@ TEST_P(MatchPaths, LowQualityMakesEveryTiedPriorPositive) {
 }
 
 TEST_P(MatchPaths, LowQualityGtOverlappingNothingMakesZeroIouPriorsPositive) {
-  // SPEC §2's literal consequence (same as torchvision).
+  // docs/SPEC.md §2's literal consequence (same as torchvision).
   Tiny t({{0, 0, 2, 2}, {2, 0, 4, 2}}, {{0, 0, 2, 2}, {50, 50, 51, 51}}, {0, 1});
   ASSERT_EQ(t.run(corners(MBX_FORCE_MATCH_LOW_QUALITY, 0.5, 0.4), GetParam()), MBX_STATUS_OK);
   EXPECT_EQ(t.ct[0], 1);

@@ -159,7 +159,7 @@ class MultiBoxLoss(torch.nn.Module):
     encode_target are accepted and have no effect; use_gpu is not needed
     (targets are moved to loc_data's device). bkg_label must be 0. Keyword
     ``variance`` (default ssd.pytorch's (0.1, 0.2)) and ``context`` are
-    extras. Differences from ssd.pytorch (mbx README / SPEC §6): no NaN for a
+    extras. Differences from ssd.pytorch (mbx README / docs/SPEC.md §6): no NaN for a
     batch without positives, images without GT allowed, per-row stable
     log-sum-exp, ties broken by prior index.
     """

@@ -140,7 +140,7 @@ public final class Mbx {
   // --- matching -------------------------------------------------------------
 
   /**
-   * Matches GT boxes to priors and encodes regression targets (SPEC §2, §3).
+   * Matches GT boxes to priors and encodes regression targets (docs/SPEC.md §2, §3).
    *
    * @param numClasses K: labels must lie in [0, K); 0 checks only labels >= 0
    * @param confTarget out [B*P]: label+1 positive, 0 negative, -1 ignored

@@ -13,7 +13,7 @@ import org.mbx.internal.mbx_options_t;
 
 /**
  * Loss and matching options ({@code mbx_options_t}): start from a preset,
- * then change single options by their SPEC / golden {@code case.json} names:
+ * then change single options by their names (docs/SPEC.md §9) / golden {@code case.json} names:
  *
  * <pre>{@code
  * Options o = Options.preset("torchvision_retinanet")
@@ -257,7 +257,7 @@ public final class Options {
     return map;
   }
 
-  /** Checks every option's range (SPEC §7); throws {@link MbxException} if one is out. */
+  /** Checks every option's range (docs/SPEC.md §7); throws {@link MbxException} if one is out. */
   public Options validate() {
     mbx_native.mbx_options_validate(raw);
     Reference.reachabilityFence(this);
