@@ -388,3 +388,21 @@ def test_non_unit_cotangents_round_like_jnp(dtype):
         assert got.dtype == jnp.dtype(dtype)
         np.testing.assert_array_equal(np.asarray(got.astype(jnp.float32)),
                                       want.astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_eager_half_jax_inputs_match_the_jitted_call(dtype):
+    """Eager API with 16-bit JAX arrays: JAX outputs of the input dtype,
+    bitwise the jitted call's (bfloat16 outputs are JAX buffers: numpy
+    cannot export bfloat16 through DLPack)."""
+    meta, arr = load_case(_pick("v03_torchvision_ssd_basic"))
+    args = _args(arr)
+    args[4], args[5] = args[4].astype(dtype), args[5].astype(dtype)
+    eager = mbx.MultiBoxLoss(meta["preset"], **meta["options"])(*args)
+    (loss_loc, loss_conf, _), (grad_loc, grad_conf) = _value_and_grad(meta)(*args)
+    assert eager.grad_conf.dtype == jnp.dtype(dtype) and isinstance(eager.grad_conf, jax.Array)
+    np.testing.assert_array_equal(np.asarray(eager.grad_conf.astype(jnp.float32)),
+                                  np.asarray(grad_conf.astype(jnp.float32)))
+    np.testing.assert_array_equal(np.asarray(eager.grad_loc.astype(jnp.float32)),
+                                  np.asarray(grad_loc.astype(jnp.float32)))
+    assert float(eager.loss_conf) == float(loss_conf)

@@ -519,7 +519,10 @@ def _from_foreign(x, framework, dev_type):
     if framework == "jax" and hasattr(x, "block_until_ready"):
         x.block_until_ready()
     if dev_type in (_KDL_CPU, _KDL_CUDA_HOST):
-        t = _from_numpy(np.from_dlpack(x))
+        if framework == "jax":
+            t = _Tensor(x, "numpy")  # JAX's own capsule: zero-copy (a numpy view is read-only)
+        else:
+            t = _from_numpy(np.from_dlpack(x))
     elif framework == "cupy" or sys.modules.get("cupy") is not None or _cupy_importable():
         import cupy
         t = _Tensor(cupy.ascontiguousarray(cupy.from_dlpack(x)), "cupy")
@@ -661,6 +664,13 @@ def _empty_like_kind(ref, shape, dtype):
         with cupy.cuda.Device(ref.obj.device.id):
             out = cupy.empty(shape, dtype=np.dtype(str(dtype)))
         return _Tensor(out, "cupy", _export_for(ref), ref.framework, ref.device)
+    if ref.framework == "jax" and str(dtype) == "bfloat16":
+        # numpy cannot export bfloat16 through DLPack: write into a fresh JAX
+        # buffer on the CPU device instead (nothing else references it).
+        jax = sys.modules["jax"]
+        with jax.default_device(ref.device):
+            out = jax.numpy.zeros(shape, dtype).block_until_ready()
+        return _Tensor(out, "numpy", None, "jax", ref.device)
     return _Tensor(np.empty(shape, dtype=np.dtype(str(dtype))), "numpy", _export_for(ref),
                    ref.framework, ref.device)
 
