@@ -17,8 +17,14 @@ random targets, --boxes per image on average) one step is zero_grad,
 * kernel: the mbx call alone (fused forward+backward) on the step's
   head-output-sized tensors and packed targets.
 
+* loss alone: the loss part of a step by itself, forward and backward to
+  the head outputs, on the head outputs of one step (torchvision: SSD's
+  matching loop + compute_loss, or RetinaNet's compute_loss; mbx: the same
+  with the patched compute_loss).
+
 glue = mbx - network - kernel: what the Python side of the drop-in costs
-(target packing, checks, autograd plumbing). "loss share" is (torchvision -
+(target packing, checks, autograd plumbing); "glue (direct)" = mbx loss
+alone - kernel, the same measured without the network's noise. "loss share" is (torchvision -
 network) / torchvision. Times are medians over --repeat steps per variant
 after --warmup steps, the variants' steps interleaved, the garbage
 collector off, torch.cuda.synchronize() around each step on CUDA.
@@ -35,6 +41,7 @@ import time
 import torch
 import torchvision
 from torchvision.models import detection
+from torchvision.ops import boxes as box_ops
 
 import mbx
 import mbx.torch
@@ -142,25 +149,62 @@ def time_steps(model, images, targets, device, warmup, repeat, amp):
     return time_interleaved({"m": s}, warmup, repeat)["m"], s.last
 
 
-def time_kernel(model, images, targets, device, warmup, repeat):
-    """The mbx call alone on this step's head outputs and packed targets."""
-    from mbx._torchvision import pack_detection_targets
+def capture_loss_inputs(model, images, targets):
+    """What compute_loss receives in a training step (transformed targets,
+    head outputs, anchors), from one no-grad forward of the model."""
     captured = {}
     orig = model.compute_loss
 
     def capture(targets_, head_outputs, anchors, *unused):
-        captured.update(head=head_outputs, anchors=anchors, targets=targets_)
+        captured.update(head={k: v.detach() for k, v in head_outputs.items()}, anchors=anchors,
+                        targets=targets_)
         return orig(targets_, head_outputs, anchors, *unused)
 
     model.compute_loss = capture
-    with torch.no_grad():
-        model(images, targets)
-    model.compute_loss = orig
+    try:
+        with torch.no_grad():
+            model(images, targets)
+    finally:
+        model.compute_loss = orig
+    return captured
+
+
+def time_loss(model, cap, device, warmup, repeat):
+    """The loss part of a step alone, forward and backward to the head
+    outputs: for SSD, SSD.forward's per-image box_iou + matcher loop (a
+    pass-through once patched) and compute_loss; for RetinaNet compute_loss
+    (which matches)."""
+    ssd = isinstance(model, detection.ssd.SSD)
+    times = []
+    for i in range(warmup + repeat):
+        head = {k: v.clone().requires_grad_() for k, v in cap["head"].items()}
+        anchors, targets = cap["anchors"], cap["targets"]
+        with Timer(device) as t:
+            if ssd:
+                matched = []
+                for a, tg in zip(anchors, targets):
+                    if tg["boxes"].numel() == 0:
+                        matched.append(torch.full((a.size(0),), -1, dtype=torch.int64, device=a.device))
+                        continue
+                    matched.append(model.proposal_matcher(box_ops.box_iou(tg["boxes"], a)))
+                losses = model.compute_loss(targets, head, anchors, matched)
+            else:
+                losses = model.compute_loss(targets, head, anchors)
+            sum(losses.values()).backward()
+        if i >= warmup:
+            times.append(t.ms)
+    return statistics.median(times)
+
+
+def time_kernel(model, cap, device, warmup, repeat):
+    """The mbx call alone (fused forward+backward) on the step's head outputs
+    and packed targets."""
+    from mbx._torchvision import pack_detection_targets
     loss = model.mbx_loss
-    loc = captured["head"]["bbox_regression"].detach().contiguous()
-    conf = captured["head"]["cls_logits"].detach().contiguous()
-    priors = captured["anchors"][0].detach().float()
-    (gb, gl, gc), _ = pack_detection_targets(captured["targets"], device, loss.label_offset)
+    loc = cap["head"]["bbox_regression"].contiguous()
+    conf = cap["head"]["cls_logits"].contiguous()
+    priors = cap["anchors"][0].detach().float()
+    (gb, gl, gc), _ = pack_detection_targets(cap["targets"], device, loss.label_offset)
     out = (torch.empty_like(loc), torch.empty_like(conf))
     times = []
     for i in range(warmup + repeat):
@@ -190,7 +234,12 @@ def run_model(name, batch, hw, kwargs, args, device):
     steppers = {k: Stepper(m, images, targets, device, args.amp) for k, m in models.items()}
     for key, ms in time_interleaved(steppers, args.warmup, args.repeat).items():
         row[key + "_ms"], losses[key] = ms, steppers[key].last
-    row["kernel_ms"] = time_kernel(models["mbx"], images, targets, device, args.warmup, args.repeat)
+    cap = capture_loss_inputs(models["mbx"], images, targets)
+    loss_reps = max(args.repeat, 5)
+    row["kernel_ms"] = time_kernel(models["mbx"], cap, device, args.warmup + 1, loss_reps)
+    for key in ("torchvision", "mbx"):
+        row["loss_%s_ms" % key] = time_loss(models[key], cap, device, args.warmup + 1, loss_reps)
+    row["glue_direct_ms"] = row["loss_mbx_ms"] - row["kernel_ms"]
     row["speedup"] = row["torchvision_ms"] / row["mbx_ms"]
     row["loss_share"] = (row["torchvision_ms"] - row["network_ms"]) / row["torchvision_ms"]
     row["glue_ms"] = row["mbx_ms"] - row["network_ms"] - row["kernel_ms"]
@@ -246,7 +295,7 @@ def main(argv=None):
         "AMP, " if args.amp else "", "median of %d steps after %d warm-up" % (args.repeat, args.warmup)))
     rows = []
     head = ("model", "B", "image", "torchvision ms", "mbx ms", "speed-up", "network ms", "loss share",
-            "mbx kernel ms", "glue ms")
+            "loss alone: torchvision ms", "loss alone: mbx ms", "mbx kernel ms", "glue ms", "glue (direct) ms")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for name, batch, hw, kwargs in configs:
@@ -254,9 +303,10 @@ def main(argv=None):
             batch = args.batch
         row = run_model(name, batch, hw, kwargs, args, device)
         rows.append(row)
-        print("| %s | %d | %s | %.1f | %.1f | %.2fx | %.1f | %.1f%% | %.2f | %.1f |" % (
+        print("| %s | %d | %s | %.1f | %.1f | %.2fx | %.1f | %.1f%% | %.2f | %.2f | %.2f | %.1f | %.2f |" % (
             name, batch, row["image"], row["torchvision_ms"], row["mbx_ms"], row["speedup"],
-            row["network_ms"], 100 * row["loss_share"], row["kernel_ms"], row["glue_ms"]))
+            row["network_ms"], 100 * row["loss_share"], row["loss_torchvision_ms"], row["loss_mbx_ms"],
+            row["kernel_ms"], row["glue_ms"], row["glue_direct_ms"]))
         sys.stdout.flush()
     if args.json:
         with open(args.json, "w") as f:

@@ -272,6 +272,18 @@ def test_external_normalization(name):
                 assert float(got[k]) == pytest.approx(float(plain[k]) / total, rel=1e-6)
 
 
+def test_deepcopy_of_a_patched_model():
+    """An EMA-style deepcopy: the copy has its own loss object (own context)
+    and computes the same."""
+    model, targets, head, anchors = _direct("retinanet_resnet50_fpn")
+    twin = copy.deepcopy(model)
+    assert twin.compute_loss is twin.mbx_loss and twin.mbx_loss is not model.mbx_loss
+    assert twin.mbx_loss.criterion.context is not model.mbx_loss.criterion.context
+    a = model.compute_loss(targets, head, anchors)
+    b = twin.compute_loss(targets, head, anchors)
+    assert {k: float(v) for k, v in a.items()} == {k: float(v) for k, v in b.items()}
+
+
 def test_invalid_targets_raise_on_cpu():
     model, targets, head, anchors = _direct("ssdlite320_mobilenet_v3_large")
     targets[0]["labels"][1] = 0  # SSD: 0 is the background, not a class

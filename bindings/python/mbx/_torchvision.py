@@ -247,11 +247,8 @@ class TorchvisionLoss:
             self.external = True
         else:
             self.external = False
-        if context is None:
-            # CUDA: the library's own GT validation copies the GT to the host (stream
-            # syncs); here targets are checked on the device instead (validate="deferred").
-            context = _core.Context(cuda_validation=(validate == "sync"))
-        self.criterion = _core.MultiBoxLoss(preset, context=context, **kernel_opts)
+        self._kernel_opts = kernel_opts
+        self.criterion = self._make_criterion(context)
         from .torch import MultiBoxLossFunction  # mbx.torch imports this module
         self._function = MultiBoxLossFunction
         self.num_pos = None
@@ -259,9 +256,29 @@ class TorchvisionLoss:
         self._pending = []
         self._pinned = None
 
+    def _make_criterion(self, context=None):
+        if context is None:
+            # CUDA: the library's own GT validation copies the GT to the host (stream
+            # syncs); here targets are checked on the device instead (validate="deferred").
+            context = _core.Context(cuda_validation=(self.validate == "sync"))
+        return _core.MultiBoxLoss(self.preset, context=context, **self._kernel_opts)
+
+    # copy.deepcopy (e.g. an EMA copy of the model) and pickling: the same
+    # settings on a new mbx context; pending checks and num_pos are not copied.
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.update(criterion=None, num_pos=None, _pending=[], _pinned=None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.criterion = self._make_criterion()
+
     # -- deferred validation (CUDA) -------------------------------------------------
 
     def _device_check(self, cat, num_classes, gt, priors):
+        """One flag for the batch (any non-finite / degenerate box or label out
+        of range), copied to pinned memory without waiting."""
         cat_boxes, cat_labels = cat
         if cat_boxes is None:
             return
@@ -323,6 +340,11 @@ class TorchvisionLoss:
         return a0.detach().to(torch.float32)
 
     def __call__(self, targets, head_outputs, anchors, *unused):
+        """compute_loss(targets, head_outputs, anchors[, matched_idxs]) -> loss dict
+        (matched_idxs, SSD's, is not read)."""
+        return self._forward(targets, head_outputs, anchors)
+
+    def _forward(self, targets, head_outputs, anchors):
         loc = head_outputs["bbox_regression"]
         conf = head_outputs["cls_logits"]
         if loc.dim() != 3 or conf.dim() != 3 or loc.shape[:2] != conf.shape[:2] or loc.shape[2] != 4:
@@ -423,8 +445,13 @@ def use_mbx_loss(model, preset=None, **options):
     before compute_loss); its matcher is replaced by a pass-through (the
     original stays in ``model.proposal_matcher.matcher``). Under
     torch.compile the loss runs eagerly (a graph break). The installed
-    object is ``model.mbx_loss`` (``num_pos`` of the last call, ``check()``).
-    Not TorchScript-able; ``state_dict`` is unaffected.
+    object is ``model.mbx_loss`` (``num_pos`` of the last call, ``check()``),
+    also ``model.compute_loss``; ``copy.deepcopy(model)`` gives the copy its
+    own. Not TorchScript-able; ``state_dict`` is unaffected. Where mbx
+    differs from torchvision on purpose (README), the preset's choice holds:
+    e.g. an SSD image whose 3 x positives exceed its negatives leaves the
+    spare slots empty (``neg_overflow="DOUBLE_COUNT_POSITIVES"`` counts
+    positives twice as torchvision does).
     """
     det_utils, _, retinanet, ssd, _ = _tv()
     extra = {k: options.pop(k) for k in _EXTRA if k in options}
@@ -459,6 +486,9 @@ def use_mbx_loss(model, preset=None, **options):
                            extra.get("check_anchors", True), extra.get("context"))
     if kind == "ssd" and not isinstance(model.proposal_matcher, _PassThroughMatcher):
         model.proposal_matcher = _PassThroughMatcher(model.proposal_matcher)
+    if not getattr(TorchvisionLoss, "_compile_disabled", False):
+        TorchvisionLoss.__call__ = _compiler_disable(TorchvisionLoss.__call__)
+        TorchvisionLoss._compile_disabled = True
     model.mbx_loss = loss
-    model.compute_loss = _compiler_disable(loss.__call__)
+    model.compute_loss = loss  # callable; one object, so deepcopy(model) keeps them together
     return model
