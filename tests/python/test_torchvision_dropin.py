@@ -12,7 +12,6 @@ decisions; everything else is torchvision's own float32 code.
 import copy
 import math
 
-import numpy as np
 import pytest
 
 import mbx

@@ -254,7 +254,6 @@ class TorchvisionLoss:
         self.num_pos = None
         self.steps = 0
         self._pending = []
-        self._pinned = None
 
     def _make_criterion(self, context=None):
         if context is None:
@@ -267,7 +266,7 @@ class TorchvisionLoss:
     # settings on a new mbx context; pending checks and num_pos are not copied.
     def __getstate__(self):
         state = self.__dict__.copy()
-        state.update(criterion=None, num_pos=None, _pending=[], _pinned=None)
+        state.update(criterion=None, num_pos=None, _pending=[])
         return state
 
     def __setstate__(self, state):
