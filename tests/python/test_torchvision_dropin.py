@@ -286,7 +286,12 @@ def test_deepcopy_of_a_patched_model():
 def test_invalid_targets_raise_on_cpu():
     model, targets, head, anchors = _direct("ssdlite320_mobilenet_v3_large")
     targets[0]["labels"][1] = 0  # SSD: 0 is the background, not a class
-    with pytest.raises(mbx.InvalidArgumentError, match="label"):
+    with pytest.raises(mbx.InvalidArgumentError, match=r"gt_labels\[image 0, row 1\] = -1: .*"
+                       r"targets\[b\]\['labels'\]\[g\] - 1 \(torchvision SSD"):
+        model.compute_loss(targets, head, anchors, None)
+    targets[0]["labels"][1] = 1
+    targets[1] = {"boxes": torch.tensor([[5.0, 5.0, 5.0, 9.0]]), "labels": torch.tensor([1])}
+    with pytest.raises(mbx.InvalidArgumentError, match=r"gt_boxes\[image 1, row 0\].*x2 <= x1"):
         model.compute_loss(targets, head, anchors, None)
     model, targets, head, anchors = _direct("retinanet_resnet50_fpn")
     targets[2]["labels"][0] = 4  # RetinaNet with 4 classes: 0..3

@@ -310,10 +310,19 @@ class TorchvisionLoss:
                         num_classes=num_classes)
         except _core.Error as exc:
             raise _core._invalid("use_mbx_loss: the targets of training step %d are invalid (checked on the "
-                                 "device, reported at step %d): %s" % (p.step, self.steps, exc)) from None
+                                 "device, reported at step %d): %s" % (p.step, self.steps, self._reword(exc))
+                                 ) from None
         raise _core._invalid("use_mbx_loss: the targets of training step %d have a non-finite or degenerate "
                              "box or a label out of range (checked on the device, reported at step %d)"
                              % (p.step, self.steps))
+
+    def _reword(self, exc):
+        """The library's message, plus how torchvision's labels map to it."""
+        msg = str(exc)
+        if self.label_offset and msg.startswith("gt_labels"):
+            return _core._invalid("%s; gt_labels[b, g] is targets[b]['labels'][g] - %d (torchvision SSD: "
+                                  "classes 1..C-1, 0 is the background)" % (msg, self.label_offset))
+        return exc
 
     def check(self):
         """Wait for the deferred CUDA target checks and raise for a bad batch."""
@@ -362,8 +371,11 @@ class TorchvisionLoss:
         gt, cat = pack_detection_targets(targets, device, self.label_offset)
         if deferred:
             self._device_check(cat, num_classes, gt, priors)
-        loss_loc, loss_conf, num_pos = self._function.apply(loc, conf, priors, gt[0], gt[1], gt[2],
-                                                                  self.criterion)
+        try:
+            loss_loc, loss_conf, num_pos = self._function.apply(loc, conf, priors, gt[0], gt[1], gt[2],
+                                                                      self.criterion)
+        except _core.InvalidArgumentError as exc:
+            raise self._reword(exc) from None
         self.num_pos = num_pos
         if self.external:
             n = self.external_norm(num_pos) if callable(self.external_norm) else self.external_norm
