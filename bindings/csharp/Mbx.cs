@@ -51,7 +51,9 @@ public enum Preset {
   SsdPytorch = (int)mbx_preset_t.MBX_PRESET_SSD_PYTORCH,
   TorchvisionSsd = (int)mbx_preset_t.MBX_PRESET_TORCHVISION_SSD,
   YhenonRetinanet = (int)mbx_preset_t.MBX_PRESET_YHENON_RETINANET,
-  TorchvisionRetinanet = (int)mbx_preset_t.MBX_PRESET_TORCHVISION_RETINANET
+  TorchvisionRetinanet = (int)mbx_preset_t.MBX_PRESET_TORCHVISION_RETINANET,
+  CaffeSsd = (int)mbx_preset_t.MBX_PRESET_CAFFE_SSD,
+  SgrvinodSsd = (int)mbx_preset_t.MBX_PRESET_SGRVINOD_SSD
 }
 
 /// <summary>Computation paths (mbx_path_t).</summary>

@@ -76,7 +76,7 @@ constexpr PresetRow kPresets[] = {
 #undef MBX_X
 };
 constexpr int kNumPresets = static_cast<int>(sizeof(kPresets) / sizeof(kPresets[0]));
-static_assert(kNumPresets == MBX_PRESET_TORCHVISION_RETINANET + 1,
+static_assert(kNumPresets == MBX_PRESET_SGRVINOD_SSD + 1,
               "MBX_PRESET_TABLE and mbx_preset_t must list the same presets");
 
 // The first ABI version of mbx_options_t ended before invalid_gt; a caller's

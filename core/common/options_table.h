@@ -49,37 +49,47 @@ enum class OptionRange {
 //   doc        one line
 #define MBX_OPTION_TABLE(X)                                                                       \
   X(prior_format, kEnum, PriorFormat, "CENTER_SIZE", kAny, "CENTER_SIZE,CORNERS",                  \
-    "layout of the priors tensor: (cx, cy, w, h) or (x1, y1, x2, y2)")                              \
-  X(force_match, kEnum, ForceMatch, "BEST_PRIOR_PER_GT", kAny,                                      \
-    "NONE,BEST_PRIOR_PER_GT,LOW_QUALITY",                                                           \
+    "layout of the priors tensor: (cx, cy, w, h) or (x1, y1, x2, y2)")                             \
+  X(force_match, kEnum, ForceMatch, "BEST_PRIOR_PER_GT", kAny,                                     \
+    "NONE,BEST_PRIOR_PER_GT,LOW_QUALITY,BIPARTITE",                                                \
     "which priors become positive regardless of the thresholds")                                   \
-  X(pos_threshold, kReal, double, "0.5", kUnit, "", "a prior is positive if its best IoU >= this")  \
-  X(neg_threshold, kReal, double, "0.5", kUnit, "",                                                 \
+  X(pos_threshold, kReal, double, "0.5", kUnit, "", "a prior is positive if its best IoU >= this") \
+  X(neg_threshold, kReal, double, "0.5", kUnit, "",                                                \
     "a prior is negative if its best IoU < this (<= pos_threshold; between: ignored)")             \
-  X(variances, kReal4, double, "0.1,0.1,0.2,0.2", kPositive, "",                                    \
+  X(variances, kReal4, double, "0.1,0.1,0.2,0.2", kPositive, "",                                   \
     "divisors of the encoded (x, y, w, h) offsets")                                                \
-  X(encode_min_gt_wh, kReal, double, "0", kNonNegative, "",                                         \
+  X(encode_min_gt_wh, kReal, double, "0", kNonNegative, "",                                        \
     "GT width and height clamped to >= this inside the log terms (0 = off)")                       \
-  X(loc_loss, kEnum, LocLoss, "SMOOTH_L1", kAny, "SMOOTH_L1,L1", "box regression loss")             \
-  X(conf_loss, kEnum, ConfLoss, "SOFTMAX_CE", kAny, "SOFTMAX_CE,SIGMOID_FOCAL",                      \
-    "classification loss: softmax CE with hard negative mining, or sigmoid focal")                 \
+  X(loc_loss, kEnum, LocLoss, "SMOOTH_L1", kAny, "SMOOTH_L1,L1,L2", "box regression loss")         \
+  X(conf_loss, kEnum, ConfLoss, "SOFTMAX_CE", kAny, "SOFTMAX_CE,SIGMOID_FOCAL,LOGISTIC",           \
+    "classification loss: softmax CE or per-class logistic with mining, or sigmoid focal")         \
   X(smooth_l1_beta, kReal, double, "1", kNonNegative, "", "smooth L1 transition point (0 = L1)")   \
-  X(neg_pos_ratio, kReal, double, "3", kFinite, "",                                                 \
+  X(neg_pos_ratio, kReal, double, "3", kFinite, "",                                                \
     "SOFTMAX_CE: hard negatives per positive (<= 0: every negative)")                              \
-  X(clamp_num_neg, kBool, bool, "true", kAny, "",                                                   \
+  X(clamp_num_neg, kBool, bool, "true", kAny, "",                                                  \
     "SOFTMAX_CE: number of negatives clamped to P - 1 (ssd.pytorch)")                              \
-  X(neg_overflow, kEnum, NegOverflow, "EXCLUDE", kAny, "EXCLUDE,DOUBLE_COUNT_POSITIVES",            \
+  X(neg_overflow, kEnum, NegOverflow, "EXCLUDE", kAny, "EXCLUDE,DOUBLE_COUNT_POSITIVES",           \
     "SOFTMAX_CE: what fills the mining slots beyond the available negatives")                      \
-  X(focal_alpha, kReal, double, "0.25", kUnit, "", "SIGMOID_FOCAL: weight of the positive term")    \
-  X(focal_gamma, kReal, double, "2", kNonNegative, "", "SIGMOID_FOCAL: focusing exponent")          \
-  X(normalization, kEnum, Normalization, "TOTAL_POSITIVES", kAny,                                   \
-    "TOTAL_POSITIVES,PER_IMAGE,NONE,EXTERNAL", "how the summed losses are divided")                \
-  X(loc_average_coords, kBool, bool, "false", kAny, "",                                             \
-    "PER_IMAGE: the loc term is also divided by 4 (mean over coordinates)")                        \
-  X(external_norm, kReal, double, "1", kAny, "",                                                    \
+  X(focal_alpha, kReal, double, "0.25", kUnit, "", "SIGMOID_FOCAL: weight of the positive term")   \
+  X(focal_gamma, kReal, double, "2", kNonNegative, "", "SIGMOID_FOCAL: focusing exponent")         \
+  X(normalization, kEnum, Normalization, "TOTAL_POSITIVES", kAny,                                  \
+    "TOTAL_POSITIVES,PER_IMAGE,NONE,EXTERNAL,BATCH_SIZE,FULL", "how the summed losses are divided") \
+  X(loc_average_coords, kBool, bool, "false", kAny, "",                                            \
+    "the loc term is also divided by 4 (mean over coordinates), under every normalization")        \
+  X(external_norm, kReal, double, "1", kAny, "",                                                   \
     "EXTERNAL: the divisor (e.g. an all-reduced positive count); finite and > 0 when used")        \
-  X(invalid_gt, kEnum, InvalidGt, "ERROR", kAny, "ERROR,SKIP",                                      \
-    "a valid GT row with non-finite or empty corners: an error, or skipped like padding")
+  X(invalid_gt, kEnum, InvalidGt, "ERROR", kAny, "ERROR,SKIP",                                     \
+    "a valid GT row with non-finite or empty corners: an error, or skipped like padding")          \
+  X(mining, kEnum, Mining, "MAX_NEGATIVE", kAny, "MAX_NEGATIVE,HARD_EXAMPLE",                      \
+    "SOFTMAX_CE/LOGISTIC: mine negatives by neg_pos_ratio, or keep the top examples by loss")      \
+  X(mining_sample_size, kInt, int32_t, "64", kPositive, "",                                        \
+    "HARD_EXAMPLE: examples kept per image (>= 1)")                                                \
+  X(mining_nms_threshold, kReal, double, "0", kFinite, "",                                         \
+    "HARD_EXAMPLE: NMS IoU threshold over the decoded predictions (<= 0: no NMS; <= 1)")           \
+  X(box_coding, kEnum, BoxCoding, "CENTER_SIZE", kAny, "CENTER_SIZE,CORNER,CORNER_SIZE",           \
+    "box encoding: SSD centre/size offsets, corner offsets, or corner offsets / prior size")       \
+  X(encode_variance_in_target, kBool, bool, "false", kAny, "",                                     \
+    "targets and decoding without variances; the loss divides the residual by them (Caffe)")
 
 // X(name, overrides, doc): presets in the order of their pinned mbx_preset_t
 // values. `overrides` is applied to the table's defaults with the
@@ -89,10 +99,14 @@ enum class OptionRange {
   X(torchvision_ssd, "prior_format=CORNERS clamp_num_neg=false", "torchvision SSD compute_loss")   \
   X(yhenon_retinanet,                                                                              \
     "prior_format=CORNERS neg_threshold=0.4 force_match=NONE encode_min_gt_wh=1 "                  \
-    "smooth_l1_beta=0.1111111111111111 conf_loss=SIGMOID_FOCAL normalization=PER_IMAGE "            \
+    "smooth_l1_beta=0.1111111111111111 conf_loss=SIGMOID_FOCAL normalization=PER_IMAGE "           \
     "loc_average_coords=true",                                                                     \
     "yhenon/pytorch-retinanet FocalLoss")                                                          \
   X(torchvision_retinanet,                                                                         \
     "prior_format=CORNERS neg_threshold=0.4 force_match=LOW_QUALITY variances=1,1,1,1 "            \
     "loc_loss=L1 smooth_l1_beta=0 conf_loss=SIGMOID_FOCAL normalization=PER_IMAGE",                \
-    "torchvision RetinaNet compute_loss")
+    "torchvision RetinaNet compute_loss")                                                          \
+  X(caffe_ssd, "prior_format=CORNERS force_match=BIPARTITE clamp_num_neg=false",                   \
+    "weiliu89/caffe SSD MultiBoxLoss (ssd_pascal.py)")                                             \
+  X(sgrvinod_ssd, "loc_loss=L1 clamp_num_neg=false loc_average_coords=true",                       \
+    "sgrvinod a-PyTorch-Tutorial-to-Object-Detection MultiBoxLoss")

@@ -52,12 +52,16 @@ inline const char* dtype_name(DType t) {
 }
 
 enum class PriorFormat { kCenterSize = 0, kCorners = 1 };
-enum class ForceMatch { kNone = 0, kBestPriorPerGt = 1, kLowQuality = 2 };
-enum class LocLoss { kSmoothL1 = 0, kL1 = 1 };
-enum class ConfLoss { kSoftmaxCE = 0, kSigmoidFocal = 1 };
-enum class Normalization { kTotalPositives = 0, kPerImage = 1, kNone = 2, kExternal = 3 };
+enum class ForceMatch { kNone = 0, kBestPriorPerGt = 1, kLowQuality = 2, kBipartite = 3 };
+enum class LocLoss { kSmoothL1 = 0, kL1 = 1, kL2 = 2 };
+enum class ConfLoss { kSoftmaxCE = 0, kSigmoidFocal = 1, kLogistic = 2 };
+enum class Normalization {
+  kTotalPositives = 0, kPerImage = 1, kNone = 2, kExternal = 3, kBatchSize = 4, kFull = 5
+};
 enum class NegOverflow { kExclude = 0, kDoubleCountPositives = 1 };
 enum class InvalidGt { kError = 0, kSkip = 1 };
+enum class Mining { kMaxNegative = 0, kHardExample = 1 };
+enum class BoxCoding { kCenterSize = 0, kCorner = 1, kCornerSize = 2 };
 
 // Every option, one field per row of MBX_OPTION_TABLE (common/options_table.h),
 // in table order. The capi layer fills and range-checks them (validate.h)
@@ -73,7 +77,17 @@ struct Options {
 #undef MBX_X
 
   // beta == 0 or L1 both mean |d|.
-  bool loc_is_l1() const { return loc_loss == LocLoss::kL1 || smooth_l1_beta == 0.0; }
+  bool loc_is_l1() const {
+    return loc_loss == LocLoss::kL1 || (loc_loss == LocLoss::kSmoothL1 && smooth_l1_beta == 0.0);
+  }
+  // The options added with the Caffe / Tiny-Detector systems, which only the
+  // cpu-scalar code implements in full (docs/SPEC.md §4.6): the cpu path
+  // runs them there, the cuda path refuses the ones it lacks.
+  bool uses_caffe_modes() const {
+    return force_match == ForceMatch::kBipartite || loc_loss == LocLoss::kL2 ||
+           conf_loss == ConfLoss::kLogistic || mining == Mining::kHardExample ||
+           box_coding != BoxCoding::kCenterSize || encode_variance_in_target;
+  }
 };
 
 // What a call asks for. Input pointers are already validated for shape,

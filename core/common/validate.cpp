@@ -70,6 +70,12 @@ void validate_options(const Options& o) {
       (!(o.external_norm > 0.0) || !std::isfinite(o.external_norm)))
     fail("options.external_norm = " + num(o.external_norm) +
          ": EXTERNAL normalization needs a finite divisor > 0");
+  if (o.mining_nms_threshold > 1.0)
+    fail("options.mining_nms_threshold = " + num(o.mining_nms_threshold) +
+         ": expected a value <= 1 (<= 0: no NMS)");
+  if (o.mining == Mining::kHardExample && o.conf_loss == ConfLoss::kSigmoidFocal)
+    fail("options.mining = HARD_EXAMPLE with conf_loss = SIGMOID_FOCAL: expected conf_loss "
+         "SOFTMAX_CE or LOGISTIC (the focal loss does not mine)");
 }
 
 void validate_prior_row(const float* r, int64_t p, PriorFormat format) {

@@ -18,8 +18,9 @@ struct LocArgs {
   int64_t B, P, G;
   const float* priors;
   const float* gt_boxes;
-  bool corners, l1;
+  bool corners, l1, l2;
   double beta;
+  double div[4];  // loc_residual_divisors: 1 unless encode_variance_in_target
   EncodeParams enc;
   LocLossLaunch l;
 };
@@ -42,9 +43,11 @@ __global__ void __launch_bounds__(kBlock) loc_loss_kernel(LocArgs a, const TL* l
                      a.enc, t);
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
-          const double d = static_cast<double>(to_f(loc[i * 4 + k])) - t[k];
-          sum += loc_loss_value(d, a.l1, a.beta);
-          if (grad) grad[i * 4 + k] = from_f<TL>(static_cast<float>(loc_loss_grad(d, a.l1, a.beta) * scale));
+          const double d = (static_cast<double>(to_f(loc[i * 4 + k])) - t[k]) / a.div[k];
+          sum += a.l2 ? 0.5 * d * d : loc_loss_value(d, a.l1, a.beta);
+          if (grad)
+            grad[i * 4 + k] = from_f<TL>(static_cast<float>(
+                (a.l2 ? d : loc_loss_grad(d, a.l1, a.beta)) / a.div[k] * scale));
         }
       } else if (grad) {
 #pragma unroll
@@ -78,7 +81,9 @@ void launch_loc_loss(const Options& o, const Inputs& in, const LocLossLaunch& l,
   a.gt_boxes = in.gt_boxes;
   a.corners = o.prior_format == PriorFormat::kCorners;
   a.l1 = o.loc_is_l1();
+  a.l2 = o.loc_loss == LocLoss::kL2;
   a.beta = o.smooth_l1_beta;
+  loc_residual_divisors(o, a.div);
   a.enc = encode_params(o);
   a.l = l;
   const dim3 grid(static_cast<unsigned>(l.nblocks), grid_images(in.B));

@@ -1,7 +1,9 @@
 // Encoding and decoding of one box (docs/SPEC.md §3), once for the CPU and
 // the CUDA paths: the SSD paper's eq. (2) with variances,
 //   t = ((gcx-pcx)/(v0 pw), (gcy-pcy)/(v1 ph), log(gw/pw)/v2, log(gh/ph)/v3),
-// evaluated in float64.
+// evaluated in float64; and Caffe's CORNER / CORNER_SIZE codings
+//   t = ((gx1-px1)/s_w/v0, (gy1-py1)/s_h/v1, (gx2-px2)/s_w/v2, (gy2-py2)/s_h/v3)
+// with s = 1 (CORNER) or the prior's size (CORNER_SIZE).
 #pragma once
 
 #include <math.h>
@@ -12,14 +14,23 @@ namespace mbx {
 
 // The options encoding reads, in a form a kernel argument can carry.
 struct EncodeParams {
-  double v[4];    // variances
+  double v[4];    // variances (all 1 under encode_variance_in_target)
   double min_wh;  // encode_min_gt_wh (<= 0: no clamp)
+  int coding;     // BoxCoding: 0 CENTER_SIZE, 1 CORNER, 2 CORNER_SIZE
 };
 
 // t of a prior (centre pcx, pcy, size pw, ph) against GT box `gt` (corners).
 MBX_HD_INLINE void encode_box(const float* gt, double pcx, double pcy, double pw, double ph,
                               const EncodeParams& e, double t[4]) {
   const double x1 = gt[0], y1 = gt[1], x2 = gt[2], y2 = gt[3];
+  if (e.coding != 0) {  // CORNER (/ 1) or CORNER_SIZE (/ prior size)
+    const double sw = e.coding == 2 ? pw : 1.0, sh = e.coding == 2 ? ph : 1.0;
+    t[0] = (x1 - (pcx - pw / 2.0)) / sw / e.v[0];
+    t[1] = (y1 - (pcy - ph / 2.0)) / sh / e.v[1];
+    t[2] = (x2 - (pcx + pw / 2.0)) / sw / e.v[2];
+    t[3] = (y2 - (pcy + ph / 2.0)) / sh / e.v[3];
+    return;
+  }
   const double gcx = (x1 + x2) / 2.0, gcy = (y1 + y2) / 2.0;
   double gw = x2 - x1, gh = y2 - y1;
   // pytorch-retinanet clamps the GT size to >= 1 pixel inside the logs only;
@@ -41,6 +52,14 @@ constexpr double kDecodeClip = 4.135166556742356;  // log(1000/16)
 // Offsets d of a prior back to a corner box (the inverse of encode_box).
 MBX_HD_INLINE void decode_box(const float* d, double pcx, double pcy, double pw, double ph,
                               const EncodeParams& e, float out[4]) {
+  if (e.coding != 0) {  // CORNER / CORNER_SIZE: corners moved by the offsets
+    const double sw = e.coding == 2 ? pw : 1.0, sh = e.coding == 2 ? ph : 1.0;
+    out[0] = static_cast<float>((pcx - pw / 2.0) + d[0] * e.v[0] * sw);
+    out[1] = static_cast<float>((pcy - ph / 2.0) + d[1] * e.v[1] * sh);
+    out[2] = static_cast<float>((pcx + pw / 2.0) + d[2] * e.v[2] * sw);
+    out[3] = static_cast<float>((pcy + ph / 2.0) + d[3] * e.v[3] * sh);
+    return;
+  }
   double dw = d[2] * e.v[2], dh = d[3] * e.v[3];
   if (dw > kDecodeClip) dw = kDecodeClip;
   if (dh > kDecodeClip) dh = kDecodeClip;

@@ -52,6 +52,15 @@ inline int32_t threshold_state(double best_iou, const Options& o) {
 
 // Plain scalar matching of one image (the in-tree reference).
 // conf_target/matched_gt: [P]. Returns the number of positives.
+// BIPARTITE: pairs with IoU <= this never match (Caffe's MatchBBox).
+constexpr double kBipartiteMinIou = 1e-6;
+
+// Caffe's greedy bipartite matching over one image's GT boxes (indices into
+// `boxes`): every matched prior gets state 1 and best_gt = its GT
+// (docs/SPEC.md §2.3).
+void bipartite_match(const std::vector<MatchBox>& boxes, const PriorGeometry& pg,
+                     std::vector<int32_t>* best_gt, std::vector<int8_t>* state);
+
 int64_t match_image_scalar(const Options& o, const ImageGt& gt, const PriorGeometry& pg,
                            int32_t* conf_target, int32_t* matched_gt);
 

@@ -29,6 +29,49 @@ void image_gt_rows(const Inputs& in, int64_t b, ImageGt* out) {
     if (!in.gt_valid || in.gt_valid[b * in.G + g]) out->rows.push_back(g);
 }
 
+void bipartite_match(const std::vector<MatchBox>& boxes, const PriorGeometry& pg,
+                     std::vector<int32_t>* best_gt, std::vector<int8_t>* state) {
+  // Greedy bipartite matching (Caffe's MatchBBox): repeatedly take the
+  // largest IoU > kBipartiteMinIou among the unused (prior, GT) pairs; ties
+  // go to the lower prior index, then the lower GT index. Each GT keeps its
+  // best unused prior (ties -> lowest prior), recomputed only when another
+  // GT takes it.
+  const int64_t P = pg.P;
+  const size_t G = boxes.size();
+  std::vector<uint8_t> prior_used(static_cast<size_t>(P), 0), gt_done(G, 0);
+  std::vector<double> cand_iou(G);
+  std::vector<int64_t> cand_prior(G);
+  auto best_unused = [&](size_t j) {
+    double best = kBipartiteMinIou;
+    int64_t arg = -1;
+    for (int64_t p = 0; p < P; ++p) {
+      if (prior_used[p]) continue;
+      const double v = iou(boxes[j], pg.x1[p], pg.y1[p], pg.x2[p], pg.y2[p], pg.area[p]);
+      if (v > best) { best = v; arg = p; }
+    }
+    cand_iou[j] = best;
+    cand_prior[j] = arg;
+  };
+  for (size_t j = 0; j < G; ++j) best_unused(j);
+  for (size_t round = 0; round < G; ++round) {
+    int64_t pick = -1;
+    for (size_t j = 0; j < G; ++j) {
+      if (gt_done[j] || cand_prior[j] < 0) continue;
+      if (pick < 0 || cand_iou[j] > cand_iou[pick] ||
+          (cand_iou[j] == cand_iou[pick] && cand_prior[j] < cand_prior[pick]))
+        pick = static_cast<int64_t>(j);
+    }
+    if (pick < 0) break;  // no overlapping pair left
+    const int64_t p = cand_prior[pick];
+    gt_done[pick] = 1;
+    prior_used[p] = 1;
+    (*best_gt)[p] = static_cast<int32_t>(pick);
+    (*state)[p] = 1;
+    for (size_t j = 0; j < G; ++j)
+      if (!gt_done[j] && cand_prior[j] == p) best_unused(j);
+  }
+}
+
 int64_t match_image_scalar(const Options& o, const ImageGt& gt, const PriorGeometry& pg,
                            int32_t* conf_target, int32_t* matched_gt) {
   const int64_t P = pg.P;
@@ -63,6 +106,8 @@ int64_t match_image_scalar(const Options& o, const ImageGt& gt, const PriorGeome
       best_gt[gt_argmax[j]] = static_cast<int32_t>(j);
       state[gt_argmax[j]] = 1;
     }
+  } else if (o.force_match == ForceMatch::kBipartite) {
+    bipartite_match(boxes, pg, &best_gt, &state);
   } else if (o.force_match == ForceMatch::kLowQuality) {
     for (int64_t p = 0; p < P; ++p) {
       for (size_t j = 0; j < G; ++j) {

@@ -9,14 +9,15 @@
 
 namespace mbx {
 
-inline NormalizeParams normalize_params(const Options& o) {
-  return NormalizeParams{o.normalization, o.loc_average_coords, o.external_norm};
+inline NormalizeParams normalize_params(const Options& o, int64_t P) {
+  return NormalizeParams{o.normalization, o.loc_average_coords, o.external_norm, P};
 }
 
-// loc_scale[b], conf_scale[b] from the per-image positive counts.
-inline void normalization_scales(const Options& o, int64_t B, const int64_t* num_pos,
+// loc_scale[b], conf_scale[b] from the per-image positive counts (P priors
+// per image).
+inline void normalization_scales(const Options& o, int64_t B, int64_t P, const int64_t* num_pos,
                                  double* loc_scale, double* conf_scale) {
-  normalization_scales(normalize_params(o), B, num_pos, loc_scale, conf_scale);
+  normalization_scales(normalize_params(o, P), B, num_pos, loc_scale, conf_scale);
 }
 
 }  // namespace mbx

@@ -1,7 +1,8 @@
 // Loss normalisation (docs/SPEC.md §4): per-image factors applied to the
 // per-image sums and, identically, to their gradients. One definition for
 // the CPU paths (int64 counts) and the CUDA path (int32 device counts, one
-// thread: no host round trip).
+// thread: no host round trip). loc_average_coords divides the loc factor by
+// 4 under every mode (the mean over the 4 coordinates).
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,7 @@ struct NormalizeParams {
   Normalization mode;
   bool loc_average_coords;
   double external_norm;
+  int64_t P;  // priors per image (FULL)
 };
 
 // loc_scale[b], conf_scale[b] from the per-image positive counts.
@@ -27,7 +29,10 @@ MBX_HD_INLINE void normalization_scales(const NormalizeParams& s, int64_t B, con
       long long total = 0;
       for (int64_t b = 0; b < B; ++b) total += num_pos[b];
       const double v = 1.0 / static_cast<double>(total > 1 ? total : 1);
-      for (int64_t b = 0; b < B; ++b) loc_scale[b] = conf_scale[b] = v;
+      for (int64_t b = 0; b < B; ++b) {
+        conf_scale[b] = v;
+        loc_scale[b] = s.loc_average_coords ? v / 4.0 : v;
+      }
       break;
     }
     case Normalization::kPerImage:
@@ -39,11 +44,21 @@ MBX_HD_INLINE void normalization_scales(const NormalizeParams& s, int64_t B, con
       }
       break;
     case Normalization::kNone:
-      for (int64_t b = 0; b < B; ++b) loc_scale[b] = conf_scale[b] = 1.0;
-      break;
     case Normalization::kExternal:
-      for (int64_t b = 0; b < B; ++b) loc_scale[b] = conf_scale[b] = 1.0 / s.external_norm;
+    case Normalization::kBatchSize:
+    case Normalization::kFull: {
+      const double v =
+          s.mode == Normalization::kNone       ? 1.0
+          : s.mode == Normalization::kExternal ? 1.0 / s.external_norm
+          : s.mode == Normalization::kBatchSize
+              ? 1.0 / static_cast<double>(B > 1 ? B : 1)
+              : 1.0 / static_cast<double>(B * s.P > 1 ? B * s.P : 1);
+      for (int64_t b = 0; b < B; ++b) {
+        conf_scale[b] = v;
+        loc_scale[b] = s.loc_average_coords ? v / 4.0 : v;
+      }
       break;
+    }
   }
 }
 

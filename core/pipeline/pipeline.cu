@@ -228,7 +228,7 @@ void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec
 
   // --- normalisation, from the device counts ---------------------------------
   double* scales = scratch.at<double>(L.off_scales);
-  scales_kernel<<<1, 1, 0, s>>>(B, mb.num_pos, normalize_params(o), scales);
+  scales_kernel<<<1, 1, 0, s>>>(B, mb.num_pos, normalize_params(o, P), scales);
   cuda::check_launch("scales_kernel");
 
   const bool up_f64 = out.grad_loss_dtype == DType::kF64;

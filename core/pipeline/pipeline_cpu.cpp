@@ -147,7 +147,7 @@ LossSetup loss_setup(CpuRun& r) {
   LossSetup s;
   s.loc_scale.resize(r.B);
   s.conf_scale.resize(r.B);
-  normalization_scales(o, r.B, r.num_pos, s.loc_scale.data(), s.conf_scale.data());
+  normalization_scales(o, r.B, r.P, r.num_pos, s.loc_scale.data(), s.conf_scale.data());
   if (r.out.wants_grad()) read_upstream(r.out, &s.up_loc, &s.up_conf);
   s.softmax = o.conf_loss == ConfLoss::kSoftmaxCE;
   s.l1 = o.loc_is_l1();

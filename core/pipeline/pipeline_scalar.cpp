@@ -40,6 +40,46 @@ void write_losses(const Outputs& out, double loss_loc, double loss_conf) {
   }
 }
 
+namespace {
+
+// The regression loss of one residual (SMOOTH_L1 / L1 of loc_loss.h, or
+// L2 = 0.5 d^2 as Caffe's EuclideanLoss).
+double loc_value(const Options& o, double d) {
+  if (o.loc_loss == LocLoss::kL2) return 0.5 * d * d;
+  return loc_loss_value(d, o.loc_is_l1(), o.smooth_l1_beta);
+}
+
+// LOGISTIC: sum over the C columns of the sigmoid cross-entropy of x_c
+// against the one-hot target (column `target`), and optionally its
+// gradient sigmoid(x_c) - [c == target] into g (scaled by s).
+double logistic_row(const Inputs& in, int64_t base, int64_t C, int32_t target, double s,
+                    double* g) {
+  double sum = 0.0;
+  for (int64_t c = 0; c < C; ++c) {
+    const double x = load_float(in.conf, in.conf_dtype, base + c);
+    const bool y = c == target;
+    // softplus(x) - x y, written without overflow: max(x, 0) - x y + log1p(exp(-|x|)).
+    sum += (x > 0.0 ? x : 0.0) - (y ? x : 0.0) + std::log1p(std::exp(-std::fabs(x)));
+    if (g) {
+      const double e = std::exp(-std::fabs(x));  // sigmoid(|x|) = 1 / (1 + e)
+      const double sig = x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+      const double sig_neg = x >= 0.0 ? e / (1.0 + e) : 1.0 / (1.0 + e);  // sigmoid(-x)
+      g[c] = (y ? -sig_neg : sig) * s;
+    }
+  }
+  return sum;
+}
+
+// Softmax CE of one row against `target`.
+double softmax_ce_row(const Inputs& in, int64_t base, int64_t C, int32_t target,
+                      std::vector<double>* row, double* m, double* l) {
+  for (int64_t c = 0; c < C; ++c) (*row)[c] = load_float(in.conf, in.conf_dtype, base + c);
+  softmax_row_stats<double>(row->data(), C, m, l);
+  return (*m - (*row)[target]) + *l;
+}
+
+}  // namespace
+
 void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
   const int64_t B = in.B, P = in.P, C = in.C;
   PriorGeometry pg;
@@ -65,25 +105,98 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
   const bool losses = in.loc != nullptr && (out.wants_loss() || out.wants_grad());
   std::vector<double> grad_loc, grad_conf;
   double loss_loc = 0.0, loss_conf = 0.0;
+  // Positives counted by the loss: the matching's, less those HARD_EXAMPLE
+  // mining drops (docs/SPEC.md §4.6).
+  std::vector<int64_t> loss_pos = num_pos;
+  const bool hard = o.mining == Mining::kHardExample && o.conf_loss != ConfLoss::kSigmoidFocal;
+  std::vector<uint8_t> kept;  // HARD_EXAMPLE: the prior is in the loss
+  double div[4];
+  loc_residual_divisors(o, div);
+  if (losses && hard) {
+    kept.assign(B * P, 0);
+    std::vector<double> row(C), score(P);
+    std::vector<int32_t> order(P);
+    std::vector<float> boxes;
+    const bool nms = o.mining_nms_threshold > 0.0;
+    if (nms) boxes.resize(P * 4);
+    const int64_t take = std::min<int64_t>(o.mining_sample_size, P);
+    for (int64_t b = 0; b < B; ++b) {
+      const int32_t* t = &conf_target[b * P];
+      for (int64_t p = 0; p < P; ++p) {
+        const int64_t base = (b * P + p) * C;
+        const int32_t target = t[p] > 0 ? t[p] : 0;
+        double v;
+        if (o.conf_loss == ConfLoss::kLogistic) {
+          v = logistic_row(in, base, C, target, 0.0, nullptr);
+        } else {
+          double m, l;
+          v = softmax_ce_row(in, base, C, target, &row, &m, &l);
+        }
+        if (t[p] > 0)
+          for (int k = 0; k < 4; ++k) {
+            const int64_t i = (b * P + p) * 4 + k;
+            v += loc_value(o, (static_cast<double>(load_float(in.loc, in.loc_dtype, i)) - loc_target[i]) / div[k]);
+          }
+        score[p] = v;
+        order[p] = static_cast<int32_t>(p);
+      }
+      // Highest loss first; ties (and the order of NaNs) by the lower index.
+      std::sort(order.begin(), order.end(), [&](int32_t a, int32_t c) {
+        return ranks_before(score[a], a, score[c], c);
+      });
+      uint8_t* keep = &kept[b * P];
+      if (!nms) {
+        for (int64_t r = 0; r < take; ++r) keep[order[r]] = 1;
+      } else {
+        // Greedy NMS over the decoded predictions in ranking order: a box is
+        // kept if its IoU with every kept box is <= the threshold; the first
+        // `take` kept boxes are the sample.
+        for (int64_t p = 0; p < P; ++p) {
+          float d[4];
+          for (int k = 0; k < 4; ++k) d[k] = load_float(in.loc, in.loc_dtype, (b * P + p) * 4 + k);
+          decode_box(d, pg.cx[p], pg.cy[p], pg.w[p], pg.h[p], enc, &boxes[p * 4]);
+        }
+        std::vector<int32_t> sel;
+        for (int64_t r = 0; r < P && static_cast<int64_t>(sel.size()) < take; ++r) {
+          const int32_t p = order[r];
+          const MatchBox bp = match_box(&boxes[p * 4]);
+          bool ok = true;
+          for (int32_t q : sel) {
+            const MatchBox bq = match_box(&boxes[q * 4]);
+            if (iou(bp, bq.x1, bq.y1, bq.x2, bq.y2, bq.area) > o.mining_nms_threshold) { ok = false; break; }
+          }
+          if (ok) sel.push_back(p);
+        }
+        for (int32_t p : sel) keep[p] = 1;
+      }
+      int64_t n = 0;
+      for (int64_t p = 0; p < P; ++p) n += (keep[p] && t[p] > 0) ? 1 : 0;
+      loss_pos[b] = n;
+    }
+  }
   if (losses) {
     std::vector<double> loc_scale(B), conf_scale(B);
-    normalization_scales(o, B, num_pos.data(), loc_scale.data(), conf_scale.data());
+    normalization_scales(o, B, P, loss_pos.data(), loc_scale.data(), conf_scale.data());
     double up_loc = 1.0, up_conf = 1.0;
     if (out.wants_grad()) read_upstream(out, &up_loc, &up_conf);
     if (out.grad_loc) grad_loc.assign(B * P * 4, 0.0);
     if (out.grad_conf) grad_conf.assign(B * P * C, 0.0);
 
     // --- regression loss on positives -------------------------------------
-    const bool l1 = o.loc_is_l1();
+    const bool l1 = o.loc_is_l1(), l2 = o.loc_loss == LocLoss::kL2;
     for (int64_t b = 0; b < B; ++b) {
       double sum = 0.0;
       for (int64_t p = 0; p < P; ++p) {
-        if (conf_target[b * P + p] <= 0) continue;
+        if (conf_target[b * P + p] <= 0 || (hard && !kept[b * P + p])) continue;
         for (int k = 0; k < 4; ++k) {
           const int64_t i = (b * P + p) * 4 + k;
-          const double d = static_cast<double>(load_float(in.loc, in.loc_dtype, i)) - loc_target[i];
-          sum += loc_loss_value(d, l1, o.smooth_l1_beta);
-          if (!grad_loc.empty()) grad_loc[i] = loc_loss_grad(d, l1, o.smooth_l1_beta) * loc_scale[b] * up_loc;
+          // div = 1 (exact) unless encode_variance_in_target: then the
+          // residual is (loc - t) / variance, and the true derivative has
+          // the 1 / variance that Caffe's backward leaves out.
+          const double d = (static_cast<double>(load_float(in.loc, in.loc_dtype, i)) - loc_target[i]) / div[k];
+          sum += l2 ? 0.5 * d * d : loc_loss_value(d, l1, o.smooth_l1_beta);
+          if (!grad_loc.empty())
+            grad_loc[i] = (l2 ? d : loc_loss_grad(d, l1, o.smooth_l1_beta)) / div[k] * loc_scale[b] * up_loc;
         }
       }
       loss_loc += sum * loc_scale[b];
@@ -94,7 +207,53 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
     for (int64_t b = 0; b < B; ++b) {
       const int32_t* t = &conf_target[b * P];
       double sum = 0.0;
-      if (o.conf_loss == ConfLoss::kSoftmaxCE) {
+      if (o.conf_loss == ConfLoss::kLogistic || (hard && o.conf_loss == ConfLoss::kSoftmaxCE)) {
+        // LOGISTIC (either mining) and SOFTMAX_CE under HARD_EXAMPLE.
+        std::vector<double> weight(P, 0.0), loss_bg;
+        if (hard) {
+          for (int64_t p = 0; p < P; ++p) weight[p] = kept[b * P + p] ? 1.0 : 0.0;
+        } else {  // LOGISTIC with MAX_NEGATIVE: as SOFTMAX_CE's mining, by the logistic loss
+          loss_bg.assign(P, 0.0);
+          std::vector<int32_t> neg;
+          for (int64_t p = 0; p < P; ++p) {
+            if (t[p] > 0) weight[p] = 1.0;
+            if (t[p] == 0) {
+              neg.push_back(static_cast<int32_t>(p));
+              loss_bg[p] = logistic_row(in, (b * P + p) * C, C, 0, 0.0, nullptr);
+            }
+          }
+          const int64_t quota = mining_quota(o, num_pos[b], P);
+          const int64_t n_neg = static_cast<int64_t>(neg.size());
+          const int64_t take = quota < 0 ? n_neg : std::min(quota, n_neg);
+          std::sort(neg.begin(), neg.end(), [&](int32_t a, int32_t c) {
+            return ranks_before(loss_bg[a], a, loss_bg[c], c);
+          });
+          for (int64_t r = 0; r < take; ++r) weight[neg[r]] = 1.0;
+          if (o.neg_overflow == NegOverflow::kDoubleCountPositives && quota > n_neg) {
+            int64_t extra = quota - n_neg;
+            for (int64_t p = 0; p < P && extra > 0; ++p)
+              if (t[p] > 0) { weight[p] += 1.0; --extra; }
+          }
+        }
+        std::vector<double> g(C);
+        for (int64_t p = 0; p < P; ++p) {
+          if (weight[p] == 0.0) continue;
+          const int64_t base = (b * P + p) * C;
+          const int32_t target = t[p] > 0 ? t[p] : 0;
+          const double s = weight[p] * conf_scale[b] * up_conf;
+          if (o.conf_loss == ConfLoss::kLogistic) {
+            sum += weight[p] * logistic_row(in, base, C, target, s, grad_conf.empty() ? nullptr : &grad_conf[base]);
+          } else {
+            double m, l;
+            sum += weight[p] * softmax_ce_row(in, base, C, target, &row, &m, &l);
+            if (!grad_conf.empty())
+              for (int64_t c = 0; c < C; ++c) {
+                const double z = (load_float(in.conf, in.conf_dtype, base + c) - m) - l;
+                grad_conf[base + c] = (c == target ? std::expm1(z) : std::exp(z)) * s;
+              }
+          }
+        }
+      } else if (o.conf_loss == ConfLoss::kSoftmaxCE) {
         std::vector<double> m(P), l(P), ce_bg(P), weight(P, 0.0);
         std::vector<int32_t> neg;
         for (int64_t p = 0; p < P; ++p) {
@@ -155,7 +314,7 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
   if (out.loc_target)
     for (size_t i = 0; i < loc_target.size(); ++i) out.loc_target[i] = static_cast<float>(loc_target[i]);
   if (out.num_pos)
-    for (int64_t b = 0; b < B; ++b) out.num_pos[b] = static_cast<int32_t>(num_pos[b]);
+    for (int64_t b = 0; b < B; ++b) out.num_pos[b] = static_cast<int32_t>(losses ? loss_pos[b] : num_pos[b]);
   if (losses) {
     write_losses(out, loss_loc, loss_conf);
     if (out.grad_loc)

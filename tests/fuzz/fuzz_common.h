@@ -185,9 +185,20 @@ inline bool options_valid(const mbx_options_t& u) {
   const bool has_invalid_gt = u.struct_size >= offsetof(mbx_options_t, invalid_gt) + sizeof(int32_t);
   const bool has_reserved = u.struct_size >= offsetof(mbx_options_t, reserved0) + sizeof(int32_t);
   auto in01 = [](double v) { return v >= 0.0 && v <= 1.0; };
-  if (!enum_ok(u.prior_format, 1) || !enum_ok(u.force_match, 2) || !enum_ok(u.loc_loss, 1) ||
-      !enum_ok(u.conf_loss, 1) || !enum_ok(u.neg_overflow, 1) || !enum_ok(u.normalization, 3))
+  if (!enum_ok(u.prior_format, 1) || !enum_ok(u.force_match, 3) || !enum_ok(u.loc_loss, 2) ||
+      !enum_ok(u.conf_loss, 2) || !enum_ok(u.neg_overflow, 1) || !enum_ok(u.normalization, 5))
     return false;
+  // The options of 0.2's Caffe systems, where the caller's struct has them
+  // (else their defaults, which are valid).
+  auto has = [&](size_t off, size_t n) { return u.struct_size >= off + n; };
+  if (has(offsetof(mbx_options_t, mining), 4) && !enum_ok(u.mining, 1)) return false;
+  if (has(offsetof(mbx_options_t, mining_sample_size), 4) && u.mining_sample_size < 1) return false;
+  if (has(offsetof(mbx_options_t, mining_nms_threshold), 8) &&
+      (!std::isfinite(u.mining_nms_threshold) || u.mining_nms_threshold > 1.0))
+    return false;
+  if (has(offsetof(mbx_options_t, box_coding), 4) && !enum_ok(u.box_coding, 2)) return false;
+  const bool hard = has(offsetof(mbx_options_t, mining), 4) && u.mining == MBX_MINING_HARD_EXAMPLE;
+  if (hard && u.conf_loss == MBX_CONF_LOSS_SIGMOID_FOCAL) return false;
   if (has_invalid_gt && !enum_ok(u.invalid_gt, 1)) return false;
   if (has_reserved && u.reserved0 != 0) return false;
   if (!in01(u.pos_threshold) || !in01(u.neg_threshold) || u.neg_threshold > u.pos_threshold) return false;
@@ -221,13 +232,18 @@ static const char* const kOptionNames[] = {
     "prior_format", "pos_threshold", "neg_threshold", "force_match", "variances",
     "encode_min_gt_wh", "loc_loss", "smooth_l1_beta", "conf_loss", "neg_pos_ratio",
     "clamp_num_neg", "neg_overflow", "focal_alpha", "focal_gamma", "normalization",
-    "external_norm", "loc_average_coords", "invalid_gt"};
+    "external_norm", "loc_average_coords", "invalid_gt", "mining", "mining_sample_size",
+    "mining_nms_threshold", "box_coding", "encode_variance_in_target"};
+constexpr int kNumOptionNames = static_cast<int>(sizeof(kOptionNames) / sizeof(kOptionNames[0]));
 static const char* const kOptionValues[] = {
     "CENTER_SIZE", "CORNERS", "NONE", "BEST_PRIOR_PER_GT", "LOW_QUALITY", "SMOOTH_L1", "L1",
     "SOFTMAX_CE", "SIGMOID_FOCAL", "TOTAL_POSITIVES", "PER_IMAGE", "EXTERNAL", "EXCLUDE",
     "DOUBLE_COUNT_POSITIVES", "ERROR", "SKIP", "true", "false", "0", "1", "0.5", "0.4", "-1",
     "nan", "inf", "-inf", "1e-300", "1e300", "0.1,0.1,0.2,0.2", "1, 1, 1, 1", "[0.1,0.1,0.2,0.2]",
-    "0,1,1,1", "1,2,3", "1,,2,3", "2.5", "1e9", " 0.25 ", "0x10", "1e", ""};
+    "0,1,1,1", "1,2,3", "1,,2,3", "2.5", "1e9", " 0.25 ", "0x10", "1e", "",
+    "BIPARTITE", "L2", "LOGISTIC", "BATCH_SIZE", "FULL", "MAX_NEGATIVE", "HARD_EXAMPLE", "HARD",
+    "CORNER", "CORNER_SIZE", "64", "0.45", "3"};
+constexpr int kNumOptionValues = static_cast<int>(sizeof(kOptionValues) / sizeof(kOptionValues[0]));
 
 // Raw field mutation: field index and a value byte.
 inline void mutate_option(mbx_options_t* o, uint8_t field, uint8_t v, bool* tame) {
@@ -236,12 +252,15 @@ inline void mutate_option(mbx_options_t* o, uint8_t field, uint8_t v, bool* tame
   static const int32_t kEnum[] = {0, 1, 2, 3, -1, 4, 7, 1000, INT32_MIN, INT32_MAX};
   const double u = kUnit[v % 12], p = kPos[v % 12];
   const int32_t e = kEnum[v % 10];
-  switch (field % 22) {
+  // Bytes below 242 keep the mapping of the first 22 fields (the committed
+  // corpus decodes as before); 242..255 reach the 0.2 Caffe options.
+  const int f = field < 242 ? field % 22 : 22 + (field - 242) % 5;
+  switch (f) {
     case 0: o->prior_format = e; break;
     case 1: o->force_match = e; break;
     case 2: o->pos_threshold = u; break;
     case 3: o->neg_threshold = u; break;
-    case 4: case 5: case 6: case 7: o->variances[field % 22 - 4] = p; break;
+    case 4: case 5: case 6: case 7: o->variances[f - 4] = p; break;
     case 8: o->encode_min_gt_wh = p; break;
     case 9: o->loc_loss = e; break;
     case 10: o->conf_loss = e; break;
@@ -265,6 +284,13 @@ inline void mutate_option(mbx_options_t* o, uint8_t field, uint8_t v, bool* tame
       else o->struct_size = k[v % 7];
       break;
     }
+    case 22: o->mining = e; break;
+    case 23: { static const int32_t n[] = {64, 1, 0, -1, 3, 1000, INT32_MAX, INT32_MIN};
+               o->mining_sample_size = n[v % 8]; break; }
+    case 24: { static const double t[] = {0, 0.45, 0.5, 1, 1.5, -1, NAN, INFINITY, 0.3, 1e-9};
+               o->mining_nms_threshold = t[v % 10]; break; }
+    case 25: o->box_coding = e; break;
+    case 26: o->encode_variance_in_target = e; break;
   }
   (void)tame;
 }
@@ -272,9 +298,9 @@ inline void mutate_option(mbx_options_t* o, uint8_t field, uint8_t v, bool* tame
 // mbx_options_set with a fuzzed name/value: on error nothing may change.
 inline void fuzz_options_set(mbx_options_t* o, Reader& r) {
   const uint8_t sel = r.u8();
-  std::string name = (sel & 0x80) ? r.str(24) : std::string(kOptionNames[sel % 18]);
+  std::string name = (sel & 0x80) ? r.str(24) : std::string(kOptionNames[sel % kNumOptionNames]);
   const uint8_t vs = r.u8();
-  std::string value = (vs & 0x80) ? r.str(24) : std::string(kOptionValues[vs % 39]);
+  std::string value = (vs & 0x80) ? r.str(24) : std::string(kOptionValues[vs % kNumOptionValues]);
   const mbx_options_t before = *o;
   const mbx_status_t st = mbx_options_set(o, name.c_str(), value.c_str());
   if (st != MBX_STATUS_OK) {
@@ -338,6 +364,8 @@ inline void decode(Reader& r, Problem* pb, bool valid_only) {
   q.C = 1 + r.u8() % 8;
   q.G = r.u8() % 7;
   const uint8_t preset = r.u8();
+  // Presets 0..3 only, so the committed corpus decodes as before; caffe_ssd
+  // and sgrvinod_ssd are reached through the field mutations below.
   mbx_options_init(&q.o, static_cast<mbx_preset_t>(preset % 4));
   const uint8_t ctl = r.u8();
   q.path = (ctl & 1) ? MBX_PATH_CPU_SCALAR : ((ctl & 2) ? MBX_PATH_AUTO : MBX_PATH_CPU);
@@ -361,7 +389,7 @@ inline void decode(Reader& r, Problem* pb, bool valid_only) {
   }
   const int nset = valid_only ? 0 : r.u8() % 3;
   for (int k = 0; k < nset; ++k) fuzz_options_set(&q.o, r);
-  if (valid_only && q.o.conf_loss == MBX_CONF_LOSS_SOFTMAX_CE && q.C < 2) q.C = 2;
+  if (valid_only && q.o.conf_loss != MBX_CONF_LOSS_SIGMOID_FOCAL && q.C < 2) q.C = 2;
 
   const float scale = tame_scale(r.u8());
   const bool corners = q.o.prior_format == MBX_PRIOR_CORNERS;
@@ -393,7 +421,7 @@ inline void decode(Reader& r, Problem* pb, bool valid_only) {
   float* gb = q.s[R_GT_BOXES].at<float>();
   int32_t* gl = q.s[R_GT_LABELS].at<int32_t>();
   int32_t* gc = q.s[R_GT_COUNTS].at<int32_t>();
-  const int64_t K = q.o.conf_loss == MBX_CONF_LOSS_SOFTMAX_CE ? C - 1 : C;
+  const int64_t K = q.o.conf_loss == MBX_CONF_LOSS_SIGMOID_FOCAL ? C : C - 1;
   for (int64_t b = 0; b < B; ++b) {
     const uint8_t c = r.u8();
     gc[b] = static_cast<int32_t>(c % (G + 1));
@@ -680,7 +708,8 @@ inline bool expect_ok(const Problem& q, Stage st, int64_t num_classes_arg) {
       const int64_t C = s[R_CONF].t.shape[2];
       if (!use({R_CONF, true, {B, P, -1}, {f32, f16, bf16}})) return false;
       if (!use({R_LOC, true, {B, P, 4}, {f32, f16, bf16}})) return false;
-      const bool softmax = q.o.conf_loss == MBX_CONF_LOSS_SOFTMAX_CE;
+      // SOFTMAX_CE and LOGISTIC have the background column.
+      const bool softmax = q.o.conf_loss != MBX_CONF_LOSS_SIGMOID_FOCAL;
       if (softmax && C < 2) return false;
       if (!softmax && C < 1) return false;
       K = softmax ? C - 1 : C;

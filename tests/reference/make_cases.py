@@ -51,7 +51,10 @@ def robust(out, opts, loc, conf):
     return True
 
 
-def write_case(root, name, desc, preset, opts, priors, gt, labels, counts, loc, conf, exact):
+def write_case(root, name, desc, preset, opts, priors, gt, labels, counts, loc, conf, exact,
+               full=False, generator="tests/reference/make_cases.py"):
+    """full: write every option (the Caffe / Tiny-Detector ones too) and
+    num_pos_loss.npy, the loss's positive count after mining."""
     out = R.compute(priors, gt, labels, counts, loc, conf, opts)
     d = os.path.join(root, name)
     os.makedirs(d, exist_ok=True)
@@ -64,17 +67,19 @@ def write_case(root, name, desc, preset, opts, priors, gt, labels, counts, loc, 
                    matched_gt=out["matched_gt"].astype(np.int32),
                    loc_target=out["loc_target"], grad_loc=out["grad_loc"],
                    grad_conf=out["grad_conf"], conf_weight=out["conf_weight"])
+    if full:
+        tensors["num_pos_loss"] = out["num_pos_loss"].astype(np.int32)
     for k, v in tensors.items():
         np.save(os.path.join(d, k + ".npy"), v)
     B, P, C = conf.shape
-    meta = dict(name=name, description=desc, preset=preset, options=opts.to_dict(),
+    meta = dict(name=name, description=desc, preset=preset, options=opts.to_dict(full),
                 shapes=dict(B=B, P=P, C=C, G=gt.shape[1]),
                 files={k: dict(dtype=str(v.dtype), shape=list(v.shape)) for k, v in tensors.items()},
                 expected=dict(loss_loc=out["loss_loc"], loss_conf=out["loss_conf"],
                               num_pos=[int(x) for x in out["num_pos"]],
                               num_pos_total=int(out["num_pos"].sum()),
                               num_ignored=int((out["conf_target"] < 0).sum())),
-                deliberate_exact=exact, generator="tests/reference/make_cases.py")
+                deliberate_exact=exact, generator=generator)
     with open(os.path.join(d, "case.json"), "w") as f:
         json.dump(meta, f, indent=1)
 

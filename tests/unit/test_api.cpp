@@ -142,6 +142,16 @@ TEST(Api, OptionErrors) {
   { Call c; c.o.normalization = MBX_NORM_EXTERNAL; c.o.external_norm = 0; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "external_norm"); }
   { Call c; c.o.force_match = 7; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "force_match"); }
   { Call c; c.o.focal_gamma = NAN; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "focal_gamma"); }
+  { Call c; c.o.mining_sample_size = 0; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "mining_sample_size", "> 0"); }
+  { Call c; c.o.mining_nms_threshold = 1.5; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "mining_nms_threshold", "<= 1"); }
+  { Call c; c.o.mining_nms_threshold = NAN; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "mining_nms_threshold"); }
+  { Call c; c.o.mining = 2; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "mining", "[0, 1]"); }
+  { Call c; c.o.box_coding = 3; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "box_coding", "[0, 2]"); }
+  {
+    Call c;  // the focal loss does not mine
+    c.o.conf_loss = MBX_CONF_LOSS_SIGMOID_FOCAL; c.o.mining = MBX_MINING_HARD_EXAMPLE;
+    EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "mining = HARD_EXAMPLE", "SIGMOID_FOCAL");
+  }
   {
     Call c;  // SOFTMAX_CE needs a background column
     c.pr.conf.shape[2] = 1; c.grad_conf.shape[2] = 1;
@@ -173,8 +183,12 @@ TEST(Api, OptionsSetByName) {
   EXPECT_EQ(o.smooth_l1_beta, 0.1111111111111111);
   EXPECT_EQ(mbx_options_set(&o, "no_such_option", "1"), MBX_STATUS_INVALID_ARGUMENT);
   EXPECT_NE(std::string(mbx_last_error()).find("no_such_option"), std::string::npos);
-  EXPECT_EQ(mbx_options_set(&o, "loc_loss", "L2"), MBX_STATUS_INVALID_ARGUMENT);
-  EXPECT_NE(std::string(mbx_last_error()).find("SMOOTH_L1, L1"), std::string::npos);
+  EXPECT_EQ(mbx_options_set(&o, "loc_loss", "L3"), MBX_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(mbx_last_error()).find("SMOOTH_L1, L1, L2"), std::string::npos);
+  EXPECT_EQ(mbx_options_set(&o, "mining", "HARD"), MBX_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(mbx_last_error()).find("mining"), std::string::npos);
+  EXPECT_EQ(mbx_options_set(&o, "box_coding", "CORNERS"), MBX_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(mbx_last_error()).find("box_coding"), std::string::npos);
   EXPECT_EQ(mbx_options_set(&o, "pos_threshold", "0.5x"), MBX_STATUS_INVALID_ARGUMENT);
   EXPECT_EQ(mbx_options_set(&o, "variances", "1,2,3"), MBX_STATUS_INVALID_ARGUMENT);
   mbx_preset_t p;
@@ -201,7 +215,26 @@ TEST(Api, PresetsMatchTheSpecTable) {
   o = preset(MBX_PRESET_SSD_PYTORCH);
   EXPECT_EQ(o.clamp_num_neg, 1);
   EXPECT_EQ(o.prior_format, MBX_PRIOR_CENTER_SIZE);
-  EXPECT_EQ(mbx_options_init(&o, static_cast<mbx_preset_t>(4)), MBX_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(o.mining, MBX_MINING_MAX_NEGATIVE);
+  EXPECT_EQ(o.mining_sample_size, 64);
+  EXPECT_EQ(o.mining_nms_threshold, 0.0);
+  EXPECT_EQ(o.box_coding, MBX_BOX_CODING_CENTER_SIZE);
+  EXPECT_EQ(o.encode_variance_in_target, 0);
+  o = preset(MBX_PRESET_CAFFE_SSD);
+  EXPECT_EQ(o.prior_format, MBX_PRIOR_CORNERS);
+  EXPECT_EQ(o.force_match, MBX_FORCE_MATCH_BIPARTITE);
+  EXPECT_EQ(o.clamp_num_neg, 0);
+  EXPECT_EQ(o.loc_loss, MBX_LOC_LOSS_SMOOTH_L1);
+  EXPECT_EQ(o.conf_loss, MBX_CONF_LOSS_SOFTMAX_CE);
+  EXPECT_EQ(o.normalization, MBX_NORM_TOTAL_POSITIVES);
+  EXPECT_EQ(o.mining, MBX_MINING_MAX_NEGATIVE);
+  o = preset(MBX_PRESET_SGRVINOD_SSD);
+  EXPECT_EQ(o.force_match, MBX_FORCE_MATCH_BEST_PRIOR_PER_GT);
+  EXPECT_EQ(o.loc_loss, MBX_LOC_LOSS_L1);
+  EXPECT_EQ(o.clamp_num_neg, 0);
+  EXPECT_EQ(o.loc_average_coords, 1);
+  EXPECT_EQ(o.normalization, MBX_NORM_TOTAL_POSITIVES);
+  EXPECT_EQ(mbx_options_init(&o, static_cast<mbx_preset_t>(6)), MBX_STATUS_INVALID_ARGUMENT);
 }
 
 TEST(Api, ContextAndCapabilities) {

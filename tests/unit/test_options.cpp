@@ -25,7 +25,7 @@ std::string get(const mbx_options_t& o, const char* name) {
 TEST(Options, IntrospectionListsEveryFieldOnce) {
   const int n = mbx_option_count();
   // struct_size, the options, reserved0: every field but the first and last.
-  EXPECT_EQ(n, 18);
+  EXPECT_EQ(n, 23);
   std::set<std::string> names;
   for (int i = 0; i < n; ++i) {
     ASSERT_NE(mbx_option_name(i), nullptr);
@@ -44,7 +44,8 @@ TEST(Options, IntrospectionListsEveryFieldOnce) {
   EXPECT_EQ(mbx_option_choices(n), nullptr);
   EXPECT_EQ(mbx_option_doc(n), nullptr);
   EXPECT_STREQ(mbx_option_name(0), "prior_format");
-  EXPECT_STREQ(mbx_option_choices(1), "NONE,BEST_PRIOR_PER_GT,LOW_QUALITY");
+  EXPECT_STREQ(mbx_option_choices(1), "NONE,BEST_PRIOR_PER_GT,LOW_QUALITY,BIPARTITE");
+  EXPECT_STREQ(mbx_option_name(n - 1), "encode_variance_in_target");
 }
 
 TEST(Options, GetThenSetRoundTripsBitwiseForEveryPreset) {
@@ -83,7 +84,7 @@ TEST(Options, PresetValuesAreTheAnchorsExactly) {
 }
 
 TEST(Options, PresetNamesRoundTrip) {
-  EXPECT_EQ(mbx_preset_count(), 4);
+  EXPECT_EQ(mbx_preset_count(), 6);
   for (int p = 0; p < mbx_preset_count(); ++p) {
     const char* name = mbx_preset_name(static_cast<mbx_preset_t>(p));
     ASSERT_NE(name, nullptr);
@@ -91,7 +92,9 @@ TEST(Options, PresetNamesRoundTrip) {
     ASSERT_EQ(mbx_preset_from_name(name, &back), MBX_STATUS_OK);
     EXPECT_EQ(back, p);
   }
-  EXPECT_EQ(mbx_preset_name(static_cast<mbx_preset_t>(4)), nullptr);
+  EXPECT_STREQ(mbx_preset_name(MBX_PRESET_CAFFE_SSD), "caffe_ssd");
+  EXPECT_STREQ(mbx_preset_name(MBX_PRESET_SGRVINOD_SSD), "sgrvinod_ssd");
+  EXPECT_EQ(mbx_preset_name(static_cast<mbx_preset_t>(6)), nullptr);
   EXPECT_EQ(mbx_preset_name(static_cast<mbx_preset_t>(-1)), nullptr);
 }
 
@@ -112,7 +115,7 @@ TEST(Options, GetRefusesBadArgumentsAndWritesNothing) {
   o.force_match = 9;
   char big[MBX_OPTION_TEXT_MAX];
   EXPECT_EQ(mbx_options_get(&o, "force_match", big, sizeof big), MBX_STATUS_INVALID_ARGUMENT);
-  EXPECT_NE(std::string(mbx_last_error()).find("expected an enum value in [0, 2]"),
+  EXPECT_NE(std::string(mbx_last_error()).find("expected an enum value in [0, 3]"),
             std::string::npos);
   // A caller built against the first ABI version has no invalid_gt.
   mbx_options_init(&o, MBX_PRESET_SSD_PYTORCH);

@@ -144,7 +144,11 @@ typedef enum mbx_preset_t {
   /** yhenon/pytorch-retinanet FocalLoss. */
   MBX_PRESET_YHENON_RETINANET = 2,
   /** torchvision 0.14 RetinaNet compute_loss. */
-  MBX_PRESET_TORCHVISION_RETINANET = 3
+  MBX_PRESET_TORCHVISION_RETINANET = 3,
+  /** weiliu89/caffe SSD MultiBoxLoss as ssd_pascal.py configures it. @since 0.2 */
+  MBX_PRESET_CAFFE_SSD = 4,
+  /** sgrvinod a-PyTorch-Tutorial-to-Object-Detection MultiBoxLoss. @since 0.2 */
+  MBX_PRESET_SGRVINOD_SSD = 5
 } mbx_preset_t;
 
 typedef enum mbx_prior_format_t {
@@ -157,26 +161,37 @@ typedef enum mbx_force_match_t {
   /** SSD: each GT's best prior becomes positive (highest GT wins a shared prior). */
   MBX_FORCE_MATCH_BEST_PRIOR_PER_GT = 1,
   /** torchvision RetinaNet: every prior tying a GT's max IoU becomes positive. */
-  MBX_FORCE_MATCH_LOW_QUALITY = 2
+  MBX_FORCE_MATCH_LOW_QUALITY = 2,
+  /** Caffe SSD: greedy bipartite matching first (the globally largest IoU
+   *  pair, then the next among unused priors and GTs; ties: lower prior,
+   *  then lower GT), every GT gets a distinct prior. @since 0.2 */
+  MBX_FORCE_MATCH_BIPARTITE = 3
 } mbx_force_match_t;
 
 typedef enum mbx_loc_loss_t {
   MBX_LOC_LOSS_SMOOTH_L1 = 0,
-  MBX_LOC_LOSS_L1 = 1
+  MBX_LOC_LOSS_L1 = 1,
+  /** 0.5 d^2 (Caffe's EuclideanLoss). @since 0.2 */
+  MBX_LOC_LOSS_L2 = 2
 } mbx_loc_loss_t;
 
 typedef enum mbx_conf_loss_t {
   /** Softmax cross-entropy with hard negative mining (SSD). */
   MBX_CONF_LOSS_SOFTMAX_CE = 0,
   /** Sigmoid focal loss (RetinaNet). */
-  MBX_CONF_LOSS_SIGMOID_FOCAL = 1
+  MBX_CONF_LOSS_SIGMOID_FOCAL = 1,
+  /** Per-class sigmoid cross-entropy over all C columns against the one-hot
+   *  target (column 0 background), with mining (Caffe LOGISTIC). @since 0.2 */
+  MBX_CONF_LOSS_LOGISTIC = 2
 } mbx_conf_loss_t;
 
 typedef enum mbx_normalization_t {
   MBX_NORM_TOTAL_POSITIVES = 0, /**< sums / max(1, total positives) */
   MBX_NORM_PER_IMAGE = 1,       /**< (1/B) sum_i term_i / max(1, num_pos_i) */
   MBX_NORM_NONE = 2,            /**< plain sums */
-  MBX_NORM_EXTERNAL = 3         /**< sums / external_norm */
+  MBX_NORM_EXTERNAL = 3,        /**< sums / external_norm */
+  MBX_NORM_BATCH_SIZE = 4,      /**< sums / B. @since 0.2 */
+  MBX_NORM_FULL = 5             /**< sums / (B P). @since 0.2 */
 } mbx_normalization_t;
 
 typedef enum mbx_neg_overflow_t {
@@ -194,6 +209,23 @@ typedef enum mbx_invalid_gt_t {
   /** Such rows are skipped (treated like padding). Labels are still checked. */
   MBX_INVALID_GT_SKIP = 1
 } mbx_invalid_gt_t;
+
+/** @since 0.2 */
+typedef enum mbx_mining_t {
+  /** neg_pos_ratio hard negatives per positive (SSD). */
+  MBX_MINING_MAX_NEGATIVE = 0,
+  /** Caffe HARD_EXAMPLE: every prior ranked by its conf + loc loss (after
+   *  optional NMS), the top mining_sample_size kept; positives not kept are
+   *  dropped from the loss. */
+  MBX_MINING_HARD_EXAMPLE = 1
+} mbx_mining_t;
+
+/** Caffe's code_type. @since 0.2 */
+typedef enum mbx_box_coding_t {
+  MBX_BOX_CODING_CENTER_SIZE = 0, /**< SSD centre offsets and log sizes */
+  MBX_BOX_CODING_CORNER = 1,      /**< corner differences */
+  MBX_BOX_CODING_CORNER_SIZE = 2  /**< corner differences / prior size */
+} mbx_box_coding_t;
 
 /**
  * Every option of docs/SPEC.md. Initialise with mbx_options_init(), then
@@ -219,10 +251,15 @@ typedef struct mbx_options_t {
   double focal_alpha;        /**< SIGMOID_FOCAL alpha, in [0,1] */
   double focal_gamma;        /**< SIGMOID_FOCAL gamma, >= 0 */
   int32_t normalization;     /**< mbx_normalization_t */
-  int32_t loc_average_coords;/**< PER_IMAGE only: loc term also / 4 */
+  int32_t loc_average_coords;/**< loc term also / 4 (every normalization) */
   double external_norm;      /**< EXTERNAL divisor, > 0 */
   int32_t invalid_gt;        /**< mbx_invalid_gt_t */
   int32_t reserved0;         /**< must be 0 */
+  int32_t mining;            /**< mbx_mining_t; default MAX_NEGATIVE. @since 0.2 */
+  int32_t mining_sample_size;/**< HARD_EXAMPLE kept per image, >= 1; default 64. @since 0.2 */
+  double mining_nms_threshold; /**< HARD_EXAMPLE NMS IoU, <= 1; <= 0 no NMS; default 0. @since 0.2 */
+  int32_t box_coding;        /**< mbx_box_coding_t; default CENTER_SIZE. @since 0.2 */
+  int32_t encode_variance_in_target; /**< 1: Caffe's flag; default 0. @since 0.2 */
 } mbx_options_t;
 
 /**

@@ -12,7 +12,11 @@ public enum Preset {
   /** yhenon/pytorch-retinanet FocalLoss. */
   YHENON_RETINANET(mbx_preset_t.MBX_PRESET_YHENON_RETINANET),
   /** torchvision 0.14 RetinaNet compute_loss. */
-  TORCHVISION_RETINANET(mbx_preset_t.MBX_PRESET_TORCHVISION_RETINANET);
+  TORCHVISION_RETINANET(mbx_preset_t.MBX_PRESET_TORCHVISION_RETINANET),
+  /** weiliu89/caffe SSD MultiBoxLoss (ssd_pascal.py). */
+  CAFFE_SSD(mbx_preset_t.MBX_PRESET_CAFFE_SSD),
+  /** sgrvinod a-PyTorch-Tutorial-to-Object-Detection MultiBoxLoss. */
+  SGRVINOD_SSD(mbx_preset_t.MBX_PRESET_SGRVINOD_SSD);
 
   private final mbx_preset_t raw;
 
