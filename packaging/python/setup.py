@@ -155,6 +155,14 @@ class NoPyBuild(build_py):
     def get_source_files(self):
         return []  # the sdist carries them under src/ (MbxSdist)
 
+    # Nor package data (py.typed, *.pyi): the sdist would otherwise copy them
+    # to <release tree>/<package_dir>, outside the tree.
+    def _get_data_files(self):
+        return []
+
+    def get_data_files_without_manifest(self):
+        return []
+
 
 def project_files():
     """The project files the sdist carries (relative to REPO): git's tracked
@@ -180,6 +188,8 @@ class MbxSdist(sdist):
     backend, plus the project sources under src/ (REPO of the build)."""
 
     def make_release_tree(self, base_dir, files):
+        # Only files of this folder: the package sources are under src/.
+        files = [f for f in files if not os.path.normpath(f).startswith("..")]
         super().make_release_tree(base_dir, files)
         for rel in project_files():
             dst = os.path.join(base_dir, "src", rel)
