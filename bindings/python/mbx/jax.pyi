@@ -3,7 +3,7 @@
 # stubs.
 from typing import Any, Dict, Optional, Tuple
 
-from ._core import OptionValue, PresetLike
+from ._core import _OptionValue, _PresetLike
 
 __all__ = ["multibox_loss", "match", "library_path", "TARGETS"]
 
@@ -13,8 +13,8 @@ TARGETS: Dict[str, Tuple[str, Optional[str]]]
 
 def library_path() -> str: ...
 def multibox_loss(priors: _Array, gt_boxes: _Array, gt_labels: _Array, gt_counts: _Array,
-                  loc: _Array, conf: _Array, *, preset: PresetLike = ...,
+                  loc: _Array, conf: _Array, *, preset: _PresetLike = ...,
                   **options: Any) -> Tuple[_Array, _Array, _Array]: ...
 def match(priors: _Array, gt_boxes: _Array, gt_labels: _Array, gt_counts: _Array, *,
-          preset: PresetLike = ..., num_classes: int = ...,
+          preset: _PresetLike = ..., num_classes: int = ...,
           **options: Any) -> Tuple[_Array, _Array, _Array, _Array]: ...

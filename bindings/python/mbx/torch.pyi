@@ -3,7 +3,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ._core import Context as Context, Options as Options, OptionValue, PresetLike
+from ._core import Context as Context, Options as Options, _OptionValue, _PresetLike
 from ._core import MultiBoxLoss as _CoreLoss
 
 __all__ = ["Context", "Options", "MultiBoxLossFunction", "multibox_loss", "Loss", "MultiBoxLoss",
@@ -20,19 +20,19 @@ class MultiBoxLossFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, g_loss_loc: torch.Tensor, g_loss_conf: torch.Tensor,
                  g_num_pos: Any) -> Tuple[Optional[torch.Tensor], ...]: ...
-    @staticmethod
-    def apply(*args: Any) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...  # type: ignore[override, unused-ignore]
+    @classmethod
+    def apply(cls, *args: Any) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...  # type: ignore[override, unused-ignore]
 
 def multibox_loss(loc: torch.Tensor, conf: torch.Tensor, priors: torch.Tensor,
                   gt_boxes: torch.Tensor, gt_labels: torch.Tensor, gt_counts: torch.Tensor,
-                  preset: PresetLike = ..., criterion: Optional[_CoreLoss] = ...,
-                  **overrides: OptionValue) -> Tuple[torch.Tensor, torch.Tensor]: ...
+                  preset: _PresetLike = ..., criterion: Optional[_CoreLoss] = ...,
+                  **overrides: _OptionValue) -> Tuple[torch.Tensor, torch.Tensor]: ...
 
 class Loss(torch.nn.Module):
     criterion: _CoreLoss
     num_pos: Optional[torch.Tensor]
-    def __init__(self, preset: PresetLike = ..., context: Optional[Context] = ...,
-                 **overrides: OptionValue) -> None: ...
+    def __init__(self, preset: _PresetLike = ..., context: Optional[Context] = ...,
+                 **overrides: _OptionValue) -> None: ...
     @property
     def options(self) -> Options: ...
     def forward(self, loc: torch.Tensor, conf: torch.Tensor, priors: torch.Tensor,
