@@ -80,11 +80,11 @@ struct Options {
   bool loc_is_l1() const {
     return loc_loss == LocLoss::kL1 || (loc_loss == LocLoss::kSmoothL1 && smooth_l1_beta == 0.0);
   }
-  // The options added with the Caffe / Tiny-Detector systems, which only the
-  // cpu-scalar code implements in full (docs/SPEC.md §4.6): the cpu path
-  // runs them there, the cuda path refuses the ones it lacks.
+  // The loss options added with the Caffe system that the cpu fast path
+  // leaves to the cpu-scalar code (docs/SPEC.md §4.6); BIPARTITE matching
+  // runs on the fast path itself.
   bool uses_caffe_modes() const {
-    return force_match == ForceMatch::kBipartite || loc_loss == LocLoss::kL2 ||
+    return loc_loss == LocLoss::kL2 ||
            conf_loss == ConfLoss::kLogistic || mining == Mining::kHardExample ||
            box_coding != BoxCoding::kCenterSize || encode_variance_in_target;
   }

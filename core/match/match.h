@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "common/types.h"
@@ -55,11 +56,11 @@ inline int32_t threshold_state(double best_iou, const Options& o) {
 // BIPARTITE: pairs with IoU <= this never match (Caffe's MatchBBox).
 constexpr double kBipartiteMinIou = 1e-6;
 
-// Caffe's greedy bipartite matching over one image's GT boxes (indices into
-// `boxes`): every matched prior gets state 1 and best_gt = its GT
-// (docs/SPEC.md §2.3).
-void bipartite_match(const std::vector<MatchBox>& boxes, const PriorGeometry& pg,
-                     std::vector<int32_t>* best_gt, std::vector<int8_t>* state);
+// Caffe's greedy bipartite matching over one image's GT boxes: the matched
+// (prior, index into `boxes`) pairs, in matching order (docs/SPEC.md §2.3).
+// Used by cpu-scalar and the cpu path alike.
+std::vector<std::pair<int64_t, int32_t>> bipartite_match(const std::vector<MatchBox>& boxes,
+                                                         const PriorGeometry& pg);
 
 int64_t match_image_scalar(const Options& o, const ImageGt& gt, const PriorGeometry& pg,
                            int32_t* conf_target, int32_t* matched_gt);

@@ -73,6 +73,21 @@ void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg
     }
   });
 
+  // BIPARTITE: the greedy matching of each image (serial within an image,
+  // images in parallel; the same function as cpu-scalar's).
+  if (o.force_match == ForceMatch::kBipartite) {
+    arena.execute([&] {
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, B), [&](const tbb::blocked_range<int64_t>& r) {
+        for (int64_t b = r.begin(); b < r.end(); ++b) {
+          if (boxes[b].empty()) continue;
+          for (const auto& pr : bipartite_match(boxes[b], pg)) {
+            conf_target[b * P + pr.first] = 1;
+            matched_gt[b * P + pr.first] = pr.second;
+          }
+        }
+      });
+    });
+  }
   // Forced matching needs each GT's best prior over the whole image.
   std::vector<std::vector<double>> gt_max(B);
   for (int64_t b = 0; b < B; ++b) {

@@ -29,8 +29,9 @@ void image_gt_rows(const Inputs& in, int64_t b, ImageGt* out) {
     if (!in.gt_valid || in.gt_valid[b * in.G + g]) out->rows.push_back(g);
 }
 
-void bipartite_match(const std::vector<MatchBox>& boxes, const PriorGeometry& pg,
-                     std::vector<int32_t>* best_gt, std::vector<int8_t>* state) {
+std::vector<std::pair<int64_t, int32_t>> bipartite_match(const std::vector<MatchBox>& boxes,
+                                                         const PriorGeometry& pg) {
+  std::vector<std::pair<int64_t, int32_t>> pairs;
   // Greedy bipartite matching (Caffe's MatchBBox): repeatedly take the
   // largest IoU > kBipartiteMinIou among the unused (prior, GT) pairs; ties
   // go to the lower prior index, then the lower GT index. Each GT keeps its
@@ -65,11 +66,11 @@ void bipartite_match(const std::vector<MatchBox>& boxes, const PriorGeometry& pg
     const int64_t p = cand_prior[pick];
     gt_done[pick] = 1;
     prior_used[p] = 1;
-    (*best_gt)[p] = static_cast<int32_t>(pick);
-    (*state)[p] = 1;
+    pairs.emplace_back(p, static_cast<int32_t>(pick));
     for (size_t j = 0; j < G; ++j)
       if (!gt_done[j] && cand_prior[j] == p) best_unused(j);
   }
+  return pairs;
 }
 
 int64_t match_image_scalar(const Options& o, const ImageGt& gt, const PriorGeometry& pg,
@@ -107,7 +108,10 @@ int64_t match_image_scalar(const Options& o, const ImageGt& gt, const PriorGeome
       state[gt_argmax[j]] = 1;
     }
   } else if (o.force_match == ForceMatch::kBipartite) {
-    bipartite_match(boxes, pg, &best_gt, &state);
+    for (const auto& pr : bipartite_match(boxes, pg)) {
+      best_gt[pr.first] = pr.second;
+      state[pr.first] = 1;
+    }
   } else if (o.force_match == ForceMatch::kLowQuality) {
     for (int64_t p = 0; p < P; ++p) {
       for (size_t j = 0; j < G; ++j) {

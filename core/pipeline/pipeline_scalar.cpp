@@ -141,33 +141,31 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
         order[p] = static_cast<int32_t>(p);
       }
       // Highest loss first; ties (and the order of NaNs) by the lower index.
-      std::sort(order.begin(), order.end(), [&](int32_t a, int32_t c) {
-        return ranks_before(score[a], a, score[c], c);
-      });
+      const auto before = [&](int32_t a, int32_t c) { return ranks_before(score[a], a, score[c], c); };
       uint8_t* keep = &kept[b * P];
       if (!nms) {
+        // Only the set of the first `take` matters: a selection, O(P).
+        if (take < P) std::nth_element(order.begin(), order.begin() + take, order.end(), before);
         for (int64_t r = 0; r < take; ++r) keep[order[r]] = 1;
       } else {
         // Greedy NMS over the decoded predictions in ranking order: a box is
         // kept if its IoU with every kept box is <= the threshold; the first
-        // `take` kept boxes are the sample.
+        // `take` kept boxes are the sample. O(P log P + P take) per image.
+        std::sort(order.begin(), order.end(), before);
         for (int64_t p = 0; p < P; ++p) {
           float d[4];
           for (int k = 0; k < 4; ++k) d[k] = load_float(in.loc, in.loc_dtype, (b * P + p) * 4 + k);
           decode_box(d, pg.cx[p], pg.cy[p], pg.w[p], pg.h[p], enc, &boxes[p * 4]);
         }
-        std::vector<int32_t> sel;
+        std::vector<MatchBox> sel;
         for (int64_t r = 0; r < P && static_cast<int64_t>(sel.size()) < take; ++r) {
           const int32_t p = order[r];
           const MatchBox bp = match_box(&boxes[p * 4]);
           bool ok = true;
-          for (int32_t q : sel) {
-            const MatchBox bq = match_box(&boxes[q * 4]);
-            if (iou(bp, bq.x1, bq.y1, bq.x2, bq.y2, bq.area) > o.mining_nms_threshold) { ok = false; break; }
-          }
-          if (ok) sel.push_back(p);
+          for (const MatchBox& q : sel)
+            if (iou(bp, q.x1, q.y1, q.x2, q.y2, q.area) > o.mining_nms_threshold) { ok = false; break; }
+          if (ok) { sel.push_back(bp); keep[p] = 1; }
         }
-        for (int32_t p : sel) keep[p] = 1;
       }
       int64_t n = 0;
       for (int64_t p = 0; p < P; ++p) n += (keep[p] && t[p] > 0) ? 1 : 0;

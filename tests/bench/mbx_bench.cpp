@@ -44,6 +44,39 @@ void BM_Op(benchmark::State& st, std::string kind, mbx_preset_t preset, Op op) {
   mbx_context_destroy(ctx);
 }
 
+// BM_Op with options changed by name (mbx_options_set), "name=value ...".
+void BM_OpWith(benchmark::State& st, std::string kind, mbx_preset_t preset, Op op, std::string overrides) {
+  const int threads = static_cast<int>(st.range(0));
+  Workload& w = workload(kind, preset, st.range(1));
+  mbx_options_t o;
+  mbx_options_init(&o, preset);
+  size_t pos = 0;
+  while (pos < overrides.size()) {
+    size_t end = overrides.find(' ', pos);
+    if (end == std::string::npos) end = overrides.size();
+    const std::string item = overrides.substr(pos, end - pos);
+    const size_t eq = item.find('=');
+    if (eq != std::string::npos)
+      mbx_options_set(&o, item.substr(0, eq).c_str(), item.substr(eq + 1).c_str());
+    pos = end + 1;
+  }
+  mbx_context_t* ctx;
+  mbx_context_create(&ctx);
+  mbx_context_set_num_threads(ctx, threads);
+  if (run_op(ctx, o, w, op) != MBX_STATUS_OK) {
+    st.SkipWithError(mbx_last_error());
+    mbx_context_destroy(ctx);
+    return;
+  }
+  for (auto _ : st) {
+    mbx_status_t s = run_op(ctx, o, w, op);
+    benchmark::DoNotOptimize(s);
+  }
+  st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * w.floor_bytes()));
+  st.counters["P"] = static_cast<double>(w.P);
+  mbx_context_destroy(ctx);
+}
+
 struct Reg {
   Reg() {
     const std::pair<const char*, mbx_preset_t> ssd[] = {{"ssd_pytorch", MBX_PRESET_SSD_PYTORCH},
@@ -61,6 +94,21 @@ struct Reg {
         benchmark::RegisterBenchmark((std::string("ssd300/") + pr.first + "/" + op.first).c_str(), BM_Op,
                                      std::string("ssd300"), pr.second, op.second)
             ->Args({1, tiny ? 2 : 32})->Args({2, tiny ? 2 : 32})->Unit(benchmark::kMillisecond)->UseRealTime();
+    // The Caffe / Tiny-Detector presets and mining modes (SSD300, B = 32).
+    const std::pair<const char*, const char*> caffe[] = {
+        {"caffe_ssd", ""},
+        {"caffe_ssd+hard_example", "mining=HARD_EXAMPLE"},
+        {"caffe_ssd+hard_example_nms0.45", "mining=HARD_EXAMPLE mining_nms_threshold=0.45"},
+        {"caffe_ssd+logistic", "conf_loss=LOGISTIC"}};
+    for (auto& cv : caffe)
+      for (auto& op : {ops[0], ops[3]})
+        benchmark::RegisterBenchmark((std::string("ssd300/") + cv.first + "/" + op.first).c_str(), BM_OpWith,
+                                     std::string("ssd300"), MBX_PRESET_CAFFE_SSD, op.second, std::string(cv.second))
+            ->Args({1, tiny ? 2 : 32})->Args({2, tiny ? 2 : 32})->Unit(benchmark::kMillisecond)->UseRealTime();
+    for (auto& op : {ops[3]})
+      benchmark::RegisterBenchmark((std::string("ssd300/sgrvinod_ssd/") + op.first).c_str(), BM_Op,
+                                   std::string("ssd300"), MBX_PRESET_SGRVINOD_SSD, op.second)
+          ->Args({1, tiny ? 2 : 32})->Args({2, tiny ? 2 : 32})->Unit(benchmark::kMillisecond)->UseRealTime();
     for (auto& pr : ret)
       for (auto& op : ops)
         benchmark::RegisterBenchmark((std::string("retinanet/") + pr.first + "/" + op.first).c_str(), BM_Op,
