@@ -479,6 +479,16 @@ static class Program {
         Check(Mbx.Native.mbx_native.mbx_preset_name((Mbx.Native.mbx_preset_t)(int)p).Replace("_", "")
                   == p.ToString().ToLowerInvariant(), p.ToString());
     });
+    Test("Caffe options by name", () => {
+      var c = new Options(Preset.CaffeSsd);
+      Check(c.Get("force_match") == "BIPARTITE", "force_match");
+      Check(Options.OptionType("mining_sample_size") == "int", "int type");
+      Check(c.Get("mining_sample_size") == "64", "sample size default");
+      Check(c.Set("mining", "HARD_EXAMPLE").Set("mining_sample_size", 12L).Get("mining_sample_size") == "12",
+            "set an int option");
+      Throws(() => new Options(Preset.CaffeSsd).Set("mining", "HARD"), Status.InvalidArgument);
+      Throws(() => new Options(Preset.CaffeSsd).Set("mining_sample_size", 0L).Validate(), Status.InvalidArgument);
+    });
     Test("unknown preset -> InvalidArgument", () => {
       Throws(() => Options.FromPreset("yolo_v3"), Status.InvalidArgument);
     });

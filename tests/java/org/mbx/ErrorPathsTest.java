@@ -262,6 +262,15 @@ class ErrorPathsTest {
     assertArrayEquals(new double[] {1, 1, 1, 1}, (double[]) o.get("variances"));
     assertEquals("float", Options.type("focal_gamma"));
     assertEquals("LOW_QUALITY", o.set("force_match", 2).get("force_match"));
+    // The Caffe options, by name like every other.
+    Options c = Options.preset(Preset.CAFFE_SSD);
+    assertEquals("BIPARTITE", c.get("force_match"));
+    assertEquals("int", Options.type("mining_sample_size"));
+    assertEquals(Integer.valueOf(64), c.get("mining_sample_size"));
+    assertEquals("HARD_EXAMPLE", c.set("mining", "HARD_EXAMPLE").get("mining"));
+    assertEquals(Integer.valueOf(12), c.set("mining_sample_size", 12L).get("mining_sample_size"));
+    assertEquals(Boolean.TRUE, c.set("encode_variance_in_target", true).get("encode_variance_in_target"));
+    assertThrows(MbxException.class, () -> Options.preset(Preset.CAFFE_SSD).set("mining", "HARD"));
   }
 
   @Test
