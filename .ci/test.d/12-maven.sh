@@ -28,7 +28,8 @@ for f in libmbx.so.0 libmbx_jni.so mbx-natives.txt; do
 done
 grep -q "Implementation-Version: $version" "$work/jar/META-INF/MANIFEST.MF"
 if grep -q '^MBX_ENABLE_CUDA:BOOL=ON' "$build/CMakeCache.txt"; then
-  readelf -S "$natives/libmbx.so.0" | grep -q '\.nv_fatbin' \
+  # (Whole output into grep: with pipefail, grep -q closing a pipe early fails it.)
+  grep -q '\.nv_fatbin' <<<"$(readelf -S -W "$natives/libmbx.so.0")" \
     || { echo "the jar's libmbx has no CUDA code" >&2; exit 1; }
   cuda="with CUDA ($(strings -a "$natives/libmbx.so.0" | grep -o 'sm_[0-9]*' | sort -u | tr '\n' ' '))"
 else

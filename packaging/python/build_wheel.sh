@@ -84,8 +84,10 @@ libmbx=("$pkg"/libmbx.so.*)
 tbb=("$WORK"/check/mbx.libs/libtbb*.so*)
 [ ${#tbb[@]} -ge 1 ] || fail "libtbb not bundled (mbx.libs/)"
 if [ "$WANT_CUDA" = ON ]; then
-  readelf -S "${libmbx[0]}" | grep -q '\.nv_fatbin' || fail "libmbx has no .nv_fatbin section (no CUDA code)"
-  if readelf -d "${libmbx[0]}" | grep -q 'libcudart'; then fail "libmbx links a shared libcudart"; fi
+  # (Whole outputs into grep: with pipefail, grep -q closing a pipe early fails it.)
+  sections=$(readelf -S -W "${libmbx[0]}")
+  grep -q '\.nv_fatbin' <<<"$sections" || fail "libmbx has no .nv_fatbin section (no CUDA code)"
+  if grep -q 'libcudart' <<<"$(readelf -d "${libmbx[0]}")"; then fail "libmbx links a shared libcudart"; fi
   echo "libmbx: .nv_fatbin $(readelf -S -W "${libmbx[0]}" | awk '/\.nv_fatbin/ {print "0x" $6 " bytes"}'), GPU code: $(strings -a "${libmbx[0]}" | grep -o 'sm_[0-9]*a\?' | sort -u | tr '\n' ' ')"
 fi
 PATH="$T:$PATH" "$T/auditwheel" show "$WHEEL"
