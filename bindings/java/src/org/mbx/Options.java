@@ -106,8 +106,11 @@ public final class Options {
     return this;
   }
 
-  /** Sets a numeric option. */
+  /** Sets a numeric option (an integral value of an int option as an integer). */
   public Options set(String name, double value) {
+    if ("int".equals(type(name)) && value == Math.rint(value) && Math.abs(value) < 1e18) {
+      return set(name, Long.toString((long) value));
+    }
     return set(name, Double.toString(value));
   }
 
