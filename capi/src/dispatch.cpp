@@ -264,10 +264,9 @@ void dispatch(const Options& o, mbx_op_t op, mbx_path_t path, const Call& call, 
     case MBX_PATH_CUDA: run_cuda(o, call.in, call.out, ex); break;
     case MBX_PATH_CPU_SCALAR: run_scalar(o, call.in, call.out); break;
     default:
-      // The Caffe loss modes (HARD_EXAMPLE, LOGISTIC, L2, corner codings,
-      // variance in target) run on the cpu path through the float64 scalar
-      // code (docs/SPEC.md §4.6).
-      if (is_loss(op) && o.uses_caffe_modes()) run_scalar(o, call.in, call.out);
+      // HARD_EXAMPLE mining and the LOGISTIC loss run on the cpu path
+      // through the float64 scalar code (docs/SPEC.md §4.6).
+      if (is_loss(op) && o.loss_needs_scalar_path()) run_scalar(o, call.in, call.out);
       else run_cpu(o, call.in, call.out, ex);
       break;
   }

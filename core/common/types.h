@@ -81,12 +81,10 @@ struct Options {
     return loc_loss == LocLoss::kL1 || (loc_loss == LocLoss::kSmoothL1 && smooth_l1_beta == 0.0);
   }
   // The loss options added with the Caffe system that the cpu fast path
-  // leaves to the cpu-scalar code (docs/SPEC.md §4.6); BIPARTITE matching
-  // runs on the fast path itself.
-  bool uses_caffe_modes() const {
-    return loc_loss == LocLoss::kL2 ||
-           conf_loss == ConfLoss::kLogistic || mining == Mining::kHardExample ||
-           box_coding != BoxCoding::kCenterSize || encode_variance_in_target;
+  // leaves to the cpu-scalar code (docs/SPEC.md §4.6); BIPARTITE, L2, the
+  // box codings and encode_variance_in_target run on the fast path itself.
+  bool loss_needs_scalar_path() const {
+    return conf_loss == ConfLoss::kLogistic || mining == Mining::kHardExample;
   }
 };
 

@@ -129,7 +129,8 @@ void write_num_pos(const CpuRun& r) {
 struct LossSetup {
   std::vector<double> loc_scale, conf_scale;  // [B] (docs/SPEC.md §4)
   double up_loc = 1.0, up_conf = 1.0;         // upstream gradient
-  bool softmax = true, l1 = false;
+  bool softmax = true, l1 = false, l2 = false;
+  double div[4] = {1.0, 1.0, 1.0, 1.0};  // loc_residual_divisors (encode_variance_in_target)
   float alpha = 0.f, gamma = 0.f;
   int gamma_kind = -1;  // 0, 1, 2 for those exact gammas (fast paths), -1 other
   bool convert = false;  // loc or conf not float32: rows go through a float32 copy
@@ -151,6 +152,8 @@ LossSetup loss_setup(CpuRun& r) {
   if (r.out.wants_grad()) read_upstream(r.out, &s.up_loc, &s.up_conf);
   s.softmax = o.conf_loss == ConfLoss::kSoftmaxCE;
   s.l1 = o.loc_is_l1();
+  s.l2 = o.loc_loss == LocLoss::kL2;
+  loc_residual_divisors(o, s.div);
   s.alpha = static_cast<float>(o.focal_alpha);
   s.gamma = static_cast<float>(o.focal_gamma);
   s.gamma_kind = o.focal_gamma == 2.0 ? 2 : o.focal_gamma == 1.0 ? 1 : o.focal_gamma == 0.0 ? 0 : -1;
@@ -210,9 +213,12 @@ void dense_pass(CpuRun& r, const LossSetup& s) {
         const float* loc = row_f32(in.loc, in.loc_dtype, bp * 4, 4, tmp_in.data());
         float* grad_loc = out.grad_loc ? grad_row(out.grad_loc, in.loc_dtype, bp * 4, tmp_out.data()) : nullptr;
         for (int k = 0; k < 4; ++k) {
-          const double d = static_cast<double>(loc[k]) - loc_target[k];
-          loc_sum += loc_loss_value(d, s.l1, o.smooth_l1_beta);
-          if (grad_loc) grad_loc[k] = static_cast<float>(loc_loss_grad(d, s.l1, o.smooth_l1_beta)) * ls;
+          // div = 1 (exact) unless encode_variance_in_target (docs/SPEC.md §4.1).
+          const double d = (static_cast<double>(loc[k]) - loc_target[k]) / s.div[k];
+          loc_sum += s.l2 ? 0.5 * d * d : loc_loss_value(d, s.l1, o.smooth_l1_beta);
+          if (grad_loc)
+            grad_loc[k] =
+                static_cast<float>((s.l2 ? d : loc_loss_grad(d, s.l1, o.smooth_l1_beta)) / s.div[k]) * ls;
         }
         if (grad_loc) flush_row(out.grad_loc, in.loc_dtype, bp * 4, 4, grad_loc);
       }
