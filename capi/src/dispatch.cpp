@@ -265,8 +265,8 @@ void dispatch(const Options& o, mbx_op_t op, mbx_path_t path, const Call& call, 
     case MBX_PATH_CPU_SCALAR: run_scalar(o, call.in, call.out); break;
     default:
       // HARD_EXAMPLE mining and the LOGISTIC loss run on the cpu path
-      // through the float64 scalar code (docs/SPEC.md §4.6).
-      if (is_loss(op) && o.loss_needs_scalar_path()) run_scalar(o, call.in, call.out);
+      // through the float64 scalar code, images in parallel (docs/SPEC.md §4.6).
+      if (is_loss(op) && o.loss_needs_scalar_path()) run_scalar(o, call.in, call.out, ex.num_threads);
       else run_cpu(o, call.in, call.out, ex);
       break;
   }

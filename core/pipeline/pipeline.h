@@ -12,8 +12,10 @@
 
 namespace mbx {
 
-// Plain scalar float64 implementation (MBX_PATH_CPU_SCALAR).
-void run_scalar(const Options& o, const Inputs& in, const Outputs& out);
+// Plain scalar float64 implementation (MBX_PATH_CPU_SCALAR: num_threads 1).
+// num_threads != 1 (0 = all) processes the images in parallel, with
+// bitwise the same results (the cpu path's HARD_EXAMPLE / LOGISTIC losses).
+void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_threads = 1);
 
 // oneTBB + xsimd fast path (MBX_PATH_CPU).
 void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec& ex);

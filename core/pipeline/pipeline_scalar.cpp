@@ -1,12 +1,15 @@
 // MBX_PATH_CPU_SCALAR: the specification as plain, single-threaded float64
 // C++ — readable, and the yardstick of the fast paths in the tests. Writes
-// outputs only after everything is computed.
+// outputs only after everything is computed. The cpu path also runs its
+// HARD_EXAMPLE / LOGISTIC losses here, with the images in parallel
+// (for_images; bitwise the single-threaded results).
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <vector>
 
 #include "common/half.h"
+#include "common/parallel.h"
 #include "encode/encode.h"
 #include "focal/focal.h"
 #include "loc_loss/loc_loss.h"
@@ -78,9 +81,28 @@ double softmax_ce_row(const Inputs& in, int64_t base, int64_t C, int32_t target,
   return (*m - (*row)[target]) + *l;
 }
 
+// body(b) for every image: in order on this thread when num_threads == 1
+// (the cpu-scalar path), else images in parallel (the cpu path's use for the
+// HARD_EXAMPLE / LOGISTIC losses). Images are independent and every sum
+// across images is formed afterwards in image order, so the results are
+// bitwise the same either way.
+template <typename Body>
+void for_images(int64_t B, int num_threads, Body&& body) {
+  if (num_threads == 1 || B <= 1) {
+    for (int64_t b = 0; b < B; ++b) body(b);
+    return;
+  }
+  tbb::task_arena arena = make_arena(num_threads);
+  arena.execute([&] {
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, B, 1), [&](const tbb::blocked_range<int64_t>& r) {
+      for (int64_t b = r.begin(); b < r.end(); ++b) body(b);
+    });
+  });
+}
+
 }  // namespace
 
-void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
+void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_threads) {
   const int64_t B = in.B, P = in.P, C = in.C;
   PriorGeometry pg;
   build_prior_geometry(in.priors, P, o.prior_format, &pg);
@@ -90,8 +112,8 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
   std::vector<int32_t> conf_target(B * P), matched_gt(B * P);
   std::vector<double> loc_target(B * P * 4, 0.0);
   std::vector<int64_t> num_pos(B);
-  ImageGt gt;
-  for (int64_t b = 0; b < B; ++b) {
+  for_images(B, num_threads, [&](int64_t b) {
+    ImageGt gt;
     image_gt_rows(in, b, &gt);
     num_pos[b] = match_image_scalar(o, gt, pg, &conf_target[b * P], &matched_gt[b * P]);
     for (int64_t p = 0; p < P; ++p) {
@@ -100,7 +122,7 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
         encode_box(gt.boxes + 4 * g, pg.cx[p], pg.cy[p], pg.w[p], pg.h[p], enc,
                    &loc_target[(b * P + p) * 4]);
     }
-  }
+  });
 
   const bool losses = in.loc != nullptr && (out.wants_loss() || out.wants_grad());
   std::vector<double> grad_loc, grad_conf;
@@ -114,13 +136,12 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
   loc_residual_divisors(o, div);
   if (losses && hard) {
     kept.assign(B * P, 0);
-    std::vector<double> row(C), score(P);
-    std::vector<int32_t> order(P);
-    std::vector<float> boxes;
     const bool nms = o.mining_nms_threshold > 0.0;
-    if (nms) boxes.resize(P * 4);
     const int64_t take = std::min<int64_t>(o.mining_sample_size, P);
-    for (int64_t b = 0; b < B; ++b) {
+    for_images(B, num_threads, [&](int64_t b) {
+      std::vector<double> row(C), score(P);
+      std::vector<int32_t> order(P);
+      std::vector<float> boxes(nms ? P * 4 : 0);
       const int32_t* t = &conf_target[b * P];
       for (int64_t p = 0; p < P; ++p) {
         const int64_t base = (b * P + p) * C;
@@ -170,7 +191,7 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
       int64_t n = 0;
       for (int64_t p = 0; p < P; ++p) n += (keep[p] && t[p] > 0) ? 1 : 0;
       loss_pos[b] = n;
-    }
+    });
   }
   if (losses) {
     std::vector<double> loc_scale(B), conf_scale(B);
@@ -182,7 +203,8 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
 
     // --- regression loss on positives -------------------------------------
     const bool l1 = o.loc_is_l1(), l2 = o.loc_loss == LocLoss::kL2;
-    for (int64_t b = 0; b < B; ++b) {
+    std::vector<double> loc_sums(B), conf_sums(B);
+    for_images(B, num_threads, [&](int64_t b) {
       double sum = 0.0;
       for (int64_t p = 0; p < P; ++p) {
         if (conf_target[b * P + p] <= 0 || (hard && !kept[b * P + p])) continue;
@@ -197,12 +219,13 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
             grad_loc[i] = (l2 ? d : loc_loss_grad(d, l1, o.smooth_l1_beta)) / div[k] * loc_scale[b] * up_loc;
         }
       }
-      loss_loc += sum * loc_scale[b];
-    }
+      loc_sums[b] = sum;
+    });
+    for (int64_t b = 0; b < B; ++b) loss_loc += loc_sums[b] * loc_scale[b];
 
     // --- classification loss ----------------------------------------------
-    std::vector<double> row(C);
-    for (int64_t b = 0; b < B; ++b) {
+    for_images(B, num_threads, [&](int64_t b) {
+      std::vector<double> row(C);
       const int32_t* t = &conf_target[b * P];
       double sum = 0.0;
       if (o.conf_loss == ConfLoss::kLogistic || (hard && o.conf_loss == ConfLoss::kSoftmaxCE)) {
@@ -302,8 +325,9 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out) {
           }
         }
       }
-      loss_conf += sum * conf_scale[b];
-    }
+      conf_sums[b] = sum;
+    });
+    for (int64_t b = 0; b < B; ++b) loss_conf += conf_sums[b] * conf_scale[b];
   }
 
   // --- write what was asked ------------------------------------------------
