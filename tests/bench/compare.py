@@ -234,18 +234,10 @@ class DLTensor(ctypes.Structure):
 
 
 class MbxOptions(ctypes.Structure):
-    """mbx_options_t (capi/include/mbx/mbx.h); its size is checked against
-    the struct_size mbx_options_init writes."""
-    _fields_ = [("struct_size", ctypes.c_size_t), ("prior_format", ctypes.c_int32),
-                ("force_match", ctypes.c_int32), ("pos_threshold", ctypes.c_double),
-                ("neg_threshold", ctypes.c_double), ("variances", ctypes.c_double * 4),
-                ("encode_min_gt_wh", ctypes.c_double), ("loc_loss", ctypes.c_int32),
-                ("conf_loss", ctypes.c_int32), ("smooth_l1_beta", ctypes.c_double),
-                ("neg_pos_ratio", ctypes.c_double), ("clamp_num_neg", ctypes.c_int32),
-                ("neg_overflow", ctypes.c_int32), ("focal_alpha", ctypes.c_double),
-                ("focal_gamma", ctypes.c_double), ("normalization", ctypes.c_int32),
-                ("loc_average_coords", ctypes.c_int32), ("external_norm", ctypes.c_double),
-                ("invalid_gt", ctypes.c_int32), ("reserved0", ctypes.c_int32)]
+    """mbx_options_t as opaque storage: the C calls fill and read it
+    (mbx_options_init writes struct_size = the library's size first), so no
+    field is listed here. 1 KiB leaves room for fields appended later."""
+    _fields_ = [("struct_size", ctypes.c_size_t), ("_rest", ctypes.c_uint8 * 1016)]
 
 
 _DL_CODES = {"f": 2, "i": 0, "u": 1}  # kDLFloat, kDLInt, kDLUInt
@@ -292,8 +284,8 @@ class CApi:
         self.check(self.lib.mbx_preset_from_name(preset.encode(), ctypes.byref(pid)), "preset")
         o = MbxOptions()
         self.check(self.lib.mbx_options_init(ctypes.byref(o), pid.value), "mbx_options_init")
-        if o.struct_size != ctypes.sizeof(MbxOptions):
-            raise RuntimeError("mbx_options_t layout mismatch: library %d bytes, ctypes %d"
+        if not 0 < o.struct_size <= ctypes.sizeof(MbxOptions):
+            raise RuntimeError("mbx_options_t of %d bytes does not fit the %d-byte buffer"
                                % (o.struct_size, ctypes.sizeof(MbxOptions)))
         return o
 
