@@ -345,6 +345,20 @@ mbx_tensors_t empty_tensors() {
   return t;
 }
 
+// The inputs every loss operation takes.
+mbx_tensors_t loss_tensors(const DLTensor* priors, const DLTensor* gt_boxes,
+                           const DLTensor* gt_labels, const DLTensor* gt_counts,
+                           const DLTensor* loc, const DLTensor* conf) {
+  mbx_tensors_t t = empty_tensors();
+  t.priors = priors;
+  t.gt_boxes = gt_boxes;
+  t.gt_labels = gt_labels;
+  t.gt_counts = gt_counts;
+  t.loc = loc;
+  t.conf = conf;
+  return t;
+}
+
 }  // namespace
 
 extern "C" {
@@ -392,13 +406,7 @@ MBX_API mbx_status_t mbx_loss_forward(mbx_context_t* ctx, const mbx_options_t* o
                                       const DLTensor* loc, const DLTensor* conf, DLTensor* loss,
                                       DLTensor* num_pos) {
   MBX_TRY
-  mbx_tensors_t t = empty_tensors();
-  t.priors = priors;
-  t.gt_boxes = gt_boxes;
-  t.gt_labels = gt_labels;
-  t.gt_counts = gt_counts;
-  t.loc = loc;
-  t.conf = conf;
+  mbx_tensors_t t = loss_tensors(priors, gt_boxes, gt_labels, gt_counts, loc, conf);
   t.loss = loss;
   t.num_pos = num_pos;
   mbx::capi::run(ctx, opts, MBX_OP_LOSS_FORWARD, t);
@@ -413,13 +421,7 @@ MBX_API mbx_status_t mbx_loss_backward(mbx_context_t* ctx, const mbx_options_t* 
                                        const DLTensor* grad_loss, DLTensor* grad_loc,
                                        DLTensor* grad_conf) {
   MBX_TRY
-  mbx_tensors_t t = empty_tensors();
-  t.priors = priors;
-  t.gt_boxes = gt_boxes;
-  t.gt_labels = gt_labels;
-  t.gt_counts = gt_counts;
-  t.loc = loc;
-  t.conf = conf;
+  mbx_tensors_t t = loss_tensors(priors, gt_boxes, gt_labels, gt_counts, loc, conf);
   t.grad_loss = grad_loss;
   t.grad_loc = grad_loc;
   t.grad_conf = grad_conf;
@@ -434,13 +436,7 @@ MBX_API mbx_status_t mbx_loss_forward_backward(
     const DLTensor* loc, const DLTensor* conf, const DLTensor* grad_loss, DLTensor* loss,
     DLTensor* num_pos, DLTensor* grad_loc, DLTensor* grad_conf) {
   MBX_TRY
-  mbx_tensors_t t = empty_tensors();
-  t.priors = priors;
-  t.gt_boxes = gt_boxes;
-  t.gt_labels = gt_labels;
-  t.gt_counts = gt_counts;
-  t.loc = loc;
-  t.conf = conf;
+  mbx_tensors_t t = loss_tensors(priors, gt_boxes, gt_labels, gt_counts, loc, conf);
   t.grad_loss = grad_loss;
   t.loss = loss;
   t.num_pos = num_pos;

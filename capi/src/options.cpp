@@ -308,6 +308,19 @@ void check_struct_size(const mbx_options_t* opts) {
          ": not an initialised mbx_options_t (call mbx_options_init first)");
 }
 
+// The row of option `name` in a caller's initialised struct (set and get):
+// NULLs, an unknown name and a field beyond the caller's struct_size fail.
+const Row& named_row(const mbx_options_t* opts, const char* name) {
+  if (!opts) fail("opts: NULL");
+  if (!name) fail("name: NULL");
+  check_struct_size(opts);
+  const Row* r = find_row(name);
+  if (!r) fail(std::string("option \"") + name + "\" is unknown; expected one of " + all_names());
+  if (!present(*r, opts->struct_size))
+    fail(std::string("opts: ") + name + " is not part of this caller's (older) mbx_options_t");
+  return *r;
+}
+
 // One C field into its core field (enum values range-checked here; the
 // numeric ranges by validate_options).
 template <typename E>
@@ -408,20 +421,12 @@ MBX_API const char* mbx_preset_name(mbx_preset_t preset) {
 
 MBX_API mbx_status_t mbx_options_set(mbx_options_t* opts, const char* name, const char* value) {
   MBX_TRY
-  if (!opts) fail("opts: NULL");
-  if (!name) fail("name: NULL");
   if (!value) fail("value: NULL");
-  mbx::capi::check_struct_size(opts);
-  const mbx::capi::Row* r = mbx::capi::find_row(name);
-  if (!r)
-    fail(std::string("option \"") + name + "\" is unknown; expected one of " +
-         mbx::capi::all_names());
-  if (!mbx::capi::present(*r, opts->struct_size))
-    fail(std::string("opts: ") + name + " is not part of this caller's (older) mbx_options_t");
+  const mbx::capi::Row& r = mbx::capi::named_row(opts, name);
   // Parse into a copy: on error the caller's options stay unchanged.
   mbx_options_t copy;
   std::memcpy(&copy, opts, opts->struct_size);
-  mbx::capi::set_field(*r, value, reinterpret_cast<unsigned char*>(&copy));
+  mbx::capi::set_field(r, value, reinterpret_cast<unsigned char*>(&copy));
   std::memcpy(opts, &copy, opts->struct_size);
   return MBX_STATUS_OK;
   MBX_CATCH
@@ -430,18 +435,9 @@ MBX_API mbx_status_t mbx_options_set(mbx_options_t* opts, const char* name, cons
 MBX_API mbx_status_t mbx_options_get(const mbx_options_t* opts, const char* name, char* buf,
                                      size_t size) {
   MBX_TRY
-  if (!opts) fail("opts: NULL");
-  if (!name) fail("name: NULL");
   if (!buf) fail("buf: NULL");
-  mbx::capi::check_struct_size(opts);
-  const mbx::capi::Row* r = mbx::capi::find_row(name);
-  if (!r)
-    fail(std::string("option \"") + name + "\" is unknown; expected one of " +
-         mbx::capi::all_names());
-  if (!mbx::capi::present(*r, opts->struct_size))
-    fail(std::string("opts: ") + name + " is not part of this caller's (older) mbx_options_t");
-  const std::string text =
-      mbx::capi::get_field(*r, reinterpret_cast<const unsigned char*>(opts));
+  const mbx::capi::Row& r = mbx::capi::named_row(opts, name);
+  const std::string text = mbx::capi::get_field(r, reinterpret_cast<const unsigned char*>(opts));
   if (text.size() + 1 > size)
     fail("size = " + std::to_string(size) + ": the value of " + name + " needs " +
          std::to_string(text.size() + 1) + " bytes");
