@@ -43,15 +43,24 @@ def _vg(meta, **extra):
     return lambda p, gb, gl, gc, loc, conf: vg(loc, conf, p, gb, gl, gc)
 
 
+def _skip_cuda_unsupported(meta, loss=True):
+    """The modes the cuda path refuses by name (docs/SPEC.md §4.6)."""
+    o = meta["options"]
+    if o.get("force_match") == "BIPARTITE" or (loss and (
+            o.get("mining") == "HARD_EXAMPLE" or o.get("conf_loss") == "LOGISTIC")):
+        pytest.skip("not implemented on the cuda path (MBX_STATUS_UNSUPPORTED)")
+
+
 @pytest.mark.parametrize("case_dir", CASES, ids=IDS)
 def test_case_on_gpu(case_dir):
     meta, arr = load_case(case_dir)
+    _skip_cuda_unsupported(meta)
     args = _gpu_args(arr)
     (_, (loss_loc, loss_conf, num_pos)), (grad_loc, grad_conf) = _vg(meta)(*args)
     assert grad_conf.devices() == {GPUS[0]}
     assert_loss_close(loss_loc, arr["loss_loc"], "loss_loc")
     assert_loss_close(loss_conf, arr["loss_conf"], "loss_conf")
-    np.testing.assert_array_equal(np.asarray(num_pos), arr["num_pos"])
+    np.testing.assert_array_equal(np.asarray(num_pos), arr.get("num_pos_loss", arr["num_pos"]))
     assert_grad_close(grad_loc, arr["grad_loc"], "grad_loc")
     assert_grad_close(grad_conf, arr["grad_conf"], "grad_conf")
     fwd = jax.jit(lambda *a: mj.multibox_loss(*a, preset=meta["preset"], **meta["options"]))(*args)
