@@ -3,7 +3,7 @@
 The patched model's losses and parameter gradients after backward() must
 equal the unpatched model's. Random weights (weights=None,
 weights_backbone=None: nothing is downloaded), small images and few
-classes. torchvision decides matches on float32 IoU, mbx on float64 (SPEC
+classes. torchvision decides matches on float32 IoU, mbx on float64 (docs/SPEC.md
 §2): the unpatched model runs with torchvision.ops.boxes.box_iou computing
 in float64 (as tests/bench/compare.py does), so both make the same
 decisions; everything else is torchvision's own float32 code.

@@ -20,7 +20,7 @@ Python callers, then makes one C call:
   Other DLPack producers get numpy outputs on the CPU and torch outputs on
   CUDA.
 * options: a preset name plus keyword overrides with exactly the names and
-  values of SPEC.md / golden ``case.json`` "options", passed to
+  values of docs/SPEC.md / golden ``case.json`` "options", passed to
   ``mbx_options_set`` as text and range-checked by ``mbx_options_validate``
   when the object is built.
 * errors: every failure raises ``mbx.Error`` (status, status_name, message =
@@ -200,7 +200,7 @@ class Options:
     """An mbx_options_t: a preset plus keyword overrides, validated on creation.
 
     ``Options("torchvision_retinanet", pos_threshold=0.6)``. Names and values
-    are those of SPEC.md and golden case.json "options": enums by name
+    are those of docs/SPEC.md and golden case.json "options": enums by name
     ("CORNERS", "SIGMOID_FOCAL", ...), numbers, booleans, and ``variances``
     as four numbers. An unknown name or bad value raises InvalidArgumentError.
     """
@@ -228,7 +228,7 @@ class Options:
         return Options(self, **overrides)
 
     def to_dict(self):
-        """Every option (OPTION_NAMES, in the library's order), by its SPEC
+        """Every option (OPTION_NAMES, in the library's order) by its
         name, in case.json form: enums by value name, booleans, floats, and
         lists for float[4]."""
         return {name: self[name] for name in OPTION_NAMES}
@@ -734,7 +734,7 @@ class MultiBoxLoss:
     """SSD MultiBox / RetinaNet focal loss, forward and backward.
 
     ``MultiBoxLoss(preset="ssd_pytorch", context=None, **overrides)``; the
-    overrides are option names/values as in SPEC.md (see ``Options``).
+    overrides are option names/values as in docs/SPEC.md (see ``Options``).
     Call it as ``loss(priors, gt_boxes, gt_labels, gt_counts, loc, conf,
     grad=True, grad_loss=None)``:
 
@@ -875,7 +875,7 @@ class MatchResult:
 
 def match(priors, gt_boxes, gt_labels, gt_counts, preset="ssd_pytorch", *, num_classes=0,
           context=None, **overrides):
-    """Match GT boxes to priors and encode the regression targets (SPEC §2-3).
+    """Match GT boxes to priors and encode the regression targets (docs/SPEC.md §2-3).
 
     Inputs as for MultiBoxLoss; ``num_classes`` K checks labels < K (0: only
     labels >= 0 are checked). Outputs have gt_boxes' kind and device.

@@ -420,7 +420,7 @@ def use_mbx_loss(model, preset=None, **options):
     (SSD); the regression loss from ``regression_head._loss_type`` ("l1" or
     "smooth_l1", beta 1) and focal alpha / gamma from the defaults of
     ``torchvision.ops.sigmoid_focal_loss`` (RetinaNet's head calls it without
-    them). ``preset`` and mbx option keywords (SPEC names) override them. A
+    them). ``preset`` and mbx option keywords (docs/SPEC.md §9 names) override them. A
     setting mbx does not reproduce raises ``mbx.InvalidArgumentError``
     naming it: another head, matcher or box coder type, a matcher whose
     ``allow_low_quality_matches`` differs from the preset (unless
