@@ -41,18 +41,27 @@ struct CField<OptionKind::kReal4> {
 MBX_OPTION_TABLE(MBX_X)
 #undef MBX_X
 
+// Number of comma-separated names in an enum row's choices ("" = none).
+constexpr int count_choices(const char* s) {
+  if (!*s) return 0;
+  int n = 1;
+  for (; *s; ++s) n += *s == ',';
+  return n;
+}
+
 struct Row {
   const char* name;
   OptionKind kind;
   size_t offset;  // in mbx_options_t
   const char* def;
   const char* choices;
+  int num_choices;  // count_choices(choices), so calls need not split the text
   const char* doc;
 };
 
 constexpr Row kRows[] = {
 #define MBX_X(name, kind, core_type, def, range, choices, doc) \
-  {#name, OptionKind::kind, offsetof(mbx_options_t, name), def, choices, doc},
+  {#name, OptionKind::kind, offsetof(mbx_options_t, name), def, choices, count_choices(choices), doc},
     MBX_OPTION_TABLE(MBX_X)
 #undef MBX_X
 };
@@ -248,17 +257,20 @@ std::string format_double(double v) {
   return text;
 }
 
+// An enum field's value, checked against its row's choices.
+int32_t enum_value(const Row& r, const unsigned char* base) {
+  int32_t v;
+  std::memcpy(&v, base + r.offset, sizeof v);
+  if (v < 0 || v >= r.num_choices)
+    fail(std::string("options.") + r.name + " = " + std::to_string(v) +
+         ": expected an enum value in [0, " + std::to_string(r.num_choices - 1) + "]");
+  return v;
+}
+
 std::string get_field(const Row& r, const unsigned char* base) {
   switch (r.kind) {
-    case OptionKind::kEnum: {
-      int32_t v;
-      std::memcpy(&v, base + r.offset, sizeof v);
-      const std::vector<std::string> names = split(r.choices, ',');
-      if (v < 0 || static_cast<size_t>(v) >= names.size())
-        fail(std::string("options.") + r.name + " = " + std::to_string(v) +
-             ": expected an enum value in [0, " + std::to_string(names.size() - 1) + "]");
-      return names[static_cast<size_t>(v)];
-    }
+    case OptionKind::kEnum:
+      return split(r.choices, ',')[static_cast<size_t>(enum_value(r, base))];
     case OptionKind::kBool: {
       int32_t v;
       std::memcpy(&v, base + r.offset, sizeof v);
@@ -286,7 +298,7 @@ std::string get_field(const Row& r, const unsigned char* base) {
 }
 
 // The table's defaults, then the preset's overrides, with struct_size set.
-void preset_options(int preset, mbx_options_t* o) {
+void build_preset(int preset, mbx_options_t* o) {
   std::memset(o, 0, sizeof(*o));
   o->struct_size = sizeof(mbx_options_t);
   auto* base = reinterpret_cast<unsigned char*>(o);
@@ -300,6 +312,17 @@ void preset_options(int preset, mbx_options_t* o) {
                                          ": bad override \"" + item + "\"");
     set_field(*r, item.substr(eq + 1), base);
   }
+}
+
+// Every preset's options, parsed from the tables once (calls convert a
+// caller's options on every call and must not re-parse text each time).
+const mbx_options_t& preset_defaults(int preset) {
+  static const std::vector<mbx_options_t> presets = [] {
+    std::vector<mbx_options_t> all(kNumPresets);
+    for (int p = 0; p < kNumPresets; ++p) build_preset(p, &all[p]);
+    return all;
+  }();
+  return presets[static_cast<size_t>(preset)];
 }
 
 void check_struct_size(const mbx_options_t* opts) {
@@ -325,13 +348,7 @@ const Row& named_row(const mbx_options_t* opts, const char* name) {
 // numeric ranges by validate_options).
 template <typename E>
 void convert_field(const Row& r, const unsigned char* base, E* out) {
-  int32_t v;
-  std::memcpy(&v, base + r.offset, sizeof v);
-  const int n = static_cast<int>(split(r.choices, ',').size());
-  if (v < 0 || v >= n)
-    fail(std::string("options.") + r.name + " = " + std::to_string(v) +
-         ": expected an enum value in [0, " + std::to_string(n - 1) + "]");
-  *out = static_cast<E>(v);
+  *out = static_cast<E>(enum_value(r, base));
 }
 void convert_field(const Row& r, const unsigned char* base, bool* out) {
   int32_t v;
@@ -361,8 +378,7 @@ Options convert_options(const mbx_options_t* user) {
                     " is larger than this library's mbx_options_t (" +
                     std::to_string(sizeof(mbx_options_t)) +
                     " bytes): the caller was built against a newer mbx");
-  mbx_options_t c;
-  preset_options(MBX_PRESET_SSD_PYTORCH, &c);  // defaults for fields the caller lacks
+  mbx_options_t c = preset_defaults(MBX_PRESET_SSD_PYTORCH);  // defaults for fields the caller lacks
   std::memcpy(&c, user, user->struct_size);
   const auto* base = reinterpret_cast<const unsigned char*>(&c);
   Options o;
@@ -391,7 +407,7 @@ MBX_API mbx_status_t mbx_options_init(mbx_options_t* opts, mbx_preset_t preset) 
   if (static_cast<int>(preset) < 0 || static_cast<int>(preset) >= kNumPresets)
     fail("preset = " + std::to_string(static_cast<int>(preset)) + ": expected an mbx_preset_t (0.." +
          std::to_string(kNumPresets - 1) + ")");
-  mbx::capi::preset_options(static_cast<int>(preset), opts);
+  *opts = mbx::capi::preset_defaults(static_cast<int>(preset));
   return MBX_STATUS_OK;
   MBX_CATCH
 }

@@ -12,9 +12,6 @@ std::string num(double v) {
   s << v;
   return s.str();
 }
-}  // namespace
-
-namespace {
 
 double as_double(double v) { return v; }
 double as_double(bool v) { return v ? 1.0 : 0.0; }
@@ -23,36 +20,36 @@ double as_double(E v) {
   return static_cast<double>(static_cast<int>(v));
 }
 
-// One value against its row's range (common/options_table.h).
-void check_range(const std::string& what, double v, OptionRange range) {
+// What a value outside its row's range (common/options_table.h) should have
+// been, or nullptr when it is inside.
+const char* range_violation(double v, OptionRange range) {
   switch (range) {
     case OptionRange::kAny:
-      return;
+      return nullptr;
     case OptionRange::kUnit:
-      if (!(v >= 0.0 && v <= 1.0)) fail(what + " = " + num(v) + ": expected a value in [0, 1]");
-      return;
+      return v >= 0.0 && v <= 1.0 ? nullptr : "expected a value in [0, 1]";
     case OptionRange::kPositive:
-      if (!(v > 0.0) || !std::isfinite(v)) fail(what + " = " + num(v) + ": expected a finite value > 0");
-      return;
+      return v > 0.0 && std::isfinite(v) ? nullptr : "expected a finite value > 0";
     case OptionRange::kNonNegative:
-      if (!(v >= 0.0) || !std::isfinite(v))
-        fail(what + " = " + num(v) + ": expected a finite value >= 0");
-      return;
+      return v >= 0.0 && std::isfinite(v) ? nullptr : "expected a finite value >= 0";
     case OptionRange::kFinite:
-      if (!std::isfinite(v)) fail(what + " = " + num(v) + ": expected a finite value");
-      return;
+      return std::isfinite(v) ? nullptr : "expected a finite value";
   }
+  return nullptr;
 }
 
+// The message is built only on failure: this runs on every call.
 template <typename T>
 void check_field(const char* name, const T& v, OptionRange range) {
-  check_range(std::string("options.") + name, as_double(v), range);
+  if (const char* expected = range_violation(as_double(v), range))
+    fail(std::string("options.") + name + " = " + num(as_double(v)) + ": " + expected);
 }
 template <typename T>
 void check_field(const char* name, const T (&v)[4], OptionRange range) {
   for (int k = 0; k < 4; ++k)
-    check_range(std::string("options.") + name + "[" + std::to_string(k) + "]", as_double(v[k]),
-                range);
+    if (const char* expected = range_violation(as_double(v[k]), range))
+      fail(std::string("options.") + name + "[" + std::to_string(k) + "] = " +
+           num(as_double(v[k])) + ": " + expected);
 }
 
 }  // namespace
