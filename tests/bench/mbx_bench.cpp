@@ -6,6 +6,8 @@
 
 #include <map>
 #include <memory>
+#include <string>
+#include <utility>
 
 #include "workloads.h"
 
@@ -21,30 +23,8 @@ Workload& workload(const std::string& kind, mbx_preset_t p, int64_t B) {
   return *w;
 }
 
-void BM_Op(benchmark::State& st, std::string kind, mbx_preset_t preset, Op op) {
-  const int threads = static_cast<int>(st.range(0));
-  const int64_t B = st.range(1);
-  Workload& w = workload(kind, preset, B);
-  mbx_options_t o;
-  mbx_options_init(&o, preset);
-  mbx_context_t* ctx;
-  mbx_context_create(&ctx);
-  mbx_context_set_num_threads(ctx, threads);
-  if (run_op(ctx, o, w, op) != MBX_STATUS_OK) {
-    st.SkipWithError(mbx_last_error());
-    mbx_context_destroy(ctx);
-    return;
-  }
-  for (auto _ : st) {
-    mbx_status_t s = run_op(ctx, o, w, op);
-    benchmark::DoNotOptimize(s);
-  }
-  st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * w.floor_bytes()));
-  st.counters["P"] = static_cast<double>(w.P);
-  mbx_context_destroy(ctx);
-}
-
-// BM_Op with options changed by name (mbx_options_set), "name=value ...".
+// One operation on one workload, with the preset's options changed by name
+// (mbx_options_set, "name=value ..."; "" = the preset as is).
 void BM_OpWith(benchmark::State& st, std::string kind, mbx_preset_t preset, Op op, std::string overrides) {
   const int threads = static_cast<int>(st.range(0));
   Workload& w = workload(kind, preset, st.range(1));
@@ -56,8 +36,12 @@ void BM_OpWith(benchmark::State& st, std::string kind, mbx_preset_t preset, Op o
     if (end == std::string::npos) end = overrides.size();
     const std::string item = overrides.substr(pos, end - pos);
     const size_t eq = item.find('=');
-    if (eq != std::string::npos)
-      mbx_options_set(&o, item.substr(0, eq).c_str(), item.substr(eq + 1).c_str());
+    if (!item.empty() && (eq == std::string::npos ||
+                          mbx_options_set(&o, item.substr(0, eq).c_str(),
+                                          item.substr(eq + 1).c_str()) != MBX_STATUS_OK)) {
+      st.SkipWithError(("bad override \"" + item + "\": " + mbx_last_error()).c_str());
+      return;
+    }
     pos = end + 1;
   }
   mbx_context_t* ctx;
@@ -75,6 +59,10 @@ void BM_OpWith(benchmark::State& st, std::string kind, mbx_preset_t preset, Op o
   st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * w.floor_bytes()));
   st.counters["P"] = static_cast<double>(w.P);
   mbx_context_destroy(ctx);
+}
+
+void BM_Op(benchmark::State& st, std::string kind, mbx_preset_t preset, Op op) {
+  BM_OpWith(st, std::move(kind), preset, op, std::string());
 }
 
 struct Reg {
