@@ -601,18 +601,49 @@ TEST(CudaCaffeMining, HardExampleDropsPositivesLikeCpu) {
   }
 }
 
-// fp16 inputs (both paths read the same fp16 values): the same decisions,
-// the losses and gradients within fp16 storage rounding.
-TEST(CudaCaffeHalf, Float16InputsMatchCpu) {
+// The Caffe modes under every normalisation (EXTERNAL, BATCH_SIZE, FULL,
+// PER_IMAGE, NONE), the box codings, encode_variance_in_target, L2,
+// loc_average_coords and DOUBLE_COUNT_POSITIVES.
+TEST(CudaCaffeMining, NormalisationsAndCodingsMatchCpu) {
   SKIP_WITHOUT_CUDA();
-  for (const char* name : {"hard_example_nms", "logistic", "logistic_hard_example_nms"}) {
-    SCOPED_TRACE(name);
+  struct Variant { const char* mode; const char* overrides[4][2]; };
+  const Variant variants[] = {
+      {"hard_example_nms", {{"normalization", "EXTERNAL"}, {"external_norm", "7.5"}, {"box_coding", "CORNER"}, {"encode_variance_in_target", "true"}}},
+      {"logistic", {{"normalization", "BATCH_SIZE"}, {"box_coding", "CORNER_SIZE"}, {"loc_loss", "L2"}, {nullptr, nullptr}}},
+      {"logistic_hard_example_nms", {{"normalization", "FULL"}, {"loc_average_coords", "true"}, {"loc_loss", "L1"}, {nullptr, nullptr}}},
+      {"hard_example", {{"normalization", "PER_IMAGE"}, {"encode_variance_in_target", "true"}, {"loc_loss", "L2"}, {nullptr, nullptr}}},
+      {"logistic", {{"neg_overflow", "DOUBLE_COUNT_POSITIVES"}, {"neg_pos_ratio", "5000"}, {"normalization", "NONE"}, {nullptr, nullptr}}},
+  };
+  int v = 0;
+  for (const Variant& var : variants) {
+    SCOPED_TRACE(std::string(var.mode) + " variant " + std::to_string(v));
+    mbx_options_t o = caffe_mode(var.mode);
+    for (const auto& kv : var.overrides)
+      if (kv[0]) ASSERT_MBX(mbx_options_set(&o, kv[0], kv[1]));
+    const Problem pb = make_problem(Shape::kSsd300, 4, 21, MBX_PRIOR_CORNERS, 700 + v++);
+    Result cpu, gpu;
+    RunConfig rc;
+    ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &cpu));
+    rc.cuda = true;
+    ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &gpu));
+    expect_caffe_parity(gpu, cpu, pb);
+  }
+}
+
+// fp16 / bf16 inputs (both paths read the same 16-bit values): the same
+// decisions, the losses and gradients within the storage rounding.
+TEST(CudaCaffeHalf, HalfInputsMatchCpu) {
+  SKIP_WITHOUT_CUDA();
+  for (DLDataType dt : {kF16, kBF16})
+  for (const char* name : {"caffe_ssd", "hard_example_nms", "logistic", "logistic_hard_example_nms"}) {
+    SCOPED_TRACE(std::string(name) + (dt.code == kDLBfloat ? " bf16" : " fp16"));
+    const double rel = dt.code == kDLBfloat ? 8e-3 : 2e-3;
     const mbx_options_t o = caffe_mode(name);
     const Problem pb = make_problem(Shape::kSsd300, 4, 21, MBX_PRIOR_CORNERS, 1616);
     Result cpu, gpu;
     RunConfig rc;
-    rc.loc_dt = kF16;
-    rc.conf_dt = kF16;
+    rc.loc_dt = dt;
+    rc.conf_dt = dt;
     ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &cpu));
     rc.cuda = true;
     ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &gpu));
@@ -621,8 +652,8 @@ TEST(CudaCaffeHalf, Float16InputsMatchCpu) {
     EXPECT_EQ(gpu.ct, cpu.ct);
     EXPECT_EQ(gpu.mg, cpu.mg);
     expect_loss_close(gpu, cpu, 1e-4);
-    expect_close("grad_loc", gpu.gl, cpu.gl, 1e-5, 2e-3);
-    expect_close("grad_conf", gpu.gc, cpu.gc, 1e-5, 2e-3, pb.C, pb.B);
+    expect_close("grad_loc", gpu.gl, cpu.gl, 1e-5, rel);
+    expect_close("grad_conf", gpu.gc, cpu.gc, 1e-5, rel, pb.C, pb.B);
   }
 }
 
