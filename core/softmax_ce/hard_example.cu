@@ -10,8 +10,9 @@
 //     prediction. O(C) per prior. Rows P..N-1 are padding (key 0: last).
 //  2. he_sort_kernel: one block per image, a bitonic sort of (key, prior)
 //     into ranking order (higher loss first, ties to the lower prior), in
-//     place in global memory: O(N log^2 N) compare-exchanges, N = the power
-//     of two >= P, log N (log N + 1) / 2 barriers.
+//     place: O(N log^2 N) compare-exchanges, N = the power of two >= P,
+//     log N (log N + 1) / 2 barriers; strides below 2048 run on tiles in
+//     shared memory (SSD300: 6 of its 105 stages go through global memory).
 //  3. he_select_kernel: one block per image. Without NMS the first
 //     take = min(mining_sample_size, P) priors of the order are kept (O(P)).
 //     With NMS the order is walked greedily: each candidate is tested
@@ -35,6 +36,7 @@ namespace cuda {
 namespace {
 
 constexpr int kSortBlock = 1024;
+constexpr int64_t kSortTile = 2048;  // (key, prior) pairs per shared-memory tile: 24 KiB
 constexpr int kSelectBlock = 256;
 
 struct HEArgs {
@@ -93,27 +95,64 @@ __global__ void __launch_bounds__(kBlock) he_score_kernel(HEArgs a, const TL* lo
   }
 }
 
+// One compare-exchange of the bitonic network: elements i < m (m = i ^ j) of
+// a run that goes into ranking order when `up`, in reverse otherwise.
+__device__ __forceinline__ void bitonic_step(uint64_t* key, int32_t* ord, int64_t i, int64_t m, bool up) {
+  const uint64_t ki = key[i], km = key[m];
+  const int32_t oi = ord[i], om = ord[m];
+  if (hard_example_before(km, om, ki, oi) == up) {  // m belongs first in an `up` run
+    key[i] = km; key[m] = ki;
+    ord[i] = om; ord[m] = oi;
+  }
+}
+
+// The stages j = j_hi, j_hi / 2, ..., 1 of merge size k on one tile of
+// `len` elements (global index base + i) in shared memory: partners i ^ j
+// stay inside a tile aligned to kSortTile.
+__device__ __forceinline__ void tile_stages(uint64_t* sk, int32_t* so, int64_t base, int64_t len, int64_t k,
+                                            int64_t j_hi) {
+  for (int64_t j = j_hi; j > 0; j >>= 1) {
+    for (int64_t i = threadIdx.x; i < len; i += kSortBlock) {
+      const int64_t m = i ^ j;
+      if (m > i) bitonic_step(sk, so, i, m, ((base + i) & k) == 0);
+    }
+    __syncthreads();
+  }
+}
+
+// Bitonic sort of an image's N (key, prior) pairs into ranking order. The
+// network is the textbook one (merge sizes k = 2..N, strides j = k/2..1);
+// strides below kSortTile run on tiles in shared memory, larger ones in
+// global memory, with a barrier after every stage.
 __global__ void __launch_bounds__(kSortBlock) he_sort_kernel(HEArgs a) {
+  __shared__ uint64_t sk[kSortTile];
+  __shared__ int32_t so[kSortTile];
+  const int t = threadIdx.x;
+  const int64_t tile = a.N < kSortTile ? a.N : kSortTile;
   for (int64_t b = blockIdx.x; b < a.B; b += gridDim.x) {
     uint64_t* key = a.l.keys + b * a.N;
     int32_t* ord = a.l.order + b * a.N;
-    for (int64_t k = 2; k <= a.N; k <<= 1) {
-      for (int64_t j = k >> 1; j > 0; j >>= 1) {
-        for (int64_t i = threadIdx.x; i < a.N; i += kSortBlock) {
+    // Runs `tile` stages on every tile: merge sizes k0..k1 (k1 <= tile),
+    // each from stride min(k/2, tile/2) down, for k in [k0, k1].
+    const auto on_tiles = [&](int64_t k0, int64_t k1) {
+      for (int64_t base = 0; base < a.N; base += tile) {
+        for (int64_t i = t; i < tile; i += kSortBlock) { sk[i] = key[base + i]; so[i] = ord[base + i]; }
+        __syncthreads();
+        for (int64_t k = k0; k <= k1; k <<= 1) tile_stages(sk, so, base, tile, k, (k < tile ? k : tile) >> 1);
+        for (int64_t i = t; i < tile; i += kSortBlock) { key[base + i] = sk[i]; ord[base + i] = so[i]; }
+        __syncthreads();
+      }
+    };
+    on_tiles(2, tile);  // every merge size up to the tile, in shared memory
+    for (int64_t k = 2 * tile; k <= a.N; k <<= 1) {
+      for (int64_t j = k >> 1; j >= tile; j >>= 1) {
+        for (int64_t i = t; i < a.N; i += kSortBlock) {
           const int64_t m = i ^ j;
-          if (m <= i) continue;  // each pair once, by its lower index
-          const uint64_t ki = key[i], km = key[m];
-          const int32_t oi = ord[i], om = ord[m];
-          // Runs with (i & k) == 0 go into ranking order, the others in
-          // reverse: swap when m belongs first in the former.
-          const bool up = (i & k) == 0;
-          if (hard_example_before(km, om, ki, oi) == up) {
-            key[i] = km; key[m] = ki;
-            ord[i] = om; ord[m] = oi;
-          }
+          if (m > i) bitonic_step(key, ord, i, m, (i & k) == 0);
         }
         __syncthreads();
       }
+      on_tiles(k, k);  // strides tile/2 .. 1 of this merge size
     }
   }
 }
