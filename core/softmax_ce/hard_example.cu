@@ -132,8 +132,8 @@ __global__ void __launch_bounds__(kSortBlock) he_sort_kernel(HEArgs a) {
   for (int64_t b = blockIdx.x; b < a.B; b += gridDim.x) {
     uint64_t* key = a.l.keys + b * a.N;
     int32_t* ord = a.l.order + b * a.N;
-    // Runs `tile` stages on every tile: merge sizes k0..k1 (k1 <= tile),
-    // each from stride min(k/2, tile/2) down, for k in [k0, k1].
+    // On every tile in turn: the stages of the merge sizes k = k0..k1 whose
+    // strides are below the tile, min(k, tile)/2 down to 1.
     const auto on_tiles = [&](int64_t k0, int64_t k1) {
       for (int64_t base = 0; base < a.N; base += tile) {
         for (int64_t i = t; i < tile; i += kSortBlock) { sk[i] = key[base + i]; so[i] = ord[base + i]; }
