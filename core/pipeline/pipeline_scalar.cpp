@@ -17,6 +17,8 @@
 #include "match/match.h"
 #include "normalize/normalize.h"
 #include "pipeline/pipeline.h"
+#include "softmax_ce/hard_example_math.h"
+#include "softmax_ce/logistic_math.h"
 #include "softmax_ce/softmax_ce.h"
 
 namespace mbx {
@@ -67,29 +69,22 @@ double positive_loc_loss(const Options& o, const Inputs& in, const PriorGeometry
     // (loc - t) / variance, and the true derivative has the 1 / variance
     // that Caffe's backward leaves out.
     const double d = (loc[k] - loc_target[i + k]) / div[k];
-    sum += l2 ? 0.5 * d * d : loc_loss_value(d, l1, o.smooth_l1_beta);
+    sum += loc_residual_value(d, l1, l2, o.smooth_l1_beta);
     if (g) g[k] = (l2 ? d : loc_loss_grad(d, l1, o.smooth_l1_beta)) / div[k];
   }
   return sum;
 }
 
 // LOGISTIC: sum over the C columns of the sigmoid cross-entropy of x_c
-// against the one-hot target (column `target`), and optionally its
-// gradient sigmoid(x_c) - [c == target] into g (scaled by s).
+// against the one-hot target (column `target`, logistic_math.h), and
+// optionally its gradient sigmoid(x_c) - [c == target] into g (scaled by s).
 double logistic_row(const Inputs& in, int64_t base, int64_t C, int32_t target, double s,
                     double* g) {
   double sum = 0.0;
   for (int64_t c = 0; c < C; ++c) {
     const double x = load_float(in.conf, in.conf_dtype, base + c);
-    const bool y = c == target;
-    // softplus(x) - x y, written without overflow: max(x, 0) - x y + log1p(exp(-|x|)).
-    sum += (x > 0.0 ? x : 0.0) - (y ? x : 0.0) + std::log1p(std::exp(-std::fabs(x)));
-    if (g) {
-      const double e = std::exp(-std::fabs(x));  // sigmoid(|x|) = 1 / (1 + e)
-      const double sig = x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-      const double sig_neg = x >= 0.0 ? e / (1.0 + e) : 1.0 / (1.0 + e);  // sigmoid(-x)
-      g[c] = (y ? -sig_neg : sig) * s;
-    }
+    sum += logistic_value(x, c == target);
+    if (g) g[c] = logistic_grad(x, c == target) * s;
   }
   return sum;
 }
@@ -160,7 +155,8 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
     const bool nms = o.mining_nms_threshold > 0.0;
     const int64_t take = std::min<int64_t>(o.mining_sample_size, P);
     for_images(B, num_threads, [&](int64_t b) {
-      std::vector<double> row(C), score(P);
+      std::vector<double> row(C);
+      std::vector<uint64_t> key(P);
       std::vector<int32_t> order(P);
       std::vector<float> boxes(nms ? P * 4 : 0);
       const int32_t* t = &conf_target[b * P];
@@ -176,11 +172,11 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
         }
         if (t[p] > 0)
           v += positive_loc_loss(o, in, pg, enc, loc_target.data(), div, b, p, matched_gt[b * P + p], nullptr);
-        score[p] = v;
+        key[p] = hard_example_rank_key(v);
         order[p] = static_cast<int32_t>(p);
       }
       // Highest loss first; ties (and the order of NaNs) by the lower index.
-      const auto before = [&](int32_t a, int32_t c) { return ranks_before(score[a], a, score[c], c); };
+      const auto before = [&](int32_t a, int32_t c) { return hard_example_before(key[a], a, key[c], c); };
       uint8_t* keep = &kept[b * P];
       if (!nms) {
         // Only the set of the first `take` matters: a selection, O(P).
@@ -202,7 +198,7 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
           const MatchBox bp = match_box(&boxes[p * 4]);
           bool ok = true;
           for (const MatchBox& q : sel)
-            if (iou(bp, q.x1, q.y1, q.x2, q.y2, q.area) > o.mining_nms_threshold) { ok = false; break; }
+            if (nms_suppresses(bp, q, o.mining_nms_threshold)) { ok = false; break; }
           if (ok) { sel.push_back(bp); keep[p] = 1; }
         }
       }
