@@ -12,6 +12,7 @@
 #include "common/parallel.h"
 #include "encode/encode.h"
 #include "focal/focal.h"
+#include "loc_loss/iou_loss_math.h"
 #include "loc_loss/loc_loss.h"
 #include "match/match.h"
 #include "normalize/normalize.h"
@@ -45,11 +46,31 @@ void write_losses(const Outputs& out, double loss_loc, double loss_conf) {
 
 namespace {
 
-// The regression loss of one residual (SMOOTH_L1 / L1 of loc_loss.h, or
-// L2 = 0.5 d^2 as Caffe's EuclideanLoss).
-double loc_value(const Options& o, double d) {
-  if (o.loc_loss == LocLoss::kL2) return 0.5 * d * d;
-  return loc_loss_value(d, o.loc_is_l1(), o.smooth_l1_beta);
+// The regression loss of positive prior p of image b, the sum over its 4
+// coordinates of SMOOTH_L1 / L1 (loc_loss.h) or L2 = 0.5 d^2 (Caffe's
+// EuclideanLoss) of the residual d = (loc - t) / div, or one IoU-family
+// term of its decoded box (iou_loss_math.h, docs/SPEC.md §4.7); g
+// (nullable) receives the derivative w.r.t. its 4 loc values.
+double positive_loc_loss(const Options& o, const Inputs& in, const PriorGeometry& pg, const EncodeParams& enc,
+                         const double* loc_target, const double div[4], int64_t b, int64_t p, int32_t g_row,
+                         double g[4]) {
+  const int64_t i = (b * in.P + p) * 4;
+  double loc[4];
+  for (int k = 0; k < 4; ++k) loc[k] = load_float(in.loc, in.loc_dtype, i + k);
+  if (is_iou_loss(o.loc_loss))
+    return iou_loss_offsets(o.loc_loss, loc, pg.cx[p], pg.cy[p], pg.w[p], pg.h[p], enc,
+                            in.gt_boxes + (b * in.G + g_row) * 4, g);
+  const bool l1 = o.loc_is_l1(), l2 = o.loc_loss == LocLoss::kL2;
+  double sum = 0.0;
+  for (int k = 0; k < 4; ++k) {
+    // div = 1 (exact) unless encode_variance_in_target: then the residual is
+    // (loc - t) / variance, and the true derivative has the 1 / variance
+    // that Caffe's backward leaves out.
+    const double d = (loc[k] - loc_target[i + k]) / div[k];
+    sum += l2 ? 0.5 * d * d : loc_loss_value(d, l1, o.smooth_l1_beta);
+    if (g) g[k] = (l2 ? d : loc_loss_grad(d, l1, o.smooth_l1_beta)) / div[k];
+  }
+  return sum;
 }
 
 // LOGISTIC: sum over the C columns of the sigmoid cross-entropy of x_c
@@ -161,10 +182,7 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
           v = softmax_ce_row(in, base, C, target, &row, &m, &l);
         }
         if (t[p] > 0)
-          for (int k = 0; k < 4; ++k) {
-            const int64_t i = (b * P + p) * 4 + k;
-            v += loc_value(o, (static_cast<double>(load_float(in.loc, in.loc_dtype, i)) - loc_target[i]) / div[k]);
-          }
+          v += positive_loc_loss(o, in, pg, enc, loc_target.data(), div, b, p, matched_gt[b * P + p], nullptr);
         score[p] = v;
         order[n_cand++] = static_cast<int32_t>(p);
       }
@@ -212,22 +230,15 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
     if (out.grad_conf) grad_conf.assign(B * P * C, 0.0);
 
     // --- regression loss on positives -------------------------------------
-    const bool l1 = o.loc_is_l1(), l2 = o.loc_loss == LocLoss::kL2;
     std::vector<double> loc_sums(B), conf_sums(B);
     for_images(B, num_threads, [&](int64_t b) {
       double sum = 0.0;
       for (int64_t p = 0; p < P; ++p) {
         if (conf_target[b * P + p] <= 0 || (hard && !kept[b * P + p])) continue;
-        for (int k = 0; k < 4; ++k) {
-          const int64_t i = (b * P + p) * 4 + k;
-          // div = 1 (exact) unless encode_variance_in_target: then the
-          // residual is (loc - t) / variance, and the true derivative has
-          // the 1 / variance that Caffe's backward leaves out.
-          const double d = (static_cast<double>(load_float(in.loc, in.loc_dtype, i)) - loc_target[i]) / div[k];
-          sum += l2 ? 0.5 * d * d : loc_loss_value(d, l1, o.smooth_l1_beta);
-          if (!grad_loc.empty())
-            grad_loc[i] = (l2 ? d : loc_loss_grad(d, l1, o.smooth_l1_beta)) / div[k] * loc_scale[b] * up_loc;
-        }
+        double* g = grad_loc.empty() ? nullptr : &grad_loc[(b * P + p) * 4];
+        sum += positive_loc_loss(o, in, pg, enc, loc_target.data(), div, b, p, matched_gt[b * P + p], g);
+        if (g)
+          for (int k = 0; k < 4; ++k) g[k] = g[k] * loc_scale[b] * up_loc;
       }
       loc_sums[b] = sum;
     });

@@ -469,6 +469,59 @@ TEST(CudaParityOptions, CaffeLossOptionsMatchCpu) {
   }
 }
 
+// loc_loss GIOU / DIOU / CIOU (docs/SPEC.md §4.7): the kernel's float64 IoU
+// terms (iou_loss_math.h) equal the cpu path's, on the RetinaNet workload
+// and on SSD300 under every box coding, with degenerate predictions (sizes
+// underflowing to 0, subnormal, clamped; inverted corner boxes) on every
+// 7th prior, and with float16 loc.
+TEST(CudaParityOptions, IouLossesMatchCpu) {
+  SKIP_WITHOUT_CUDA();
+  const mbx_loc_loss_t kinds[] = {MBX_LOC_LOSS_GIOU, MBX_LOC_LOSS_DIOU, MBX_LOC_LOSS_CIOU};
+  const float degenerate[][4] = {{0, 0, -1e4f, -1e4f}, {0, 0, -3600, -3600}, {0, 0, 1e4f, 1e4f},
+                                 {0.4f, 0.1f, -0.4f, 0.3f}, {0.6f, 0.6f, -0.6f, -0.6f}};
+  for (int k = 0; k < 3; ++k)
+    for (int variant = 0; variant < 5; ++variant) {
+      const bool retina = variant == 0;
+      mbx_options_t o = preset(retina ? MBX_PRESET_TORCHVISION_RETINANET : MBX_PRESET_TORCHVISION_SSD);
+      o.loc_loss = kinds[k];
+      if (variant == 2) o.box_coding = MBX_BOX_CODING_CORNER;
+      if (variant == 3) { o.box_coding = MBX_BOX_CODING_CORNER_SIZE; o.normalization = MBX_NORM_PER_IMAGE; }
+      if (variant == 4) { o.encode_variance_in_target = 1; o.loc_average_coords = 1; }
+      Problem pb = make_problem(retina ? Shape::kRetinaNet : Shape::kSsd300, retina ? 2 : 4, retina ? 80 : 21,
+                                MBX_PRIOR_CORNERS, 300 + 7 * k + variant);
+      if (variant >= 1)
+        for (int64_t i = 0; i < pb.B * pb.P; i += 7)
+          for (int c = 0; c < 4; ++c) pb.loc[i * 4 + c] = degenerate[(i / 7) % 5][c];
+      SCOPED_TRACE("loss " + std::to_string(k) + " variant " + std::to_string(variant));
+      Result cpu, gpu;
+      RunConfig rc;
+      ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &cpu));
+      rc.cuda = true;
+      ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &gpu));
+      expect_integer_outputs_equal(gpu, cpu);
+      int64_t total = 0;
+      for (int32_t n : cpu.np) total += n;
+      EXPECT_GT(total, 0) << "the batch should have positives";
+      for (double g : gpu.gl) ASSERT_TRUE(std::isfinite(g));
+      expect_loss_close(gpu, cpu, 1e-4);
+      // float64 terms on both: loss_loc differs only by the order of the sums
+      EXPECT_NEAR(gpu.loss[0], cpu.loss[0], 1e-9 * std::fabs(cpu.loss[0]) + 1e-12);
+      expect_close("grad_loc", gpu.gl, cpu.gl, 1e-5, 1e-5);
+      expect_close("grad_conf", gpu.gc, cpu.gc, 1e-4, 1e-4, pb.C, retina ? 0 : pb.B);
+      if (variant == 1) {  // float16 loc: the rounded values, only the gradient storage rounds
+        Problem twin = pb;
+        Tensor scratch({pb.B, pb.P, 4}, kF16);
+        round_to(pb.loc, kF16, &scratch, &twin.loc);
+        Result f, h;
+        ASSERT_NO_FATAL_FAILURE(run(twin, o, rc, &f));
+        rc.loc_dt = kF16;
+        ASSERT_NO_FATAL_FAILURE(run(pb, o, rc, &h));
+        expect_loss_close(h, f, 1e-6);
+        expect_close("grad_loc f16", h.gl, f.gl, 1e-5, 1e-3);
+      }
+    }
+}
+
 // BIPARTITE (every operation but decode), HARD_EXAMPLE and LOGISTIC (the
 // loss operations) are refused on the cuda path, naming the option and
 // value; nothing is written.
