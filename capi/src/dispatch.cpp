@@ -267,10 +267,9 @@ void check_values(const Options& o, mbx_op_t op, bool cuda, bool validate_cuda, 
 
 // Features whose options and inputs exist but whose algorithms are not
 // implemented yet: refused by name, never computed wrongly.
-void check_implemented(const Options& o, const Inputs& in, bool /*loss*/) {
+void check_implemented(const Options& o, const Inputs& /*in*/, bool /*loss*/) {
   const char* what = nullptr;
   if (o.assigner == Assigner::kAtss) what = "assigner = ATSS";
-  else if (in.gt_flags) what = "gt_flags (ignore regions)";
   if (what)
     throw Error(Status::kUnsupported, std::string(what) + " is not implemented yet");
 }

@@ -5,6 +5,7 @@
 // (for_images; bitwise the single-threaded results).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -37,6 +38,10 @@ void read_upstream(const Outputs& out, double* up_loc, double* up_conf) {
 
 void write_losses(const Outputs& out, double loss_loc, double loss_conf) {
   if (!out.loss) return;
+  // A NaN loss (NaN inputs) is the one quiet NaN: its sign and payload
+  // would otherwise depend on the order in which the NaNs met.
+  if (std::isnan(loss_loc)) loss_loc = std::numeric_limits<double>::quiet_NaN();
+  if (std::isnan(loss_conf)) loss_conf = std::numeric_limits<double>::quiet_NaN();
   if (out.loss_dtype == DType::kF64) {
     static_cast<double*>(out.loss)[0] = loss_loc;
     static_cast<double*>(out.loss)[1] = loss_conf;
@@ -160,7 +165,14 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
       std::vector<int32_t> order(P);
       std::vector<float> boxes(nms ? P * 4 : 0);
       const int32_t* t = &conf_target[b * P];
+      // Priors in ignore regions are not ranked (docs/SPEC.md §2.7).
+      std::vector<uint8_t> region(P, 0);
+      ImageGt gt;
+      image_gt_rows(in, b, &gt);
+      if (ignore_active(o, gt)) ignore_mask(o, gt, pg, 0, P, region.data());
+      int64_t n_cand = 0;
       for (int64_t p = 0; p < P; ++p) {
+        if (region[p] && t[p] < 0) continue;
         const int64_t base = (b * P + p) * C;
         const int32_t target = t[p] > 0 ? t[p] : 0;
         double v;
@@ -173,15 +185,18 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
         if (t[p] > 0)
           v += positive_loc_loss(o, in, pg, enc, loc_target.data(), div, b, p, matched_gt[b * P + p], nullptr);
         key[p] = hard_example_rank_key(v);
-        order[p] = static_cast<int32_t>(p);
+        order[n_cand++] = static_cast<int32_t>(p);
       }
+      order.resize(n_cand);
       // Highest loss first; ties (and the order of NaNs) by the lower index.
       const auto before = [&](int32_t a, int32_t c) { return hard_example_before(key[a], a, key[c], c); };
       uint8_t* keep = &kept[b * P];
       if (!nms) {
         // Only the set of the first `take` matters: a selection, O(P).
-        if (take < P) std::nth_element(order.begin(), order.begin() + take, order.end(), before);
-        for (int64_t r = 0; r < take; ++r) keep[order[r]] = 1;
+        const int64_t n_keep = std::min(take, n_cand);
+        if (n_keep < n_cand)
+          std::nth_element(order.begin(), order.begin() + n_keep, order.end(), before);
+        for (int64_t r = 0; r < n_keep; ++r) keep[order[r]] = 1;
       } else {
         // Greedy NMS over the decoded predictions in ranking order: a box is
         // kept if its IoU with every kept box is <= the threshold; the first
@@ -193,7 +208,7 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
           decode_box(d, pg.cx[p], pg.cy[p], pg.w[p], pg.h[p], enc, &boxes[p * 4]);
         }
         std::vector<MatchBox> sel;
-        for (int64_t r = 0; r < P && static_cast<int64_t>(sel.size()) < take; ++r) {
+        for (int64_t r = 0; r < n_cand && static_cast<int64_t>(sel.size()) < take; ++r) {
           const int32_t p = order[r];
           const MatchBox bp = match_box(&boxes[p * 4]);
           bool ok = true;
