@@ -731,7 +731,7 @@ public static unsafe class MultiBox {
   }
 
   /// <summary>Pyramid levels of RetinaNetPriors (levels 3..7).</summary>
-  public const int RetinaNetLevels = 5;
+  public const int RetinaNetLevels = (int)mbx_native.MBX_RETINANET_NUM_LEVELS;
 
   /// <summary>
   /// The number of anchors of each pyramid level of RetinaNetPriors (levels 3..7, in prior

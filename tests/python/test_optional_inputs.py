@@ -4,13 +4,16 @@ autograd module) and mbx.priors_retinanet_levels: they reach the library
 (mbx_run), all-zero flags and a validated but unused level split change
 nothing bitwise, and bad ones raise InvalidArgumentError naming them."""
 
+import inspect
 import os
+import sys
 
 import numpy as np
 import pytest
 
 import mbx
-from conftest import INPUTS, KINDS, REPO, load_case, to_kind, to_numpy
+from conftest import (INPUTS, KINDS, REPO, assert_grad_close, assert_loc_target_close,
+                      assert_loss_close, load_case, to_kind, to_numpy)
 
 CASE = os.path.join(REPO, "tests", "data", "golden", "v06_ssd300_realistic")
 FOCAL_CASE = os.path.join(REPO, "tests", "data", "golden", "v05_torchvision_retinanet_basic")
@@ -200,3 +203,68 @@ def test_retinanet_levels_are_accepted_with_retinanet_priors():
                     prior_levels=levels)
     base = mbx.match(priors, boxes, arr["gt_labels"], arr["gt_counts"], "yhenon_retinanet")
     _assert_same(res, base)
+
+
+# --- ignore regions (gt_flags bit 0) against the numpy reference ---------------
+
+def _reference():
+    sys.path.insert(0, os.path.join(REPO, "tests", "reference"))
+    import mbx_reference as R
+    if "gt_flags" not in inspect.signature(R.compute).parameters:
+        pytest.skip("the reference in this tree has no gt_flags")
+    return R
+
+
+def _with_regions(arr):
+    """gt_flags marking every third valid row of each image (and one padding
+    row, whose flag must not matter) as an ignore region."""
+    flags = np.zeros(arr["gt_labels"].shape, np.int32)
+    for b, n in enumerate(arr["gt_counts"]):
+        flags[b, 0:int(n):3] = 1
+        if n < flags.shape[1]:
+            flags[b, n] = 1
+    return flags
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("case_path", [CASE, FOCAL_CASE], ids=["softmax", "focal"])
+def test_ignore_regions_match_the_reference(case_path, kind):
+    R = _reference()
+    meta, arr, args = _case(case_path)
+    flags = _with_regions(arr)
+    assert flags.any()
+    want = R.compute(*args, R.Options.from_dict(meta["options"]), gt_flags=flags)
+    t_args = [to_kind(a, kind) for a in args]
+    got = mbx.match(*t_args[:4], meta["preset"], gt_flags=to_kind(flags, kind), **meta["options"])
+    np.testing.assert_array_equal(to_numpy(got.conf_target), want["conf_target"])
+    np.testing.assert_array_equal(to_numpy(got.matched_gt), want["matched_gt"])
+    np.testing.assert_array_equal(to_numpy(got.num_pos), want["num_pos"])
+    assert (want["conf_target"] < 0).sum() > (arr["conf_target"] < 0).sum()  # regions bite
+    assert_loc_target_close(got.loc_target, want["loc_target"], want["conf_target"] > 0,
+                            "loc_target")
+    if meta["options"]["conf_loss"] == "SIGMOID_FOCAL":  # no mining boundary to be near
+        out = mbx.MultiBoxLoss(meta["preset"], **meta["options"])(*t_args,
+                                                                  gt_flags=to_kind(flags, kind))
+        assert_loss_close(out.loss_loc, want["loss_loc"], "loss_loc")
+        assert_loss_close(out.loss_conf, want["loss_conf"], "loss_conf")
+        assert_grad_close(out.grad_loc, want["grad_loc"], "grad_loc")
+        assert_grad_close(out.grad_conf, want["grad_conf"], "grad_conf")
+
+
+@pytest.mark.parametrize("path", ["cpu-scalar", "cpu"])
+def test_ignore_regions_same_on_each_cpu_path(path):
+    _reference()
+    meta, arr, args = _case(FOCAL_CASE)
+    flags = _with_regions(arr)
+    ctx = mbx.Context(path=path)
+    loss = mbx.MultiBoxLoss(meta["preset"], context=ctx, **meta["options"])
+    out = loss(*args, gt_flags=flags)
+    ref = mbx.MultiBoxLoss(meta["preset"], context=mbx.Context(path="cpu-scalar"),
+                           **meta["options"])(*args, gt_flags=flags)
+    assert_loss_close(out.loss_conf, float(ref.loss_conf), "loss_conf")
+    assert_grad_close(out.grad_conf, ref.grad_conf, "grad_conf")
+    # A padding row's flag is never read: flags past gt_counts change nothing.
+    more = flags.copy()
+    more[:, -1] = 1
+    if (arr["gt_counts"] < flags.shape[1]).all():
+        _assert_same(_loss_tuple(loss(*args, gt_flags=more)), _loss_tuple(out))

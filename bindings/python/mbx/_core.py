@@ -1006,6 +1006,6 @@ def priors_retinanet_levels(image_height, image_width):
     """The number of anchors of each pyramid level (3..7) of
     ``priors_retinanet(image_height, image_width)``, int32 [5] numpy array
     in prior order (sums to P): the ``prior_levels`` input of ATSS."""
-    out = _Tensor(np.empty((5,), np.int32), "numpy")
+    out = _Tensor(np.empty((_n.MBX_RETINANET_NUM_LEVELS,), np.int32), "numpy")
     _n.mbx_priors_retinanet_levels(int(image_height), int(image_width), out.capsule)
     return out.obj

@@ -525,7 +525,7 @@ public final class Mbx {
   }
 
   /** Pyramid levels of {@link #retinanetPriors} (levels 3..7). */
-  public static final int RETINANET_LEVELS = 5;
+  public static final int RETINANET_LEVELS = mbx_native.MBX_RETINANET_NUM_LEVELS;
 
   /**
    * The number of anchors of each pyramid level of {@link #retinanetPriors}
