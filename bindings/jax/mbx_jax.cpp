@@ -21,11 +21,12 @@
 // is ignored). The CUDA handlers never read operands on the host: mbx.jax
 // passes norm_operand = 0 there and scales the outputs itself.
 //
-// Optional inputs (loss and match targets): the operands after the fixed ones
-// are the mbx_tensors_t inputs the attribute `optional_inputs` names, bit 0
-// gt_flags [B, G] int32 and bit 1 prior_levels [L] int32, in that order (0:
-// none). On CUDA, mbx copies prior_levels to the host (a small synchronous
-// copy on the stream); gt_flags stays on the device.
+// Optional inputs (loss and match targets): the attribute `optional_inputs`
+// says which are given, bit 0 gt_flags [B, G] int32 (the operand after the
+// fixed ones) and bit 1 prior_levels [L] int32 (the int32 array attribute
+// `prior_levels`, static under jit and always present: JAX drops an empty
+// array attribute, so mbx.jax passes [0] when the bit is clear). prior_levels is passed to mbx as a host tensor, which mbx reads on
+// the host with CUDA inputs too: no copy and no synchronisation.
 //
 // Each thread that runs a handler owns one mbx_context_t (thread_local), so
 // concurrent executions on several XLA devices share no mutable state; the
@@ -230,29 +231,30 @@ struct OptionalInputs {
   const DLTensor* prior_levels_t = nullptr;
 };
 
-ffi::Error wrap_optional(DLDevice dev, const ffi::RemainingArgs& extra, int64_t mask,
-                         OptionalInputs* out) {
+ffi::Error wrap_optional(DLDevice dev, const ffi::RemainingArgs& extra,
+                         ffi::Span<const int32_t> prior_levels, int64_t mask, OptionalInputs* out) {
   if (mask & ~(kOptionalGtFlags | kOptionalPriorLevels))
     return ffi::Error::InvalidArgument("optional_inputs: unknown bits in " + std::to_string(mask));
-  const size_t want = ((mask & kOptionalGtFlags) ? 1 : 0) + ((mask & kOptionalPriorLevels) ? 1 : 0);
-  if (extra.size() != want)
+  const size_t operands = (mask & kOptionalGtFlags) ? 1 : 0;
+  if (extra.size() != operands)
     return ffi::Error::InvalidArgument("optional_inputs = " + std::to_string(mask) + " names " +
-                                       std::to_string(want) + " operands, the call has " +
+                                       std::to_string(operands) + " operands, the call has " +
                                        std::to_string(extra.size()));
-  size_t index = 0;
-  const struct {
-    int64_t bit;
-    const char* name;
-    Tensor* tensor;
-    const DLTensor** pointer;
-  } inputs[] = {{kOptionalGtFlags, "gt_flags", &out->gt_flags, &out->gt_flags_t},
-                {kOptionalPriorLevels, "prior_levels", &out->prior_levels, &out->prior_levels_t}};
-  for (const auto& in : inputs) {
-    if (!(mask & in.bit)) continue;
-    auto buf = extra.get<ffi::AnyBuffer>(index++);
+  if (mask & kOptionalGtFlags) {
+    auto buf = extra.get<ffi::AnyBuffer>(0);
     if (buf.has_error()) return buf.error();
-    MBX_JAX_RETURN_IF_ERROR(wrap(buf.value(), dev, in.name, in.tensor));
-    *in.pointer = &in.tensor->t;
+    MBX_JAX_RETURN_IF_ERROR(wrap(buf.value(), dev, "gt_flags", &out->gt_flags));
+    out->gt_flags_t = &out->gt_flags.t;
+  }
+  if (mask & kOptionalPriorLevels) {
+    Tensor& t = out->prior_levels;
+    t.shape[0] = static_cast<int64_t>(prior_levels.size());
+    t.t.data = const_cast<int32_t*>(prior_levels.begin());  // read only
+    t.t.device = DLDevice{kDLCPU, 0};
+    t.t.ndim = 1;
+    t.t.dtype = {kDLInt, 32, 1};
+    t.t.shape = t.shape;
+    out->prior_levels_t = &t.t;
   }
   return ffi::Error::Success();
 }
@@ -406,12 +408,13 @@ ffi::Error loss_forward(DLDevice dev, void* stream, ffi::ScratchAllocator* scrat
                         ffi::AnyBuffer gt_counts, ffi::AnyBuffer loc, ffi::AnyBuffer conf,
                         ffi::AnyBuffer norm, const ffi::RemainingArgs& extra,
                         std::string_view options, int64_t norm_operand, int64_t optional_inputs,
-                        ffi::Result<ffi::AnyBuffer> loss, ffi::Result<ffi::AnyBuffer> num_pos) {
+                        ffi::Span<const int32_t> prior_levels, ffi::Result<ffi::AnyBuffer> loss,
+                        ffi::Result<ffi::AnyBuffer> num_pos) {
   LossCall c;
   MBX_JAX_RETURN_IF_ERROR(prepare_loss(dev, priors, gt_boxes, gt_labels, gt_counts, loc, conf,
                                        norm, options, norm_operand, &c));
   OptionalInputs o;
-  MBX_JAX_RETURN_IF_ERROR(wrap_optional(dev, extra, optional_inputs, &o));
+  MBX_JAX_RETURN_IF_ERROR(wrap_optional(dev, extra, prior_levels, optional_inputs, &o));
   Tensor loss_t, num_pos_t;
   MBX_JAX_RETURN_IF_ERROR(wrap(*loss, dev, "loss", &loss_t));
   MBX_JAX_RETURN_IF_ERROR(wrap(*num_pos, dev, "num_pos", &num_pos_t));
@@ -430,6 +433,7 @@ ffi::Error loss_forward_backward(DLDevice dev, void* stream, ffi::ScratchAllocat
                                  ffi::AnyBuffer loc, ffi::AnyBuffer conf, ffi::AnyBuffer norm,
                                  const ffi::RemainingArgs& extra, std::string_view options,
                                  int64_t norm_operand, int64_t optional_inputs,
+                                 ffi::Span<const int32_t> prior_levels,
                                  ffi::Result<ffi::AnyBuffer> loss,
                                  ffi::Result<ffi::AnyBuffer> num_pos,
                                  ffi::Result<ffi::AnyBuffer> grad_loc,
@@ -438,7 +442,7 @@ ffi::Error loss_forward_backward(DLDevice dev, void* stream, ffi::ScratchAllocat
   MBX_JAX_RETURN_IF_ERROR(prepare_loss(dev, priors, gt_boxes, gt_labels, gt_counts, loc, conf,
                                        norm, options, norm_operand, &c));
   OptionalInputs o;
-  MBX_JAX_RETURN_IF_ERROR(wrap_optional(dev, extra, optional_inputs, &o));
+  MBX_JAX_RETURN_IF_ERROR(wrap_optional(dev, extra, prior_levels, optional_inputs, &o));
   Tensor loss_t, num_pos_t, grad_loc_t, grad_conf_t;
   if (dev.device_type == kDLCPU) {
     advise_huge_pages(grad_loc->untyped_data(), grad_loc->size_bytes());
@@ -463,12 +467,13 @@ ffi::Error match(DLDevice dev, void* stream, ffi::ScratchAllocator* scratch,
                  ffi::AnyBuffer priors, ffi::AnyBuffer gt_boxes, ffi::AnyBuffer gt_labels,
                  ffi::AnyBuffer gt_counts, const ffi::RemainingArgs& extra,
                  std::string_view options, int64_t num_classes, int64_t optional_inputs,
-                 ffi::Result<ffi::AnyBuffer> conf_target, ffi::Result<ffi::AnyBuffer> matched_gt,
+                 ffi::Span<const int32_t> prior_levels, ffi::Result<ffi::AnyBuffer> conf_target,
+                 ffi::Result<ffi::AnyBuffer> matched_gt,
                  ffi::Result<ffi::AnyBuffer> loc_target, ffi::Result<ffi::AnyBuffer> num_pos) {
   mbx_options_t opts;
   MBX_JAX_RETURN_IF_ERROR(parse_options(options, &opts));
   OptionalInputs o;
-  MBX_JAX_RETURN_IF_ERROR(wrap_optional(dev, extra, optional_inputs, &o));
+  MBX_JAX_RETURN_IF_ERROR(wrap_optional(dev, extra, prior_levels, optional_inputs, &o));
   Tensor p, gb, gl, gc, ct, mg, lt, np_;
   MBX_JAX_RETURN_IF_ERROR(wrap(priors, dev, "priors", &p));
   MBX_JAX_RETURN_IF_ERROR(wrap(gt_boxes, dev, "gt_boxes", &gb));
@@ -565,66 +570,65 @@ ffi::Error loss_forward_cpu(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer c
                             ffi::AnyBuffer e, ffi::AnyBuffer f, ffi::AnyBuffer g,
                             ffi::RemainingArgs extra, std::string_view options,
                             int64_t norm_operand, int64_t optional_inputs,
-                            ffi::Result<ffi::AnyBuffer> loss, ffi::Result<ffi::AnyBuffer> num_pos) {
+                            ffi::Span<const int32_t> levels, ffi::Result<ffi::AnyBuffer> loss,
+                            ffi::Result<ffi::AnyBuffer> num_pos) {
   return loss_forward(cpu_device(), nullptr, nullptr, a, b, c, d, e, f, g, extra, options,
-                      norm_operand, optional_inputs, loss, num_pos);
+                      norm_operand, optional_inputs, levels, loss, num_pos);
 }
 
 ffi::Error loss_forward_cuda(void* stream, ffi::ScratchAllocator scratch, int32_t ordinal,
-                             ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer c,
-                             ffi::AnyBuffer d, ffi::AnyBuffer e, ffi::AnyBuffer f,
-                             ffi::AnyBuffer g, ffi::RemainingArgs extra,
-                             std::string_view options, int64_t norm_operand,
-                             int64_t optional_inputs, ffi::Result<ffi::AnyBuffer> loss,
+                             ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer c, ffi::AnyBuffer d,
+                             ffi::AnyBuffer e, ffi::AnyBuffer f, ffi::AnyBuffer g,
+                             ffi::RemainingArgs extra, std::string_view options,
+                             int64_t norm_operand, int64_t optional_inputs,
+                             ffi::Span<const int32_t> levels, ffi::Result<ffi::AnyBuffer> loss,
                              ffi::Result<ffi::AnyBuffer> num_pos) {
   return loss_forward(cuda_device(ordinal), stream, &scratch, a, b, c, d, e, f, g, extra, options,
-                      norm_operand, optional_inputs, loss, num_pos);
+                      norm_operand, optional_inputs, levels, loss, num_pos);
 }
 
-ffi::Error loss_forward_backward_cpu(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer c,
-                                     ffi::AnyBuffer d, ffi::AnyBuffer e, ffi::AnyBuffer f,
-                                     ffi::AnyBuffer g, ffi::RemainingArgs extra,
-                                     std::string_view options, int64_t norm_operand,
-                                     int64_t optional_inputs, ffi::Result<ffi::AnyBuffer> loss,
-                                     ffi::Result<ffi::AnyBuffer> num_pos,
-                                     ffi::Result<ffi::AnyBuffer> grad_loc,
-                                     ffi::Result<ffi::AnyBuffer> grad_conf) {
-  return loss_forward_backward(cpu_device(), nullptr, nullptr, a, b, c, d, e, f, g, extra,
-                               options, norm_operand, optional_inputs, loss, num_pos, grad_loc,
+ffi::Error loss_forward_backward_cpu(
+    ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer c, ffi::AnyBuffer d, ffi::AnyBuffer e,
+    ffi::AnyBuffer f, ffi::AnyBuffer g, ffi::RemainingArgs extra, std::string_view options,
+    int64_t norm_operand, int64_t optional_inputs, ffi::Span<const int32_t> levels,
+    ffi::Result<ffi::AnyBuffer> loss, ffi::Result<ffi::AnyBuffer> num_pos,
+    ffi::Result<ffi::AnyBuffer> grad_loc, ffi::Result<ffi::AnyBuffer> grad_conf) {
+  return loss_forward_backward(cpu_device(), nullptr, nullptr, a, b, c, d, e, f, g, extra, options,
+                               norm_operand, optional_inputs, levels, loss, num_pos, grad_loc,
                                grad_conf);
 }
 
-ffi::Error loss_forward_backward_cuda(void* stream, ffi::ScratchAllocator scratch, int32_t ordinal,
-                                      ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer c,
-                                      ffi::AnyBuffer d, ffi::AnyBuffer e, ffi::AnyBuffer f,
-                                      ffi::AnyBuffer g, ffi::RemainingArgs extra,
-                                      std::string_view options, int64_t norm_operand,
-                                      int64_t optional_inputs, ffi::Result<ffi::AnyBuffer> loss,
-                                      ffi::Result<ffi::AnyBuffer> num_pos,
-                                      ffi::Result<ffi::AnyBuffer> grad_loc,
-                                      ffi::Result<ffi::AnyBuffer> grad_conf) {
-  return loss_forward_backward(cuda_device(ordinal), stream, &scratch, a, b, c, d, e, f, g,
-                               extra, options, norm_operand, optional_inputs, loss, num_pos,
+ffi::Error loss_forward_backward_cuda(
+    void* stream, ffi::ScratchAllocator scratch, int32_t ordinal, ffi::AnyBuffer a,
+    ffi::AnyBuffer b, ffi::AnyBuffer c, ffi::AnyBuffer d, ffi::AnyBuffer e, ffi::AnyBuffer f,
+    ffi::AnyBuffer g, ffi::RemainingArgs extra, std::string_view options, int64_t norm_operand,
+    int64_t optional_inputs, ffi::Span<const int32_t> levels, ffi::Result<ffi::AnyBuffer> loss,
+    ffi::Result<ffi::AnyBuffer> num_pos, ffi::Result<ffi::AnyBuffer> grad_loc,
+    ffi::Result<ffi::AnyBuffer> grad_conf) {
+  return loss_forward_backward(cuda_device(ordinal), stream, &scratch, a, b, c, d, e, f, g, extra,
+                               options, norm_operand, optional_inputs, levels, loss, num_pos,
                                grad_loc, grad_conf);
 }
 
 ffi::Error match_cpu(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer c, ffi::AnyBuffer d,
                      ffi::RemainingArgs extra, std::string_view options, int64_t num_classes,
-                     int64_t optional_inputs, ffi::Result<ffi::AnyBuffer> conf_target,
-                     ffi::Result<ffi::AnyBuffer> matched_gt,
-                     ffi::Result<ffi::AnyBuffer> loc_target, ffi::Result<ffi::AnyBuffer> num_pos) {
+                     int64_t optional_inputs, ffi::Span<const int32_t> levels,
+                     ffi::Result<ffi::AnyBuffer> conf_target,
+                     ffi::Result<ffi::AnyBuffer> matched_gt, ffi::Result<ffi::AnyBuffer> loc_target,
+                     ffi::Result<ffi::AnyBuffer> num_pos) {
   return match(cpu_device(), nullptr, nullptr, a, b, c, d, extra, options, num_classes,
-               optional_inputs, conf_target, matched_gt, loc_target, num_pos);
+               optional_inputs, levels, conf_target, matched_gt, loc_target, num_pos);
 }
 
 ffi::Error match_cuda(void* stream, ffi::ScratchAllocator scratch, int32_t ordinal,
                       ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer c, ffi::AnyBuffer d,
                       ffi::RemainingArgs extra, std::string_view options, int64_t num_classes,
-                      int64_t optional_inputs, ffi::Result<ffi::AnyBuffer> conf_target,
+                      int64_t optional_inputs, ffi::Span<const int32_t> levels,
+                      ffi::Result<ffi::AnyBuffer> conf_target,
                       ffi::Result<ffi::AnyBuffer> matched_gt,
                       ffi::Result<ffi::AnyBuffer> loc_target, ffi::Result<ffi::AnyBuffer> num_pos) {
   return match(cuda_device(ordinal), stream, &scratch, a, b, c, d, extra, options, num_classes,
-               optional_inputs, conf_target, matched_gt, loc_target, num_pos);
+               optional_inputs, levels, conf_target, matched_gt, loc_target, num_pos);
 }
 
 }  // namespace
@@ -635,18 +639,20 @@ ffi::Error match_cuda(void* stream, ffi::ScratchAllocator scratch, int32_t ordin
       .Arg<ffi::AnyBuffer>() /* gt_labels */.Arg<ffi::AnyBuffer>() /* gt_counts */          \
       .Arg<ffi::AnyBuffer>() /* loc */.Arg<ffi::AnyBuffer>() /* conf */                     \
       .Arg<ffi::AnyBuffer>() /* external_norm */                                            \
-      .RemainingArgs() /* gt_flags, prior_levels as optional_inputs says */                 \
+      .RemainingArgs() /* gt_flags when optional_inputs says so */                        \
       .Attr<std::string_view>("options")                                                    \
       .Attr<int64_t>("norm_operand")                                                        \
-      .Attr<int64_t>("optional_inputs")
+      .Attr<int64_t>("optional_inputs")                                                     \
+      .Attr<ffi::Span<const int32_t>>("prior_levels")
 #define MBX_JAX_CUDA_CTX                                                                    \
   .Ctx<ffi::PlatformStream<void*>>().Ctx<ffi::ScratchAllocator>().Ctx<ffi::DeviceOrdinal>()
 #define MBX_JAX_MATCH_ARGS                                                                  \
   .Arg<ffi::AnyBuffer>().Arg<ffi::AnyBuffer>().Arg<ffi::AnyBuffer>().Arg<ffi::AnyBuffer>()  \
-      .RemainingArgs() /* gt_flags, prior_levels as optional_inputs says */                 \
+      .RemainingArgs() /* gt_flags when optional_inputs says so */                        \
       .Attr<std::string_view>("options")                                                    \
       .Attr<int64_t>("num_classes")                                                         \
       .Attr<int64_t>("optional_inputs")                                                     \
+      .Attr<ffi::Span<const int32_t>>("prior_levels")                                       \
       .Ret<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>()
 
 // The handler symbols mbx.jax looks up with ctypes (the library is built with

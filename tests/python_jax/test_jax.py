@@ -388,6 +388,9 @@ def test_optional_inputs_errors_name_the_argument():
     with pytest.raises(mbx.InvalidArgumentError, match="prior_levels: ndim"):
         mj.match(*args[:4], preset=meta["preset"], prior_levels=jnp.ones((1, 1), jnp.int32),
                  **meta["options"])
+    with pytest.raises(mbx.InvalidArgumentError, match="prior_levels: must be static"):
+        jax.jit(lambda lv, *a: mj.match(*a, preset=meta["preset"], prior_levels=lv,
+                                        **meta["options"]))(jnp.asarray([1], jnp.int32), *args[:4])
     # Values are mbx's check when the computation runs (CPU): its message.
     bad = {"prior_levels": jnp.asarray([arr["priors"].shape[0] + 1], jnp.int32)}
     with pytest.raises(mbx.InvalidArgumentError) as eager:

@@ -57,11 +57,12 @@ holds a ``custom_call`` to it; there is no host callback.
   (several CPU devices executing at once share nothing).
 
 * Optional inputs: ``gt_flags`` int32 [B, G] (bit 0: an ignore region) and
-  ``prior_levels`` int32 [L] (priors per pyramid level, for
-  ``assigner="ATSS"``), keywords of ``multibox_loss`` and ``match`` as of
-  ``mbx.MultiBoxLoss`` / ``mbx.match``: extra operands of the custom call
-  (the ``optional_inputs`` attribute says which), neither differentiated.
-  On CUDA mbx copies prior_levels to the host (one small synchronous copy).
+  ``prior_levels`` [L] (priors per pyramid level, for ``assigner="ATSS"``),
+  keywords of ``multibox_loss`` and ``match`` as of ``mbx.MultiBoxLoss`` /
+  ``mbx.match``, neither differentiated. gt_flags is an operand of the
+  custom call (a traced value); prior_levels is static under jit (a list,
+  numpy array or concrete JAX array, like a shape) and travels as an
+  attribute, so mbx reads it on the host without a device copy.
 
 Loss outputs are float32 scalars (``x64`` off or on), ``num_pos`` int32
 [B]. ``loc`` / ``conf`` may be float32, float16 or bfloat16 (float32 math
@@ -210,26 +211,40 @@ def _as_array(x, name, dtype):
     return jnp.asarray(a)
 
 
-# Bits of the shim's ``optional_inputs`` attribute: which optional operands
-# follow the fixed ones (in this order).
-_OPTIONAL_INPUTS = (("gt_flags", 1), ("prior_levels", 2))
+# Bits of the shim's ``optional_inputs`` attribute: gt_flags (the operand
+# after the fixed ones) and prior_levels (the ``prior_levels`` attribute).
+_GT_FLAGS, _PRIOR_LEVELS = 1, 2
 
 
 def _optional_inputs(B, G, gt_flags, prior_levels):
-    """(mask, operands) of the optional inputs given: gt_flags int32 [B, G],
-    prior_levels int32 [L]; not differentiated."""
-    mask, operands = 0, []
-    for (name, bit), x in zip(_OPTIONAL_INPUTS, (gt_flags, prior_levels)):
-        if x is None:
-            continue
-        x = _as_array(x, name, np.int32)
-        if name == "gt_flags":
-            _check(x, name, "[B, G]", (B, G), ("int32",))
-        else:
-            _check(x, name, "[L]", (-1,), ("int32",))
-        mask |= bit
-        operands.append(jax.lax.stop_gradient(x))
-    return mask, tuple(operands)
+    """(mask, operands, levels) of the optional inputs: gt_flags int32
+    [B, G] as an operand (not differentiated), prior_levels [L] as a static
+    tuple of ints (the attribute)."""
+    mask, operands, levels = 0, (), ()
+    if gt_flags is not None:
+        x = _as_array(gt_flags, "gt_flags", np.int32)
+        _check(x, "gt_flags", "[B, G]", (B, G), ("int32",))
+        mask |= _GT_FLAGS
+        operands = (jax.lax.stop_gradient(x),)
+    if prior_levels is not None:
+        try:
+            a = np.asarray(prior_levels)
+        except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+            raise _core._invalid("prior_levels: must be static under jax.jit (a list, numpy array "
+                                 "or concrete array, like a shape), got a traced value") from None
+        if isinstance(prior_levels, (list, tuple)):
+            a = a.astype(np.int32)
+        _check(a, "prior_levels", "[L]", (-1,), ("int32",))
+        mask |= _PRIOR_LEVELS
+        levels = tuple(int(n) for n in a)
+    return mask, operands, levels
+
+
+def _levels_attr(levels):
+    """The shim's ``prior_levels`` attribute: the levels, or [0] (unread, the
+    mask bit is clear) when not given, since JAX drops an empty array
+    attribute."""
+    return np.asarray(levels if levels else (0,), dtype=np.int32).reshape(-1)
 
 
 def _gt_inputs(priors, gt_boxes, gt_labels, gt_counts):
@@ -285,15 +300,16 @@ def _loss_results(conf, loc, with_grad):
     return out
 
 
-def _call_loss(text, external, mask, norm, with_grad, args, optional):
+def _call_loss(text, external, mask, levels, norm, with_grad, args, optional):
     """One custom call. ``external``: the EXTERNAL norm is the traced
     ``norm`` operand (read on the host on the CPU; on other platforms the
     call runs with external_norm = 1 and the outputs are divided here).
-    ``optional``: the optional operands ``mask`` names, after the norm."""
+    ``optional``: the gt_flags operand if ``mask`` names it, after the norm;
+    ``levels``: prior_levels (static)."""
     loc, conf = args[4], args[5]
     target = "mbx_loss_forward_backward" if with_grad else "mbx_loss_forward"
     results = _loss_results(conf, loc, with_grad)
-    attrs = dict(optional_inputs=np.int64(mask))
+    attrs = dict(optional_inputs=np.int64(mask), prior_levels=_levels_attr(levels))
 
     def host_norm(*operands):
         return tuple(_ffi(target, results, *operands, options=text, norm_operand=np.int64(1),
@@ -316,19 +332,19 @@ def _call_loss(text, external, mask, norm, with_grad, args, optional):
     return jax.lax.platform_dependent(*args, norm, *optional, cpu=host_norm, default=scaled)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _loss(text, external, mask, priors, gt_boxes, gt_labels, gt_counts, loc, conf, norm,
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _loss(text, external, mask, levels, priors, gt_boxes, gt_labels, gt_counts, loc, conf, norm,
           optional):
-    loss, num_pos = _call_loss(text, external, mask, norm, False,
+    loss, num_pos = _call_loss(text, external, mask, levels, norm, False,
                                (priors, gt_boxes, gt_labels, gt_counts, loc, conf), optional)
     return loss[0], loss[1], num_pos
 
 
-def _loss_fwd(text, external, mask, priors, gt_boxes, gt_labels, gt_counts, loc, conf, norm,
-              optional):
+def _loss_fwd(text, external, mask, levels, priors, gt_boxes, gt_labels, gt_counts, loc, conf,
+              norm, optional):
     loss, num_pos, grad_loc, grad_conf = _call_loss(
-        text, external, mask, norm, True, (priors, gt_boxes, gt_labels, gt_counts, loc, conf),
-        optional)
+        text, external, mask, levels, norm, True,
+        (priors, gt_boxes, gt_labels, gt_counts, loc, conf), optional)
     return (loss[0], loss[1], num_pos), (grad_loc, grad_conf, loss, norm, optional)
 
 
@@ -339,7 +355,7 @@ def _scale(grad, g):
     return jnp.where(g == 1.0, grad, scaled)
 
 
-def _loss_bwd(text, external, mask, residuals, cotangents):
+def _loss_bwd(text, external, mask, levels, residuals, cotangents):
     grad_loc, grad_conf, loss, norm, optional = residuals
     g_loc, g_conf = cotangents[0].astype(jnp.float32), cotangents[1].astype(jnp.float32)
     if external:
@@ -410,9 +426,9 @@ def multibox_loss(priors, gt_boxes, gt_labels, gt_counts, loc, conf, *, preset="
             norm = jnp.reshape(norm, ()).astype(jnp.float32)
     priors, gt_boxes, gt_labels, gt_counts = (jax.lax.stop_gradient(x) for x in
                                               (priors, gt_boxes, gt_labels, gt_counts))
-    mask, optional = _optional_inputs(B, gt_boxes.shape[1], gt_flags, prior_levels)
-    return _loss(text, external, mask, priors, gt_boxes, gt_labels, gt_counts, loc, conf, norm,
-                 optional)
+    mask, optional, levels = _optional_inputs(B, gt_boxes.shape[1], gt_flags, prior_levels)
+    return _loss(text, external, mask, levels, priors, gt_boxes, gt_labels, gt_counts, loc, conf,
+                 norm, optional)
 
 
 def match(priors, gt_boxes, gt_labels, gt_counts, *, preset="ssd_pytorch", num_classes=0,
@@ -433,9 +449,9 @@ def match(priors, gt_boxes, gt_labels, gt_counts, *, preset="ssd_pytorch", num_c
     if not isinstance(num_classes, numbers.Integral) or num_classes < 0:
         raise _core._invalid("num_classes = %r: expected K >= 0 (0 = unchecked)" % (num_classes,))
     B, P = gt_boxes.shape[0], priors.shape[0]
-    mask, optional = _optional_inputs(B, gt_boxes.shape[1], gt_flags, prior_levels)
+    mask, optional, levels = _optional_inputs(B, gt_boxes.shape[1], gt_flags, prior_levels)
     results = [jax.ShapeDtypeStruct((B, P), jnp.int32), jax.ShapeDtypeStruct((B, P), jnp.int32),
                jax.ShapeDtypeStruct((B, P, 4), jnp.float32), jax.ShapeDtypeStruct((B,), jnp.int32)]
     return tuple(_ffi("mbx_match", results, priors, gt_boxes, gt_labels, gt_counts, *optional,
                       options=text, num_classes=np.int64(num_classes),
-                      optional_inputs=np.int64(mask)))
+                      optional_inputs=np.int64(mask), prior_levels=_levels_attr(levels)))
