@@ -140,8 +140,7 @@ def test_bad_gt_flags_name_the_argument():
                               **meta["options"]), "gt_flags")
     reserved = flags.copy()
     reserved[1, 0] = 2  # a reserved bit (only bit 0 has a meaning)
-    msg = _raises(lambda: loss(*args, gt_flags=reserved), "gt_flags")
-    assert "1" in msg  # the image
+    _raises(lambda: loss(*args, gt_flags=reserved), "gt_flags", "image 1", "row 0", "reserved")
     with pytest.raises(TypeError, match="gt_flags"):
         loss(*args, gt_flags=object())
 
