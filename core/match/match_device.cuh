@@ -88,11 +88,18 @@ struct MatchBuffers {
   float* loc_target = nullptr;       // [B,P,4] or null
   unsigned long long* gt_max = nullptr;  // [B*G] scratch
   int32_t* gt_arg = nullptr;         // [B*G] scratch
+  uint8_t* prior_used = nullptr;     // [B*P] scratch (BIPARTITE only)
 };
 
 // Matching + encoding of every image on `stream` (docs/SPEC.md §2, §3).
 void launch_match(const Options& o, const Inputs& in, const MatchBuffers& buf,
                   cudaStream_t stream);
+
+// force_match = BIPARTITE (bipartite.cu): after match_best_gt_kernel, marks
+// each greedy pair's prior positive with its GT row; uses gt_max / gt_arg
+// as candidate scratch.
+void launch_bipartite(const Options& o, const Inputs& in, const MatchBuffers& buf,
+                      cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace mbx

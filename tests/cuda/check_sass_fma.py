@@ -4,8 +4,11 @@ bit-identical to the CPU, so the float64 IoU arithmetic may not be fused).
 
     cuobjdump -sass libmbx.so.0 | python3 tests/cuda/check_sass_fma.py [--kernels REGEX]
 
-The kernels checked by default are the two that decide matches from IoU
-(match_best_gt_kernel, match_force_scan_kernel); match_finalize_kernel only
+The kernels checked by default are those that decide from IoUs or IoFs
+(match_best_gt_kernel, match_force_scan_kernel, match_force_apply_kernel,
+which tests prior 0 against the ignore regions, docs/SPEC.md §2.7,
+bipartite_kernel, and he_select_kernel, the HARD_EXAMPLE NMS);
+match_finalize_kernel only
 encodes targets, which are compared with tolerances. The one legitimate
 source of DFMA in the IoU kernels is the correctly rounded double division
 (__ddiv_rn): MUFU.RCP64H followed by a Newton sequence of DFMA, an FFMA with
@@ -25,7 +28,9 @@ WINDOW = 12
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--kernels", default=r"match_cu.*(best_gt|force_scan)", help="regex on the mangled kernel name")
+    ap.add_argument("--kernels",
+                    default=r"match_cu.*(best_gt|force_scan|force_apply)|bipartite_kernel|he_select_kernel",
+                    help="regex on the mangled kernel name")
     ap.add_argument("sass", nargs="?", help="cuobjdump -sass output (default: stdin)")
     args = ap.parse_args()
     text = open(args.sass).read() if args.sass else sys.stdin.read()
