@@ -11,6 +11,7 @@
 #include "common/device_memory.h"
 #include "common/validate.h"
 #include "context.h"
+#include "dispatch.h"
 #include "encode/encode.h"
 #include "match/match.h"
 #include "options.h"
@@ -53,6 +54,8 @@ void check_unused(mbx_op_t op, const mbx_tensors_t& t) {
       {"loc", t.loc, loss || decode},
       {"conf", t.conf, loss},
       {"grad_loss", t.grad_loss, has_backward(op)},
+      {"gt_flags", t.gt_flags, !decode},
+      {"prior_levels", t.prior_levels, !decode},
       {"conf_target", t.conf_target, match},
       {"matched_gt", t.matched_gt, match},
       {"loc_target", t.loc_target, match},
@@ -78,6 +81,8 @@ struct Call {
   std::vector<Named> inputs, outputs;
   const float* loc_f32 = nullptr;  // DECODE
   float* boxes = nullptr;          // DECODE
+  View prior_levels;               // optional input, host or the inputs' device
+  std::vector<int32_t> prior_levels_host;
 };
 
 // Step 2a: the inputs every operation but DECODE takes (P, B, G from them).
@@ -103,6 +108,20 @@ void check_match_inputs(const mbx_tensors_t& t, Call* call) {
   in.gt_boxes = static_cast<const float*>(gt_boxes.data);
   in.gt_labels = static_cast<const int32_t*>(gt_labels.data);
   in.gt_counts = static_cast<const int32_t*>(gt_counts.data);
+  // The optional inputs (docs/SPEC.md §2).
+  if (t.gt_flags) {
+    const View gt_flags = check_tensor(t.gt_flags, "gt_flags", "[B, G]", {B, G}, {DType::kI32});
+    call->inputs.push_back({"gt_flags", gt_flags});
+    in.gt_flags = static_cast<const int32_t*>(gt_flags.data);
+  }
+  if (t.prior_levels) {
+    call->prior_levels =
+        check_tensor(t.prior_levels, "prior_levels", "[L]", {-1}, {DType::kI32});
+    if (t.prior_levels->shape[0] < 1) fail("prior_levels: L = 0; expected at least one level");
+    in.L = t.prior_levels->shape[0];
+    // A host prior_levels may go with device tensors (it is read on the host).
+    if (!is_host(t.prior_levels->device)) call->inputs.push_back({"prior_levels", call->prior_levels});
+  }
 }
 
 // Step 2b: loc and conf of the loss operations; K follows from C.
@@ -213,23 +232,50 @@ void check_values(const Options& o, mbx_op_t op, bool cuda, bool validate_cuda, 
                   Call* call, std::vector<uint8_t>* gt_valid) {
   Inputs& in = call->in;
   const bool gt = op != MBX_OP_DECODE;
+  if (gt && in.L > 0) {  // read on the host by every path: always checked
+    const View& v = call->prior_levels;
+    call->prior_levels_host.resize(static_cast<size_t>(in.L));
+    if (is_host(v.t->device)) std::memcpy(call->prior_levels_host.data(), v.data, v.bytes);
+    else device_to_host(call->prior_levels_host.data(), v.data, v.bytes, in.device_id, ex.cuda_stream);
+    validate_prior_levels(call->prior_levels_host.data(), in.L, in.P);
+    in.prior_levels = call->prior_levels_host.data();
+  }
   if (!cuda) {
     validate_priors(in.priors, in.P, o.prior_format);
     if (gt) {
       validate_gt(o, in.B, in.G, in.gt_boxes, in.gt_labels, in.gt_counts, in.num_classes, gt_valid);
       in.gt_valid = gt_valid->data();
+      if (in.gt_flags) validate_gt_flags(in.B, in.G, in.gt_flags, in.gt_counts);
     }
     return;
   }
   if (!validate_cuda) return;
   validate_priors_device(in.priors, in.P, o.prior_format, in.device_id, ex.cuda_stream);
   if (!gt) return;
-  HostCopy boxes, labels, counts;
+  HostCopy boxes, labels, counts, flags;
+  const auto* counts_host =
+      static_cast<const int32_t*>(counts.get(named(*call, "gt_counts"), in.device_id, ex.cuda_stream));
   validate_gt(o, in.B, in.G,
               static_cast<const float*>(boxes.get(named(*call, "gt_boxes"), in.device_id, ex.cuda_stream)),
               static_cast<const int32_t*>(labels.get(named(*call, "gt_labels"), in.device_id, ex.cuda_stream)),
-              static_cast<const int32_t*>(counts.get(named(*call, "gt_counts"), in.device_id, ex.cuda_stream)),
-              in.num_classes, gt_valid);
+              counts_host, in.num_classes, gt_valid);
+  if (in.gt_flags)
+    validate_gt_flags(in.B, in.G,
+                      static_cast<const int32_t*>(flags.get(named(*call, "gt_flags"), in.device_id, ex.cuda_stream)),
+                      counts_host);
+}
+
+// Features whose options and inputs exist but whose algorithms are not
+// implemented yet: refused by name, never computed wrongly.
+void check_implemented(const Options& o, const Inputs& in, bool loss) {
+  const char* what = nullptr;
+  if (loss && (o.loc_loss == LocLoss::kGIoU || o.loc_loss == LocLoss::kDIoU ||
+               o.loc_loss == LocLoss::kCIoU))
+    what = "loc_loss = GIOU / DIOU / CIOU";
+  else if (o.assigner == Assigner::kAtss) what = "assigner = ATSS";
+  else if (in.gt_flags) what = "gt_flags (ignore regions)";
+  if (what)
+    throw Error(Status::kUnsupported, std::string(what) + " is not implemented yet");
 }
 
 // What the cuda path does not implement yet: refused by name and value,
@@ -259,6 +305,7 @@ void dispatch(const Options& o, mbx_op_t op, mbx_path_t path, const Call& call, 
     }
     return;
   }
+  check_implemented(o, call.in, is_loss(op));
   if (path == MBX_PATH_CUDA) check_cuda_supports(o, is_loss(op));
   switch (path) {
     case MBX_PATH_CUDA: run_cuda(o, call.in, call.out, ex); break;
@@ -314,149 +361,3 @@ void run(mbx_context_t* ctx, const mbx_options_t* user_opts, mbx_op_t op, const 
 }
 
 }  // namespace mbx::capi
-
-namespace {
-
-// The tensors struct of this library's size, from a caller's (of any size
-// from the first version with mbx_tensors_t up to this one).
-constexpr size_t kTensorsMinSize = sizeof(mbx_tensors_t);
-
-mbx_tensors_t tensors_of(const mbx_tensors_t* user) {
-  if (!user) mbx::fail("tensors: NULL; initialise an mbx_tensors_t with mbx_tensors_init()");
-  if (user->struct_size < kTensorsMinSize)
-    mbx::fail("tensors->struct_size = " + std::to_string(user->struct_size) +
-              ": too small for an mbx_tensors_t (did you call mbx_tensors_init?)");
-  if (user->struct_size > sizeof(mbx_tensors_t))
-    throw mbx::Error(mbx::Status::kUnsupported,
-                     "tensors->struct_size = " + std::to_string(user->struct_size) +
-                         " is larger than this library's mbx_tensors_t (" +
-                         std::to_string(sizeof(mbx_tensors_t)) +
-                         " bytes): the caller was built against a newer mbx");
-  mbx_tensors_t t;
-  std::memset(&t, 0, sizeof t);
-  std::memcpy(&t, user, user->struct_size);
-  return t;
-}
-
-mbx_tensors_t empty_tensors() {
-  mbx_tensors_t t;
-  std::memset(&t, 0, sizeof t);
-  t.struct_size = sizeof t;
-  return t;
-}
-
-// The inputs every loss operation takes.
-mbx_tensors_t loss_tensors(const DLTensor* priors, const DLTensor* gt_boxes,
-                           const DLTensor* gt_labels, const DLTensor* gt_counts,
-                           const DLTensor* loc, const DLTensor* conf) {
-  mbx_tensors_t t = empty_tensors();
-  t.priors = priors;
-  t.gt_boxes = gt_boxes;
-  t.gt_labels = gt_labels;
-  t.gt_counts = gt_counts;
-  t.loc = loc;
-  t.conf = conf;
-  return t;
-}
-
-}  // namespace
-
-extern "C" {
-
-MBX_API mbx_status_t mbx_tensors_init(mbx_tensors_t* tensors) {
-  MBX_TRY
-  if (!tensors) mbx::fail("tensors: NULL");
-  *tensors = empty_tensors();
-  return MBX_STATUS_OK;
-  MBX_CATCH
-}
-
-MBX_API mbx_status_t mbx_run(mbx_context_t* ctx, const mbx_options_t* opts, mbx_op_t op,
-                             const mbx_tensors_t* tensors) {
-  MBX_TRY
-  mbx::capi::run(ctx, opts, op, tensors_of(tensors));
-  return MBX_STATUS_OK;
-  MBX_CATCH
-}
-
-MBX_API mbx_status_t mbx_match(mbx_context_t* ctx, const mbx_options_t* opts,
-                               int64_t num_classes, const DLTensor* priors,
-                               const DLTensor* gt_boxes, const DLTensor* gt_labels,
-                               const DLTensor* gt_counts, DLTensor* conf_target,
-                               DLTensor* matched_gt, DLTensor* loc_target, DLTensor* num_pos) {
-  MBX_TRY
-  mbx_tensors_t t = empty_tensors();
-  t.num_classes = num_classes;
-  t.priors = priors;
-  t.gt_boxes = gt_boxes;
-  t.gt_labels = gt_labels;
-  t.gt_counts = gt_counts;
-  t.conf_target = conf_target;
-  t.matched_gt = matched_gt;
-  t.loc_target = loc_target;
-  t.num_pos = num_pos;
-  mbx::capi::run(ctx, opts, MBX_OP_MATCH, t);
-  return MBX_STATUS_OK;
-  MBX_CATCH
-}
-
-MBX_API mbx_status_t mbx_loss_forward(mbx_context_t* ctx, const mbx_options_t* opts,
-                                      const DLTensor* priors, const DLTensor* gt_boxes,
-                                      const DLTensor* gt_labels, const DLTensor* gt_counts,
-                                      const DLTensor* loc, const DLTensor* conf, DLTensor* loss,
-                                      DLTensor* num_pos) {
-  MBX_TRY
-  mbx_tensors_t t = loss_tensors(priors, gt_boxes, gt_labels, gt_counts, loc, conf);
-  t.loss = loss;
-  t.num_pos = num_pos;
-  mbx::capi::run(ctx, opts, MBX_OP_LOSS_FORWARD, t);
-  return MBX_STATUS_OK;
-  MBX_CATCH
-}
-
-MBX_API mbx_status_t mbx_loss_backward(mbx_context_t* ctx, const mbx_options_t* opts,
-                                       const DLTensor* priors, const DLTensor* gt_boxes,
-                                       const DLTensor* gt_labels, const DLTensor* gt_counts,
-                                       const DLTensor* loc, const DLTensor* conf,
-                                       const DLTensor* grad_loss, DLTensor* grad_loc,
-                                       DLTensor* grad_conf) {
-  MBX_TRY
-  mbx_tensors_t t = loss_tensors(priors, gt_boxes, gt_labels, gt_counts, loc, conf);
-  t.grad_loss = grad_loss;
-  t.grad_loc = grad_loc;
-  t.grad_conf = grad_conf;
-  mbx::capi::run(ctx, opts, MBX_OP_LOSS_BACKWARD, t);
-  return MBX_STATUS_OK;
-  MBX_CATCH
-}
-
-MBX_API mbx_status_t mbx_loss_forward_backward(
-    mbx_context_t* ctx, const mbx_options_t* opts, const DLTensor* priors,
-    const DLTensor* gt_boxes, const DLTensor* gt_labels, const DLTensor* gt_counts,
-    const DLTensor* loc, const DLTensor* conf, const DLTensor* grad_loss, DLTensor* loss,
-    DLTensor* num_pos, DLTensor* grad_loc, DLTensor* grad_conf) {
-  MBX_TRY
-  mbx_tensors_t t = loss_tensors(priors, gt_boxes, gt_labels, gt_counts, loc, conf);
-  t.grad_loss = grad_loss;
-  t.loss = loss;
-  t.num_pos = num_pos;
-  t.grad_loc = grad_loc;
-  t.grad_conf = grad_conf;
-  mbx::capi::run(ctx, opts, MBX_OP_LOSS_FORWARD_BACKWARD, t);
-  return MBX_STATUS_OK;
-  MBX_CATCH
-}
-
-MBX_API mbx_status_t mbx_decode(mbx_context_t* ctx, const mbx_options_t* opts,
-                                const DLTensor* priors, const DLTensor* loc, DLTensor* boxes) {
-  MBX_TRY
-  mbx_tensors_t t = empty_tensors();
-  t.priors = priors;
-  t.loc = loc;
-  t.boxes = boxes;
-  mbx::capi::run(ctx, opts, MBX_OP_DECODE, t);
-  return MBX_STATUS_OK;
-  MBX_CATCH
-}
-
-}  // extern "C"

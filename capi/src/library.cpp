@@ -1,5 +1,6 @@
 // The library-wide entry points: status names and the last error, version,
 // paths, and the built-in prior generators.
+#include <climits>
 #include <cstdint>
 #include <string>
 
@@ -36,6 +37,9 @@ float* check_prior_output(DLTensor* t, int64_t P) {
     fail("priors: prior generation writes host memory; pass a CPU tensor and copy it yourself");
   return static_cast<float*>(v.data);
 }
+
+static_assert(MBX_RETINANET_NUM_LEVELS == mbx::kRetinanetLevels,
+              "MBX_RETINANET_NUM_LEVELS must match the core's pyramid");
 
 }  // namespace
 
@@ -120,6 +124,25 @@ MBX_API mbx_status_t mbx_priors_retinanet(int64_t image_height, int64_t image_wi
   check_image_size(image_height, image_width);
   float* out = check_prior_output(priors, mbx::retinanet_anchor_count(image_height, image_width));
   mbx::retinanet_anchors(image_height, image_width, out);
+  return MBX_STATUS_OK;
+  MBX_CATCH
+}
+
+MBX_API mbx_status_t mbx_priors_retinanet_levels(int64_t image_height, int64_t image_width,
+                                                 DLTensor* prior_levels) {
+  MBX_TRY
+  check_image_size(image_height, image_width);
+  View v = mbx::capi::check_tensor(prior_levels, "prior_levels", "[5]",
+                                   {MBX_RETINANET_NUM_LEVELS}, {DType::kI32});
+  if (!mbx::capi::is_host(prior_levels->device))
+    fail("prior_levels: prior generation writes host memory; pass a CPU tensor");
+  int64_t sizes[mbx::kRetinanetLevels];
+  mbx::retinanet_level_sizes(image_height, image_width, sizes);
+  for (int64_t s : sizes)
+    if (s > INT32_MAX)
+      fail("image_height/image_width: a pyramid level has more than 2^31 - 1 anchors");
+  int32_t* out = static_cast<int32_t*>(v.data);
+  for (int i = 0; i < mbx::kRetinanetLevels; ++i) out[i] = static_cast<int32_t>(sizes[i]);
   return MBX_STATUS_OK;
   MBX_CATCH
 }

@@ -60,7 +60,8 @@ enum class OptionRange {
     "divisors of the encoded (x, y, w, h) offsets")                                                \
   X(encode_min_gt_wh, kReal, double, "0", kNonNegative, "",                                        \
     "GT width and height clamped to >= this inside the log terms (0 = off)")                       \
-  X(loc_loss, kEnum, LocLoss, "SMOOTH_L1", kAny, "SMOOTH_L1,L1,L2", "box regression loss")         \
+  X(loc_loss, kEnum, LocLoss, "SMOOTH_L1", kAny, "SMOOTH_L1,L1,L2,GIOU,DIOU,CIOU",                \
+    "box regression loss: on the encoded offsets, or 1 - an IoU of the decoded box")               \
   X(conf_loss, kEnum, ConfLoss, "SOFTMAX_CE", kAny, "SOFTMAX_CE,SIGMOID_FOCAL,LOGISTIC",           \
     "classification loss: softmax CE or per-class logistic with mining, or sigmoid focal")         \
   X(smooth_l1_beta, kReal, double, "1", kNonNegative, "", "smooth L1 transition point (0 = L1)")   \
@@ -89,7 +90,12 @@ enum class OptionRange {
   X(box_coding, kEnum, BoxCoding, "CENTER_SIZE", kAny, "CENTER_SIZE,CORNER,CORNER_SIZE",           \
     "box encoding: SSD centre/size offsets, corner offsets, or corner offsets / prior size")       \
   X(encode_variance_in_target, kBool, bool, "false", kAny, "",                                     \
-    "targets and decoding without variances; the loss divides the residual by them (Caffe)")
+    "targets and decoding without variances; the loss divides the residual by them (Caffe)")     \
+  X(assigner, kEnum, Assigner, "MAX_IOU", kAny, "MAX_IOU,ATSS",                                    \
+    "positives by IoU thresholds and force_match, or by ATSS (needs prior_levels)")                \
+  X(atss_topk, kInt, int32_t, "9", kPositive, "", "ATSS: nearest priors per GT and level (>= 1)")  \
+  X(ignore_iof_threshold, kReal, double, "0.5", kFinite, "",                                       \
+    "a prior covered by an ignore region (gt_flags) by more than this is ignored (<= 0: off)")
 
 // X(name, overrides, doc): presets in the order of their pinned mbx_preset_t
 // values. `overrides` is applied to the table's defaults with the

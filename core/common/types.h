@@ -53,7 +53,7 @@ inline const char* dtype_name(DType t) {
 
 enum class PriorFormat { kCenterSize = 0, kCorners = 1 };
 enum class ForceMatch { kNone = 0, kBestPriorPerGt = 1, kLowQuality = 2, kBipartite = 3 };
-enum class LocLoss { kSmoothL1 = 0, kL1 = 1, kL2 = 2 };
+enum class LocLoss { kSmoothL1 = 0, kL1 = 1, kL2 = 2, kGIoU = 3, kDIoU = 4, kCIoU = 5 };
 enum class ConfLoss { kSoftmaxCE = 0, kSigmoidFocal = 1, kLogistic = 2 };
 enum class Normalization {
   kTotalPositives = 0, kPerImage = 1, kNone = 2, kExternal = 3, kBatchSize = 4, kFull = 5
@@ -62,6 +62,7 @@ enum class NegOverflow { kExclude = 0, kDoubleCountPositives = 1 };
 enum class InvalidGt { kError = 0, kSkip = 1 };
 enum class Mining { kMaxNegative = 0, kHardExample = 1 };
 enum class BoxCoding { kCenterSize = 0, kCorner = 1, kCornerSize = 2 };
+enum class Assigner { kMaxIou = 0, kAtss = 1 };
 
 // Every option, one field per row of MBX_OPTION_TABLE (common/options_table.h),
 // in table order. The capi layer fills and range-checks them (validate.h)
@@ -107,6 +108,12 @@ struct Inputs {
   // Per GT row (B*G bytes, host) 1 = use the row, 0 = skip it. Null: every
   // row < gt_counts[b] is used. Filled by validation under InvalidGt::kSkip.
   const uint8_t* gt_valid = nullptr;
+  // Optional inputs (docs/SPEC.md §2): per GT row flags [B,G] on the input
+  // device (bit 0: ignore region; null = all 0), and the priors per pyramid
+  // level [L], always on the host (null: one level of P priors).
+  const int32_t* gt_flags = nullptr;
+  const int32_t* prior_levels = nullptr;
+  int64_t L = 0;
 };
 
 // Outputs; a null pointer means "not wanted". Every requested output is

@@ -126,4 +126,28 @@ void validate_gt(const Options& o, int64_t B, int64_t G, const float* gt_boxes,
   }
 }
 
+void validate_gt_flags(int64_t B, int64_t G, const int32_t* gt_flags, const int32_t* gt_counts) {
+  for (int64_t b = 0; b < B; ++b)
+    for (int32_t g = 0; g < gt_counts[b]; ++g) {
+      const int32_t f = gt_flags[b * G + g];
+      if (f & ~int32_t(1))
+        fail("gt_flags[image " + std::to_string(b) + ", row " + std::to_string(g) + "] = " +
+             std::to_string(f) + ": only bit 0 (ignore region) is defined; the other bits are " +
+             "reserved and must be 0");
+    }
+}
+
+void validate_prior_levels(const int32_t* prior_levels, int64_t L, int64_t P) {
+  int64_t sum = 0;
+  for (int64_t l = 0; l < L; ++l) {
+    if (prior_levels[l] < 0)
+      fail("prior_levels[" + std::to_string(l) + "] = " + std::to_string(prior_levels[l]) +
+           ": expected a prior count >= 0");
+    sum += prior_levels[l];
+  }
+  if (sum != P)
+    fail("prior_levels: the " + std::to_string(L) + " levels sum to " + std::to_string(sum) +
+         " priors, expected P = " + std::to_string(P) + " (the priors per pyramid level, in prior order)");
+}
+
 }  // namespace mbx

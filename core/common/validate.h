@@ -33,4 +33,11 @@ void validate_gt(const Options& o, int64_t B, int64_t G, const float* gt_boxes,
                  const int32_t* gt_labels, const int32_t* gt_counts, int64_t num_classes,
                  std::vector<uint8_t>* valid);
 
+// gt_flags [B,G] on the host: the rows < gt_counts[b] use bit 0 (ignore
+// region) only; the other bits are reserved and must be 0.
+void validate_gt_flags(int64_t B, int64_t G, const int32_t* gt_flags, const int32_t* gt_counts);
+
+// prior_levels [L] on the host: every entry >= 0 and their sum = P.
+void validate_prior_levels(const int32_t* prior_levels, int64_t L, int64_t P);
+
 }  // namespace mbx

@@ -81,9 +81,15 @@ int64_t level_cells(int64_t n, int level) {
 }
 }  // namespace
 
+void retinanet_level_sizes(int64_t height, int64_t width, int64_t out[kRetinanetLevels]) {
+  for (int i = 0; i < kRetinanetLevels; ++i)
+    out[i] = level_cells(height, kLevels[i]) * level_cells(width, kLevels[i]) * 9;
+}
+
 int64_t retinanet_anchor_count(int64_t height, int64_t width) {
-  int64_t n = 0;
-  for (int l : kLevels) n += level_cells(height, l) * level_cells(width, l) * 9;
+  int64_t sizes[kRetinanetLevels], n = 0;
+  retinanet_level_sizes(height, width, sizes);
+  for (int64_t s : sizes) n += s;
   return n;
 }
 

@@ -18,6 +18,9 @@ void ssd_priors(SsdConfig cfg, float* out);
 
 // pytorch-retinanet Anchors for an H x W image: levels 3..7.
 int64_t retinanet_anchor_count(int64_t height, int64_t width);
+// Anchors per level (levels 3..7 in anchor order); they sum to the count.
+constexpr int kRetinanetLevels = 5;
+void retinanet_level_sizes(int64_t height, int64_t width, int64_t out[kRetinanetLevels]);
 void retinanet_anchors(int64_t height, int64_t width, float* out);
 
 }  // namespace mbx

@@ -204,4 +204,20 @@ TEST(Priors, RetinaNetAnchorsFollowPytorchRetinanetLayout) {
   EXPECT_EQ(P, 9 * (8 * 12 + 4 * 6 + 2 * 3 + 1 * 2 + 1 * 1));
 }
 
+TEST(Priors, RetinaNetLevelSizesSumToTheAnchorCount) {
+  HostTensor<int32_t> levels({MBX_RETINANET_NUM_LEVELS});
+  ASSERT_EQ(mbx_priors_retinanet_levels(64, 96, levels.dl()), MBX_STATUS_OK);
+  const int32_t expected[] = {9 * 8 * 12, 9 * 4 * 6, 9 * 2 * 3, 9 * 1 * 2, 9 * 1 * 1};
+  for (int l = 0; l < MBX_RETINANET_NUM_LEVELS; ++l) EXPECT_EQ(levels[l], expected[l]) << l;
+  int64_t P = 0, sum = 0;
+  ASSERT_EQ(mbx_priors_retinanet_count(640, 832, &P), MBX_STATUS_OK);
+  ASSERT_EQ(mbx_priors_retinanet_levels(640, 832, levels.dl()), MBX_STATUS_OK);
+  for (int l = 0; l < MBX_RETINANET_NUM_LEVELS; ++l) sum += levels[l];
+  EXPECT_EQ(sum, P);
+  HostTensor<int32_t> wrong({4});
+  EXPECT_EQ(mbx_priors_retinanet_levels(64, 96, wrong.dl()), MBX_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(mbx_last_error()).find("prior_levels"), std::string::npos);
+  EXPECT_EQ(mbx_priors_retinanet_levels(0, 96, levels.dl()), MBX_STATUS_INVALID_ARGUMENT);
+}
+
 }  // namespace

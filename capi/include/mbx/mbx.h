@@ -172,7 +172,14 @@ typedef enum mbx_loc_loss_t {
   MBX_LOC_LOSS_SMOOTH_L1 = 0,
   MBX_LOC_LOSS_L1 = 1,
   /** 0.5 d^2 (Caffe's EuclideanLoss). @since 0.2 */
-  MBX_LOC_LOSS_L2 = 2
+  MBX_LOC_LOSS_L2 = 2,
+  /** 1 - GIoU of the decoded prediction and the GT (torchvision.ops
+   *  generalized_box_iou_loss, eps 1e-7). @since 0.3 */
+  MBX_LOC_LOSS_GIOU = 3,
+  /** 1 - DIoU (torchvision.ops distance_box_iou_loss). @since 0.3 */
+  MBX_LOC_LOSS_DIOU = 4,
+  /** 1 - CIoU (torchvision.ops complete_box_iou_loss). @since 0.3 */
+  MBX_LOC_LOSS_CIOU = 5
 } mbx_loc_loss_t;
 
 typedef enum mbx_conf_loss_t {
@@ -227,6 +234,16 @@ typedef enum mbx_box_coding_t {
   MBX_BOX_CODING_CORNER_SIZE = 2  /**< corner differences / prior size */
 } mbx_box_coding_t;
 
+/** Which priors become positive. @since 0.3 */
+typedef enum mbx_assigner_t {
+  /** IoU thresholds plus force_match (every system before ATSS). */
+  MBX_ASSIGNER_MAX_IOU = 0,
+  /** Adaptive Training Sample Selection (mmdetection's ATSSAssigner):
+   *  atss_topk nearest priors per GT and pyramid level (prior_levels),
+   *  IoU threshold mean + std of those, centre inside the GT. */
+  MBX_ASSIGNER_ATSS = 1
+} mbx_assigner_t;
+
 /**
  * Every option of docs/SPEC.md. Initialise with mbx_options_init(), then
  * change fields (or use mbx_options_set() with the option's name). Integer
@@ -260,6 +277,11 @@ typedef struct mbx_options_t {
   double mining_nms_threshold; /**< HARD_EXAMPLE NMS IoU, <= 1; <= 0 no NMS; default 0. @since 0.2 */
   int32_t box_coding;        /**< mbx_box_coding_t; default CENTER_SIZE. @since 0.2 */
   int32_t encode_variance_in_target; /**< 1: Caffe's flag; default 0. @since 0.2 */
+  int32_t assigner;          /**< mbx_assigner_t; default MAX_IOU. @since 0.3 */
+  int32_t atss_topk;         /**< ATSS candidates per GT and level, >= 1; default 9. @since 0.3 */
+  double ignore_iof_threshold; /**< a prior whose intersection with an ignore region (gt_flags
+                                    bit 0) over its own area is > this is ignored; <= 0 off;
+                                    default 0.5. @since 0.3 */
 } mbx_options_t;
 
 /**
@@ -543,6 +565,19 @@ MBX_API mbx_status_t mbx_priors_retinanet_count(int64_t image_height,
 MBX_API mbx_status_t mbx_priors_retinanet(int64_t image_height, int64_t image_width,
                                           DLTensor* priors);
 
+/** Number of pyramid levels of mbx_priors_retinanet. @since 0.3 */
+#define MBX_RETINANET_NUM_LEVELS 5
+
+/**
+ * Priors per pyramid level of mbx_priors_retinanet (levels 3..7, in prior
+ * order): what mbx_tensors_t::prior_levels takes under assigner=ATSS.
+ * @param[out] prior_levels int32 [MBX_RETINANET_NUM_LEVELS] CPU tensor; the
+ *             entries sum to mbx_priors_retinanet_count.
+ * @since 0.3
+ */
+MBX_API mbx_status_t mbx_priors_retinanet_levels(int64_t image_height, int64_t image_width,
+                                                 DLTensor* prior_levels);
+
 /* ------------------------------------------------------------------------ */
 /* One entry point for every operation, open to new inputs                  */
 /* ------------------------------------------------------------------------ */
@@ -588,6 +623,15 @@ typedef struct mbx_tensors_t {
   DLTensor* grad_loc;          /**< [B, P, 4]; LOSS_BACKWARD, LOSS_FORWARD_BACKWARD (required) */
   DLTensor* grad_conf;         /**< [B, P, C]; LOSS_BACKWARD, LOSS_FORWARD_BACKWARD (required) */
   DLTensor* boxes;             /**< [B, P, 4]; DECODE (required) */
+  /* optional inputs (@since 0.3) */
+  const DLTensor* gt_flags;    /**< [B, G] int32; MATCH and LOSS_*; NULL = all 0. Bit 0: the row
+                                    is an ignore region (crowd / difficult): never positive, and
+                                    priors inside it are ignored (docs/SPEC.md). Other bits are
+                                    reserved and must be 0. @since 0.3 */
+  const DLTensor* prior_levels;/**< [L] int32; MATCH and LOSS_*; priors per pyramid level in
+                                    prior order (each >= 0, sum = P), read by assigner=ATSS;
+                                    NULL = one level of P priors. Host memory, or the device
+                                    of the other inputs. @since 0.3 */
 } mbx_tensors_t;
 
 /** Set every field of @p tensors to NULL / 0 and struct_size to
