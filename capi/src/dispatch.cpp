@@ -272,7 +272,6 @@ void check_implemented(const Options& o, const Inputs& in, bool loss) {
   if (loss && (o.loc_loss == LocLoss::kGIoU || o.loc_loss == LocLoss::kDIoU ||
                o.loc_loss == LocLoss::kCIoU))
     what = "loc_loss = GIOU / DIOU / CIOU";
-  else if (o.assigner == Assigner::kAtss) what = "assigner = ATSS";
   else if (in.gt_flags) what = "gt_flags (ignore regions)";
   if (what)
     throw Error(Status::kUnsupported, std::string(what) + " is not implemented yet");
