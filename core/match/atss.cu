@@ -1,10 +1,12 @@
-// ATSS on the device (docs/SPEC.md §2.7). Compiled with --fmad=false; every
+// ATSS on the device (docs/SPEC.md §2.8). Compiled with --fmad=false; every
 // decision goes through atss_math.h / match_math.h with explicitly rounded
 // intrinsics, so it is bit-identical to atss_scalar.cpp and atss_cpu.cpp.
 //
 // Per call (launch_atss, from launch_match when assigner = ATSS):
 //  1. atss_init_kernel: one thread per (image, prior): conf_target = 0, or -1
-//     inside an ignore region; matched_gt = -1.
+//     inside an ignore region (prior_in_ignore_region, docs/SPEC.md §2.7);
+//     matched_gt = -1. Until step 3, conf_target < 0 is the ignore mark the
+//     distances read.
 //  2. atss_select_kernel: one block per (image, GT row). Per level, in order,
 //     min(atss_topk, n) rounds of a block-wide argmin over the level's
 //     priors by (distance, index), each round taking the smallest key after
@@ -46,7 +48,9 @@ struct AtssArgs {
   bool corners;
   const float* gt_boxes;
   const int32_t* gt_counts;
-  const uint8_t* ignored;  // [B,P] or null: prior inside an ignore region
+  const int32_t* gt_flags;  // null: no ignore regions
+  bool ignore_priors;       // gt_flags and ignore_iof_threshold > 0
+  double ignore_iof_threshold;
   DevicePlan plan;
   int32_t* candidates;     // [B*G*K]
   int32_t* conf_target;    // [B,P] state: 1 / 0 / -1
@@ -89,7 +93,7 @@ __device__ Nearest block_nearest(Nearest v, Nearest* warp_best) {
 
 __device__ __forceinline__ double prior_distance(const AtssArgs& a, int64_t b, int64_t p, double gcx,
                                                  double gcy) {
-  if (a.ignored && a.ignored[b * a.P + p]) return atss_far();
+  if (a.conf_target[b * a.P + p] < 0) return atss_far();  // inside an ignore region
   const PriorBox pr = load_prior(a.priors, p, a.corners);
   return atss_distance(pr.cx, pr.cy, gcx, gcy);
 }
@@ -106,7 +110,11 @@ __global__ void __launch_bounds__(kBlock) atss_init_kernel(AtssArgs a) {
   if (p >= a.P) return;
   for (int64_t b = blockIdx.y; b < a.B; b += gridDim.y) {
     const int64_t i = b * a.P + p;
-    a.conf_target[i] = a.ignored && a.ignored[i] ? -1 : 0;
+    const bool ignored =
+        a.ignore_priors && prior_in_ignore_region(a.gt_boxes, a.gt_flags, b, a.G,
+                                                  gt_count_clamped(a.gt_counts, b, a.G),
+                                                  load_prior(a.priors, p, a.corners), a.ignore_iof_threshold);
+    a.conf_target[i] = ignored ? -1 : 0;
     a.matched_gt[i] = -1;
   }
 }
@@ -120,7 +128,8 @@ __global__ void __launch_bounds__(kSelectBlock) atss_select_kernel(AtssArgs a) {
     const int g = static_cast<int>(t % a.G);
     int32_t* out = a.candidates + t * K;
     const float* row = a.gt_boxes + t * 4;
-    if (g >= gt_count_clamped(a.gt_counts, b, a.G) || !gt_row_valid(row)) {  // uniform over the block
+    if (g >= gt_count_clamped(a.gt_counts, b, a.G) || !gt_row_valid(row) ||
+        gt_row_ignore(a.gt_flags, t)) {  // not a matchable row; uniform over the block
       for (int64_t i = threadIdx.x; i < K; i += blockDim.x) out[i] = -1;
       continue;
     }
@@ -196,7 +205,9 @@ void launch_atss(const Options& o, const Inputs& in, const MatchBuffers& buf, cu
   a.corners = o.prior_format == PriorFormat::kCorners;
   a.gt_boxes = in.gt_boxes;
   a.gt_counts = in.gt_counts;
-  a.ignored = buf.ignored;
+  a.gt_flags = in.gt_flags;
+  a.ignore_priors = in.gt_flags != nullptr && o.ignore_iof_threshold > 0.0;
+  a.ignore_iof_threshold = o.ignore_iof_threshold;
   a.plan.topk = plan.topk;
   a.plan.K = plan.K;
   a.plan.levels = static_cast<int>(plan.levels());

@@ -1,4 +1,4 @@
-// The ATSS assigner on the CPU (docs/SPEC.md §2.7): Adaptive Training Sample
+// The ATSS assigner on the CPU (docs/SPEC.md §2.8): Adaptive Training Sample
 // Selection (Zhang et al., CVPR 2020) as mmdetection's ATSSAssigner computes
 // it, without the DDOD cost term. It replaces the thresholds and forced
 // matching of §2.2-§2.3 when assigner = ATSS. The formulas are atss_math.h's,
@@ -30,17 +30,18 @@ AtssPlan atss_plan(const Options& o, const Inputs& in);
 constexpr int64_t kAtssCudaMaxLevels = 16;
 
 // cpu-scalar: ATSS for one image, selecting each level's candidates with
-// std::nth_element (linear), then sorting those few. `ignored` [P] (null =
-// none) marks priors inside an ignore region. Writes conf_target/matched_gt
-// [P]; returns the number of positives.
-int64_t match_image_atss_scalar(const AtssPlan& plan, const ImageGt& gt, const PriorGeometry& pg,
-                                const uint8_t* ignored, int32_t* conf_target, int32_t* matched_gt);
+// std::nth_element (linear), then sorting those few; priors inside the
+// image's ignore regions (ignore_mask, docs/SPEC.md §2.7) are as far as can
+// be. Writes conf_target/matched_gt [P]; returns the number of positives.
+int64_t match_image_atss_scalar(const Options& o, const AtssPlan& plan, const ImageGt& gt,
+                                const PriorGeometry& pg, int32_t* conf_target, int32_t* matched_gt);
 
 // cpu: oneTBB over (image, GT) with a bounded heap per level, then the
-// per-prior choice of the best GT per image. `ignored` [B,P] or null.
-// Bit-identical to match_image_atss_scalar for any thread count.
-void match_batch_atss_cpu(const AtssPlan& plan, const Inputs& in, const PriorGeometry& pg,
-                          const uint8_t* ignored, int32_t* conf_target, int32_t* matched_gt,
+// per-prior choice of the best GT per image. Writes conf_target/matched_gt
+// [B,P] and num_pos [B]. Bit-identical to match_image_atss_scalar for any
+// thread count.
+void match_batch_atss_cpu(const Options& o, const AtssPlan& plan, const Inputs& in,
+                          const PriorGeometry& pg, int32_t* conf_target, int32_t* matched_gt,
                           int64_t* num_pos, int num_threads);
 
 }  // namespace mbx

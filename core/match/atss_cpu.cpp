@@ -1,4 +1,4 @@
-// ATSS on the cpu path (docs/SPEC.md §2.7): oneTBB over (image, GT) tasks,
+// ATSS on the cpu path (docs/SPEC.md §2.8): oneTBB over (image, GT) tasks,
 // each selecting its candidates level by level with a bounded max-heap of
 // atss_topk entries (one pass over the level, O(n log topk)); then, images
 // in parallel, every prior goes to the claiming GT with the highest IoU.
@@ -75,18 +75,30 @@ struct Claim {
 
 }  // namespace
 
-void match_batch_atss_cpu(const AtssPlan& plan, const Inputs& in, const PriorGeometry& pg,
-                          const uint8_t* ignored, int32_t* conf_target, int32_t* matched_gt,
+void match_batch_atss_cpu(const Options& o, const AtssPlan& plan, const Inputs& in,
+                          const PriorGeometry& pg, int32_t* conf_target, int32_t* matched_gt,
                           int64_t* num_pos, int num_threads) {
   const int64_t B = in.B, P = in.P;
   std::vector<ImageGt> gts(static_cast<size_t>(B));
   std::vector<int64_t> first_task(static_cast<size_t>(B) + 1, 0);  // (image, GT) tasks
+  bool any_region = false;
   for (int64_t b = 0; b < B; ++b) {
     image_gt_rows(in, b, &gts[b]);
     first_task[b + 1] = first_task[b] + static_cast<int64_t>(gts[b].rows.size());
+    any_region = any_region || ignore_active(o, gts[b]);
   }
   std::vector<std::vector<Claim>> claims(static_cast<size_t>(first_task[B]));
   tbb::task_arena arena = make_arena(num_threads);
+
+  // Priors inside an ignore region (docs/SPEC.md §2.7), [B,P].
+  std::vector<uint8_t> region;
+  if (any_region) {
+    region.assign(static_cast<size_t>(B * P), 0);
+    for_image_blocks(arena, B, P, 2048, [&](int64_t b, int64_t p0, int64_t p1, int64_t) {
+      if (ignore_active(o, gts[b])) ignore_mask(o, gts[b], pg, p0, p1, &region[b * P + p0]);
+    });
+  }
+  const uint8_t* ignored = region.empty() ? nullptr : region.data();
 
   // 1-3 of atss_scalar.cpp for every (image, GT).
   arena.execute([&] {

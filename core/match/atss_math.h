@@ -1,4 +1,4 @@
-// The formulas of the ATSS assigner (docs/SPEC.md §2.7), once for every
+// The formulas of the ATSS assigner (docs/SPEC.md §2.8), once for every
 // path: centre distance, the candidates' order, the IoU threshold
 // (mean + unbiased standard deviation) and the centre-inside test, in
 // float64 with the exact_* operations of match_math.h (never fused), so that

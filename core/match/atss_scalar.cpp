@@ -1,4 +1,4 @@
-// ATSS, plain scalar (docs/SPEC.md §2.7): the in-tree reference that the cpu
+// ATSS, plain scalar (docs/SPEC.md §2.8): the in-tree reference that the cpu
 // and cuda paths are held to. Compiled with -ffp-contract=off (atss_math.h).
 #include <algorithm>
 #include <utility>
@@ -41,10 +41,16 @@ bool ranked_before(const Ranked& a, const Ranked& b) {
 
 }  // namespace
 
-int64_t match_image_atss_scalar(const AtssPlan& plan, const ImageGt& gt, const PriorGeometry& pg,
-                                const uint8_t* ignored, int32_t* conf_target, int32_t* matched_gt) {
+int64_t match_image_atss_scalar(const Options& o, const AtssPlan& plan, const ImageGt& gt,
+                                const PriorGeometry& pg, int32_t* conf_target, int32_t* matched_gt) {
   const int64_t P = pg.P;
   const size_t G = gt.rows.size();
+  std::vector<uint8_t> region;  // priors inside an ignore region
+  if (ignore_active(o, gt)) {
+    region.assign(static_cast<size_t>(P), 0);
+    ignore_mask(o, gt, pg, 0, P, region.data());
+  }
+  const uint8_t* ignored = region.empty() ? nullptr : region.data();
   for (int64_t p = 0; p < P; ++p) {
     conf_target[p] = ignored && ignored[p] ? -1 : 0;
     matched_gt[p] = -1;

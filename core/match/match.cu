@@ -2,7 +2,9 @@
 // the IoU arithmetic uses explicit _rn intrinsics (match_math.h): the
 // decisions must be bit-identical to match_scalar.cpp.
 //
-// Per image b:
+// Per image b (ignore regions, docs/SPEC.md §2.7: each kernel that needs it
+// recomputes whether its prior lies in one, prior_in_ignore_region; such a
+// prior is -1 and takes part in no maximum and no forced match):
 //  1. match_best_gt_kernel: one thread per prior computes IoU[g,p] in
 //     float64 against the image's GT rows (tiled through shared memory),
 //     keeps best_gt[p] (strict >, so ties go to the lowest g) and reduces
@@ -40,6 +42,9 @@ struct MatchArgs {
   const float* gt_boxes;
   const int32_t* gt_labels;
   const int32_t* gt_counts;
+  const int32_t* gt_flags;  // null: no ignore regions
+  bool ignore_priors;       // gt_flags and ignore_iof_threshold > 0
+  double ignore_iof_threshold;
   bool corners;
   double pos_threshold, neg_threshold;
   int force;  // ForceMatch
@@ -62,7 +67,8 @@ __device__ __forceinline__ void load_gt_tile(const MatchArgs& a, int64_t b, int 
                                              GtTile& t, unsigned long long init) {
   for (int j = threadIdx.x; j < cnt; j += blockDim.x) {
     const float* box = a.gt_boxes + (b * a.G + g0 + j) * 4;
-    const bool ok = gt_row_valid(box);
+    // Ignore regions are no matching candidates: not valid here.
+    const bool ok = gt_row_valid(box) && !gt_row_ignore(a.gt_flags, b * a.G + g0 + j);
     const MatchBox g = match_box(box);
     t.valid[j] = ok;
     t.x1[j] = g.x1;
@@ -111,11 +117,15 @@ __global__ void __launch_bounds__(kBlock) match_best_gt_kernel(MatchArgs a) {
   const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const bool active = p < a.P;
   const int lane = threadIdx.x & 31;
-  const bool warp_active = __any_sync(0xffffffffu, active);
   for (int64_t b = blockIdx.y; b < a.B; b += gridDim.y) {
     PriorBox pr{};
     if (active) pr = load_prior(a.priors, p, a.corners);
     const int n = gt_count_clamped(a.gt_counts, b, a.G);
+    // An ignored prior's IoUs count as -1: it never reaches a GT's maximum.
+    const bool ignored = active && a.ignore_priors &&
+        prior_in_ignore_region(a.gt_boxes, a.gt_flags, b, a.G, n, pr, a.ignore_iof_threshold);
+    const bool cand = active && !ignored;
+    const bool warp_cand = __any_sync(0xffffffffu, cand);
     double best = -1.0;
     int best_g = -1, first_valid = -1;
     for (int g0 = 0; g0 < n; g0 += kGtTile) {
@@ -127,19 +137,19 @@ __global__ void __launch_bounds__(kBlock) match_best_gt_kernel(MatchArgs a) {
         if (!tile.valid[j]) continue;  // uniform over the block
         if (first_valid < 0) first_valid = g0 + j;
         const MatchBox gt = tile.box(j);
-        const bool ov = active && overlaps(gt, pr.x1, pr.y1, pr.x2, pr.y2);
+        const bool ov = cand && overlaps(gt, pr.x1, pr.y1, pr.x2, pr.y2);
         unsigned long long key = 0;
         if (__any_sync(0xffffffffu, ov)) {
-          if (active) {
+          if (cand) {
             const double v = iou_or_zero(gt, pr);
             if (v > best) { best = v; best_g = g0 + j; }  // strict: ties -> lowest g
             if (v == v) key = ordered_bits(v);
           }
           key = warp_max_u64(key);
         } else {
-          // No lane overlaps: every active lane's IoU is exactly +0.
-          if (active && 0.0 > best) { best = 0.0; best_g = g0 + j; }
-          key = warp_active ? kKeyZero : 0;
+          // No lane overlaps: every candidate lane's IoU is exactly +0.
+          if (cand && 0.0 > best) { best = 0.0; best_g = g0 + j; }
+          key = warp_cand ? kKeyZero : 0;
         }
         if (lane == 0 && key != 0) atomicMax(&tile.red[j], key);
       }
@@ -149,7 +159,10 @@ __global__ void __launch_bounds__(kBlock) match_best_gt_kernel(MatchArgs a) {
     }
     if (active) {
       int32_t state, g;
-      if (first_valid < 0) {  // no usable GT: every prior negative
+      if (ignored) {  // the ignore test comes first, even without a usable GT
+        state = -1;
+        g = -1;
+      } else if (first_valid < 0) {  // no usable GT: every prior negative
         state = 0;
         g = -1;
       } else {
@@ -174,6 +187,8 @@ __global__ void __launch_bounds__(kBlock) match_force_scan_kernel(MatchArgs a) {
     PriorBox pr{};
     if (active) pr = load_prior(a.priors, p, a.corners);
     const int n = gt_count_clamped(a.gt_counts, b, a.G);
+    const bool cand = active && !(a.ignore_priors && prior_in_ignore_region(
+        a.gt_boxes, a.gt_flags, b, a.G, n, pr, a.ignore_iof_threshold));
     bool hit = false;
     for (int g0 = 0; g0 < n; g0 += kGtTile) {
       const int cnt = n - g0 < kGtTile ? n - g0 : kGtTile;
@@ -193,7 +208,7 @@ __global__ void __launch_bounds__(kBlock) match_force_scan_kernel(MatchArgs a) {
         const bool ov = active && overlaps(gt, pr.x1, pr.y1, pr.x2, pr.y2);
         if (!__any_sync(0xffffffffu, ov) && gmax[j] != 0.0) continue;
         bool eq = false;
-        if (active) {
+        if (cand) {
           const double v = iou_or_zero(gt, pr);
           eq = v == gmax[j];
         }
@@ -230,11 +245,17 @@ __global__ void __launch_bounds__(kApplyWarps * 32) match_force_apply_kernel(Mat
   for (int g0 = 0; g0 < n; g0 += 32) {
     const int g = g0 + lane;
     long long p = -1;
-    if (g < n && gt_row_valid(a.gt_boxes + (b * a.G + g) * 4)) {
+    if (g < n && gt_row_valid(a.gt_boxes + (b * a.G + g) * 4) &&
+        !gt_row_ignore(a.gt_flags, b * a.G + g)) {
       const int arg = a.buf.gt_arg[b * a.G + g];
-      // No prior reached the max (all IoUs NaN): the scalar loop's initial
-      // argmax, prior 0.
-      p = (arg >= 0 && arg < a.P) ? arg : 0;
+      // No prior reached the max (all IoUs NaN, or every prior ignored):
+      // the scalar loop's initial argmax, prior 0, unless it is ignored.
+      const bool reached = arg >= 0 && arg < a.P;
+      p = reached ? arg : 0;
+      if (!reached && a.ignore_priors &&
+          prior_in_ignore_region(a.gt_boxes, a.gt_flags, b, a.G, n,
+                                 load_prior(a.priors, 0, a.corners), a.ignore_iof_threshold))
+        p = -1;
     }
     const unsigned same = __match_any_sync(0xffffffffu, p);
     if (p >= 0 && 31 - __clz(same) == lane) {
@@ -294,6 +315,11 @@ void launch_match(const Options& o, const Inputs& in, const MatchBuffers& buf,
   a.gt_boxes = in.gt_boxes;
   a.gt_labels = in.gt_labels;
   a.gt_counts = in.gt_counts;
+  // Ignore rows are never matched; they swallow priors only with a positive
+  // threshold (docs/SPEC.md §2.7).
+  a.gt_flags = in.gt_flags;
+  a.ignore_priors = in.gt_flags != nullptr && o.ignore_iof_threshold > 0.0;
+  a.ignore_iof_threshold = o.ignore_iof_threshold;
   a.corners = o.prior_format == PriorFormat::kCorners;
   a.pos_threshold = o.pos_threshold;
   a.neg_threshold = o.neg_threshold;

@@ -36,12 +36,26 @@ void build_prior_geometry(const float* priors, int64_t P, PriorFormat format,
 struct ImageGt {
   const float* boxes = nullptr;     // [G,4] of this image
   const int32_t* labels = nullptr;  // [G]
-  std::vector<int32_t> rows;        // used rows, ascending
+  std::vector<int32_t> rows;        // rows that can be matched, ascending
+  std::vector<MatchBox> ignore;     // ignore regions (gt_flags bit 0), docs/SPEC.md §2.7
 };
 
-// Rows of image b that take part in matching (< gt_counts[b], and valid
-// unless skipped by InvalidGt::kSkip).
+// Rows of image b that take part (< gt_counts[b], and valid unless skipped
+// by InvalidGt::kSkip): the ignore regions go to `ignore`, the others to
+// `rows`.
 void image_gt_rows(const Inputs& in, int64_t b, ImageGt* out);
+
+// Whether the image's ignore regions swallow any prior: there is one and
+// ignore_iof_threshold > 0 (docs/SPEC.md §2.7).
+inline bool ignore_active(const Options& o, const ImageGt& gt) {
+  return o.ignore_iof_threshold > 0.0 && !gt.ignore.empty();
+}
+
+// ignored[p - p0] = 1 where prior p of [p0, p1) has IoF > ignore_iof_threshold
+// with one of the image's ignore regions, else 0 (docs/SPEC.md §2.7).
+// Returns whether any prior of the range is ignored. Requires ignore_active.
+bool ignore_mask(const Options& o, const ImageGt& gt, const PriorGeometry& pg, int64_t p0,
+                 int64_t p1, uint8_t* ignored);
 
 // Per-prior decision from its best IoU (docs/SPEC.md §2): 1 positive, 0 negative,
 // -1 ignored, before forced matching.
@@ -59,8 +73,10 @@ constexpr double kBipartiteMinIou = 1e-6;
 // Caffe's greedy bipartite matching over one image's GT boxes: the matched
 // (prior, index into `boxes`) pairs, in matching order (docs/SPEC.md §2.3).
 // Used by cpu-scalar and the cpu path alike.
+// Priors with ignored[p] != 0 (null: none) take no part (docs/SPEC.md §2.7).
 std::vector<std::pair<int64_t, int32_t>> bipartite_match(const std::vector<MatchBox>& boxes,
-                                                         const PriorGeometry& pg);
+                                                         const PriorGeometry& pg,
+                                                         const uint8_t* ignored);
 
 int64_t match_image_scalar(const Options& o, const ImageGt& gt, const PriorGeometry& pg,
                            int32_t* conf_target, int32_t* matched_gt);

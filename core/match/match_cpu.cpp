@@ -34,17 +34,22 @@ void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg
   const MatchKernels& kernels = match_kernels();
   const PriorSoA pr{pg.x1.data(), pg.y1.data(), pg.x2.data(), pg.y2.data(), pg.area.data()};
 
-  // The valid GT rows of each image, as float64 boxes.
-  std::vector<std::vector<int32_t>> rows(B);
+  // The valid GT rows of each image, as float64 boxes, and its ignore regions.
+  std::vector<ImageGt> images(B);
   std::vector<std::vector<MatchBox>> boxes(B);
   size_t max_g = 1;
+  bool any_ignore = false;
   for (int64_t b = 0; b < B; ++b) {
-    ImageGt ig;
-    image_gt_rows(in, b, &ig);
-    rows[b] = ig.rows;
-    for (int32_t r : ig.rows) boxes[b].push_back(match_box(ig.boxes + 4 * r));
-    max_g = std::max(max_g, ig.rows.size());
+    image_gt_rows(in, b, &images[b]);
+    for (int32_t r : images[b].rows) boxes[b].push_back(match_box(images[b].boxes + 4 * r));
+    max_g = std::max(max_g, images[b].rows.size());
+    any_ignore = any_ignore || ignore_active(o, images[b]);
   }
+  // [B,P]: 1 where a prior lies in an ignore region (docs/SPEC.md §2.7);
+  // only allocated when some image has one. The ignore test comes first: an
+  // ignored prior is neither positive, nor negative, nor forced.
+  std::vector<uint8_t> ignored(any_ignore ? static_cast<size_t>(B * P) : 0, 0);
+  auto is_ignored = [&](int64_t b, int64_t p) { return any_ignore && ignored[b * P + p] != 0; };
   // Per (image, block, GT): the block's best IoU and first prior reaching it.
   std::vector<double> part_iou(static_cast<size_t>(B * nblk) * max_g);
   std::vector<int64_t> part_prior(static_cast<size_t>(B * nblk) * max_g);
@@ -60,15 +65,23 @@ void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg
     int32_t* image_conf_target = conf_target + b * P;
     int32_t* image_matched_gt = matched_gt + b * P;
     const int64_t G = static_cast<int64_t>(boxes[b].size());
+    const uint8_t* skip = nullptr;  // this block's ignored priors, null when none
+    if (ignore_active(o, images[b]) &&
+        ignore_mask(o, images[b], pg, p0, p1, &ignored[b * P + p0]))
+      skip = &ignored[b * P + p0];
     if (G == 0) {
-      for (int64_t p = p0; p < p1; ++p) { image_conf_target[p] = 0; image_matched_gt[p] = -1; }
+      for (int64_t p = p0; p < p1; ++p) {
+        image_conf_target[p] = skip && skip[p - p0] ? -1 : 0;
+        image_matched_gt[p] = -1;
+      }
       return;
     }
     double best[kBlock], arg[kBlock];
-    kernels.match_block(pr, p0, p1 - p0, boxes[b].data(), G, best, arg, &part_iou[task * max_g],
-                  &part_prior[task * max_g]);
+    kernels.match_block(pr, p0, p1 - p0, boxes[b].data(), G, skip, best, arg,
+                        &part_iou[task * max_g], &part_prior[task * max_g]);
     for (int64_t p = p0; p < p1; ++p) {
-      image_conf_target[p] = threshold_state(best[p - p0], o);  // 1 / 0 / -1 for now
+      // 1 / 0 / -1 for now
+      image_conf_target[p] = skip && skip[p - p0] ? -1 : threshold_state(best[p - p0], o);
       image_matched_gt[p] = static_cast<int32_t>(arg[p - p0]);  // index into the valid rows for now
     }
   });
@@ -80,7 +93,7 @@ void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg
       tbb::parallel_for(tbb::blocked_range<int64_t>(0, B), [&](const tbb::blocked_range<int64_t>& r) {
         for (int64_t b = r.begin(); b < r.end(); ++b) {
           if (boxes[b].empty()) continue;
-          for (const auto& pr : bipartite_match(boxes[b], pg)) {
+          for (const auto& pr : bipartite_match(boxes[b], pg, any_ignore ? &ignored[b * P] : nullptr)) {
             conf_target[b * P + pr.first] = 1;
             matched_gt[b * P + pr.first] = pr.second;
           }
@@ -101,6 +114,7 @@ void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg
       }
     if (o.force_match == ForceMatch::kBestPriorPerGt) {
       for (size_t j = 0; j < G; ++j) {  // later g overwrites: the highest g wins
+        if (is_ignored(b, gt_prior[j])) continue;  // no prior outside the ignore regions
         conf_target[b * P + gt_prior[j]] = 1;
         matched_gt[b * P + gt_prior[j]] = static_cast<int32_t>(j);
       }
@@ -119,12 +133,12 @@ void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg
         uint8_t hit[kBlock] = {};
         kernels.match_ties(pr, p0, p1 - p0, boxes[b].data(), G, gt_max[b].data(), hit);
         for (int64_t p = p0; p < p1; ++p)
-          if (hit[p - p0]) image_conf_target[p] = 1;  // keeps its own best GT
+          if (hit[p - p0] && !is_ignored(b, p)) image_conf_target[p] = 1;  // keeps its own best GT
       }
       const int32_t* labels = in.gt_labels + b * in.G;
       for (int64_t p = p0; p < p1; ++p) {
         if (image_conf_target[p] == 1) {
-          const int32_t row = rows[b][image_matched_gt[p]];
+          const int32_t row = images[b].rows[image_matched_gt[p]];
           image_conf_target[p] = labels[row] + 1;
           image_matched_gt[p] = row;
           ++pos;

@@ -36,6 +36,29 @@ __device__ __forceinline__ int gt_count_clamped(const int32_t* gt_counts, int64_
   return n < 0 ? 0 : (n > G ? static_cast<int>(G) : n);
 }
 
+// Whether row i of gt_flags (null: no flags) marks an ignore region.
+__device__ __forceinline__ bool gt_row_ignore(const int32_t* gt_flags, int64_t i) {
+  return gt_flags != nullptr && (gt_flags[i] & kGtFlagIgnore) != 0;
+}
+
+// Whether prior `pr` lies in one of the ignore regions among the first n
+// rows of image b: IoF > threshold with a valid ignore row (docs/SPEC.md
+// §2.7, the test of ignore_mask in match_scalar.cpp). Requires gt_flags.
+__device__ __forceinline__ bool prior_in_ignore_region(const float* gt_boxes,
+                                                       const int32_t* gt_flags, int64_t b,
+                                                       int64_t G, int n, const PriorBox& pr,
+                                                       double threshold) {
+  for (int g = 0; g < n; ++g) {
+    const int64_t i = b * G + g;
+    if (!gt_row_ignore(gt_flags, i) || !gt_row_valid(gt_boxes + i * 4)) continue;
+    const MatchBox r = match_box(gt_boxes + i * 4);
+    if (overlaps(r, pr.x1, pr.y1, pr.x2, pr.y2) &&
+        iof(r, pr.x1, pr.y1, pr.x2, pr.y2, pr.area) > threshold)
+      return true;
+  }
+  return false;
+}
+
 __device__ __forceinline__ bool label_valid(int32_t label, int64_t K) {
   return label >= 0 && (K <= 0 || label < K);
 }
@@ -66,17 +89,15 @@ struct MatchBuffers {
   unsigned long long* gt_max = nullptr;  // [B*G] scratch
   int32_t* gt_arg = nullptr;         // [B*G] scratch
   // assigner = ATSS (atss.cu): each GT row's candidates, then positives,
-  // [B*G*K] scratch (K of atss.h's AtssPlan); priors inside an ignore region
-  // [B,P] or null.
+  // [B*G*K] scratch (K of atss.h's AtssPlan).
   int32_t* atss_candidates = nullptr;
-  const uint8_t* ignored = nullptr;
 };
 
 // Matching + encoding of every image on `stream` (docs/SPEC.md §2, §3).
 void launch_match(const Options& o, const Inputs& in, const MatchBuffers& buf,
                   cudaStream_t stream);
 
-// assigner = ATSS (docs/SPEC.md §2.7): the matching states (1 / 0 / -1) and
+// assigner = ATSS (docs/SPEC.md §2.8): the matching states (1 / 0 / -1) and
 // positive rows into buf.conf_target / buf.matched_gt, for launch_match's
 // finalize step.
 void launch_atss(const Options& o, const Inputs& in, const MatchBuffers& buf, cudaStream_t stream);

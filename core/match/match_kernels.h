@@ -20,8 +20,11 @@ struct MatchKernels {
   // Priors [p0, p0+n) against G boxes: best[i] / arg[i] (best IoU and its
   // GT, ties to the lowest g; arg as a double) and, per GT, gt_iou[g] /
   // gt_prior[g]: the block's max IoU and the first prior reaching it.
+  // skip (null: none): priors p0+i with skip[i] != 0 count with IoU -1
+  // (ignored, docs/SPEC.md §2.7).
   void (*match_block)(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBox* g, int64_t G,
-                      double* best, double* arg, double* gt_iou, int64_t* gt_prior);
+                      const uint8_t* skip, double* best, double* arg, double* gt_iou,
+                      int64_t* gt_prior);
   // LOW_QUALITY: sets hit[i] = 1 where IoU(g, p0+i) == gt_max[g] for some g.
   void (*match_ties)(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBox* g, int64_t G,
                      const double* gt_max, uint8_t* hit);

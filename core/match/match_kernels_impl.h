@@ -1,6 +1,7 @@
 // Templated matching kernels, included by each match_kernels_<isa>.cpp in
 // its own namespace (MBX_ISA_NS) — see common/cpu_isa.h for why.
 // Requires <xsimd/xsimd.hpp>, <stdint.h> and MBX_ISA_NS / MBX_ISA_ARCH.
+#include <vector>
 
 namespace mbx {
 namespace MBX_ISA_NS {
@@ -30,8 +31,13 @@ static inline db iou_batch(const MatchBox& g, const PriorSoA& pr, int64_t p) {
   return inter / ((db(g.area) + db::load_unaligned(pr.area + p)) - inter);
 }
 
-static void match_block(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBox* gts, int64_t G,
-                        double* best, double* arg, double* gt_iou, int64_t* gt_prior) {
+// kSkip: priors with skip[i] != 0 (ignored, docs/SPEC.md §2.7) count with
+// IoU -1 against every GT, so they never reach a GT's maximum; skip_d is
+// skip as doubles (for the vector loop).
+template <bool kSkip>
+static void match_block_impl(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBox* gts,
+                             int64_t G, const uint8_t* skip, const double* skip_d, double* best,
+                             double* arg, double* gt_iou, int64_t* gt_prior) {
   const int64_t nv = n / WD * WD;
   for (int64_t i = 0; i < n; ++i) { best[i] = -1.0; arg[i] = 0.0; }
   alignas(64) double iota_s[WD];
@@ -43,7 +49,8 @@ static void match_block(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBo
     // Lane-wise running max per GT: lane i sees priors in increasing order.
     db lane_max(-1.0), lane_arg(0.0);
     for (int64_t i = 0; i < nv; i += WD) {
-      const db v = iou_batch(g, pr, p0 + i);
+      db v = iou_batch(g, pr, p0 + i);
+      if (kSkip) v = xsimd::select(db::load_unaligned(skip_d + i) != db(0.0), db(-1.0), v);
       const db cur = db::load_unaligned(best + i);
       const auto better = v > cur;  // strict: ties keep the lower g
       xsimd::select(better, v, cur).store_unaligned(best + i);
@@ -62,13 +69,25 @@ static void match_block(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBo
       if (lm[i] > r_iou || (lm[i] == r_iou && pi < r_p)) { r_iou = lm[i]; r_p = pi; }
     }
     for (int64_t i = nv; i < n; ++i) {  // scalar tail, same arithmetic
-      const double v = iou(g, pr.x1[p0 + i], pr.y1[p0 + i], pr.x2[p0 + i], pr.y2[p0 + i], pr.area[p0 + i]);
+      const double v = kSkip && skip[i] ? -1.0
+                           : iou(g, pr.x1[p0 + i], pr.y1[p0 + i], pr.x2[p0 + i], pr.y2[p0 + i], pr.area[p0 + i]);
       if (v > best[i]) { best[i] = v; arg[i] = static_cast<double>(j); }
       if (v > r_iou) { r_iou = v; r_p = p0 + i; }
     }
     gt_iou[j] = r_iou;
     gt_prior[j] = r_p;
   }
+}
+
+static void match_block(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBox* gts, int64_t G,
+                        const uint8_t* skip, double* best, double* arg, double* gt_iou,
+                        int64_t* gt_prior) {
+  if (!skip) {
+    match_block_impl<false>(pr, p0, n, gts, G, nullptr, nullptr, best, arg, gt_iou, gt_prior);
+    return;
+  }
+  std::vector<double> skip_d(skip, skip + n);
+  match_block_impl<true>(pr, p0, n, gts, G, skip, skip_d.data(), best, arg, gt_iou, gt_prior);
 }
 
 static void match_ties(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBox* gts, int64_t G,

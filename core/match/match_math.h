@@ -1,5 +1,5 @@
 // The matching formulas of docs/SPEC.md §2, once for every path: the prior
-// geometry, a box's area and the IoU, in float64.
+// geometry, a box's area, the IoU and the IoF of ignore regions, in float64.
 //
 // The IoUs decide matching, so every path must round them identically: on
 // regular anchor grids a fused multiply-add (or float32 IoUs) changes real
@@ -46,6 +46,9 @@ MBX_HD_INLINE double exact_div(double a, double b) {
   return a / b;
 #endif
 }
+
+// gt_flags bit 0: the row is an ignore region (docs/SPEC.md §2.7).
+constexpr int32_t kGtFlagIgnore = 1;
 
 // One box in float64 with its area: a GT box as matching sees it.
 struct MatchBox {
@@ -120,6 +123,19 @@ MBX_HD_INLINE double iou(const MatchBox& g, double px1, double py1, double px2, 
   iw = iw > 0.0 ? iw : 0.0;
   ih = ih > 0.0 ? ih : 0.0;
   return iou_of_sides(iw, ih, g.area, parea);
+}
+
+// IoF of docs/SPEC.md §2.7 (intersection over the prior's area, as
+// mmdetection's bbox_overlaps(mode='iof') with the prior first): the
+// intersection of iou(), clamped at 0, divided by the prior's area. Decides
+// which priors an ignore region swallows, so it is exact like iou().
+MBX_HD_INLINE double iof(const MatchBox& g, double px1, double py1, double px2, double py2,
+                         double parea) {
+  double iw = intersection_side(g.x1, g.x2, px1, px2);
+  double ih = intersection_side(g.y1, g.y2, py1, py2);
+  iw = iw > 0.0 ? iw : 0.0;
+  ih = ih > 0.0 ? ih : 0.0;
+  return exact_div(exact_mul(iw, ih), parea);
 }
 
 // Whether the boxes overlap (intersection width and height both > 0), by

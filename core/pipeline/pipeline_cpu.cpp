@@ -103,7 +103,7 @@ void match_step(CpuRun& r, int num_threads) {
                                   : r.scratch<int32_t>(kSlotMatchedGt, r.B * r.P);
   r.num_pos = r.scratch<int64_t>(kSlotNumPos, r.B);
   if (r.o.assigner == Assigner::kAtss)
-    match_batch_atss_cpu(atss_plan(r.o, r.in), r.in, r.pg, nullptr, r.conf_target, r.matched_gt, r.num_pos,
+    match_batch_atss_cpu(r.o, atss_plan(r.o, r.in), r.in, r.pg, r.conf_target, r.matched_gt, r.num_pos,
                          num_threads);
   else
     match_batch_cpu(r.o, r.in, r.pg, r.conf_target, r.matched_gt, r.num_pos, num_threads);

@@ -118,7 +118,7 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
   for_images(B, num_threads, [&](int64_t b) {
     ImageGt gt;
     image_gt_rows(in, b, &gt);
-    num_pos[b] = atss ? match_image_atss_scalar(plan, gt, pg, nullptr, &conf_target[b * P], &matched_gt[b * P])
+    num_pos[b] = atss ? match_image_atss_scalar(o, plan, gt, pg, &conf_target[b * P], &matched_gt[b * P])
                       : match_image_scalar(o, gt, pg, &conf_target[b * P], &matched_gt[b * P]);
     for (int64_t p = 0; p < P; ++p) {
       const int32_t g = matched_gt[b * P + p];
@@ -147,7 +147,14 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
       std::vector<int32_t> order(P);
       std::vector<float> boxes(nms ? P * 4 : 0);
       const int32_t* t = &conf_target[b * P];
+      // Priors in ignore regions are not ranked (docs/SPEC.md §2.7).
+      std::vector<uint8_t> region(P, 0);
+      ImageGt gt;
+      image_gt_rows(in, b, &gt);
+      if (ignore_active(o, gt)) ignore_mask(o, gt, pg, 0, P, region.data());
+      int64_t n_cand = 0;
       for (int64_t p = 0; p < P; ++p) {
+        if (region[p] && t[p] < 0) continue;
         const int64_t base = (b * P + p) * C;
         const int32_t target = t[p] > 0 ? t[p] : 0;
         double v;
@@ -163,15 +170,18 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
             v += loc_value(o, (static_cast<double>(load_float(in.loc, in.loc_dtype, i)) - loc_target[i]) / div[k]);
           }
         score[p] = v;
-        order[p] = static_cast<int32_t>(p);
+        order[n_cand++] = static_cast<int32_t>(p);
       }
+      order.resize(n_cand);
       // Highest loss first; ties (and the order of NaNs) by the lower index.
       const auto before = [&](int32_t a, int32_t c) { return ranks_before(score[a], a, score[c], c); };
       uint8_t* keep = &kept[b * P];
       if (!nms) {
         // Only the set of the first `take` matters: a selection, O(P).
-        if (take < P) std::nth_element(order.begin(), order.begin() + take, order.end(), before);
-        for (int64_t r = 0; r < take; ++r) keep[order[r]] = 1;
+        const int64_t n_keep = std::min(take, n_cand);
+        if (n_keep < n_cand)
+          std::nth_element(order.begin(), order.begin() + n_keep, order.end(), before);
+        for (int64_t r = 0; r < n_keep; ++r) keep[order[r]] = 1;
       } else {
         // Greedy NMS over the decoded predictions in ranking order: a box is
         // kept if its IoU with every kept box is <= the threshold; the first
@@ -183,7 +193,7 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
           decode_box(d, pg.cx[p], pg.cy[p], pg.w[p], pg.h[p], enc, &boxes[p * 4]);
         }
         std::vector<MatchBox> sel;
-        for (int64_t r = 0; r < P && static_cast<int64_t>(sel.size()) < take; ++r) {
+        for (int64_t r = 0; r < n_cand && static_cast<int64_t>(sel.size()) < take; ++r) {
           const int32_t p = order[r];
           const MatchBox bp = match_box(&boxes[p * 4]);
           bool ok = true;

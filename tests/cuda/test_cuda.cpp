@@ -873,4 +873,157 @@ TEST(CudaErrors, CudaTensorsWithForcedCpuPathFail) {
             MBX_STATUS_OK);
 }
 
+// --------------------------------------------------------------------------
+// Ignore regions (gt_flags bit 0, docs/SPEC.md §2.7): cuda against cpu
+
+// Flags of a Problem: every third valid row of an image (after the first)
+// becomes a region, half of them grown into crowd boxes; padding rows carry
+// flags too (unused). Returns the flags.
+std::vector<int32_t> add_regions(Problem* pb, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> flags(pb->B * pb->G, 0);
+  for (int64_t b = 0; b < pb->B; ++b)
+    for (int64_t g = 0; g < pb->G; ++g) {
+      int32_t& f = flags[b * pb->G + g];
+      if (g >= pb->counts[b]) { f = rng() % 2; continue; }
+      if (g % 3 != 1) continue;
+      f = 1;
+      if (rng() % 2) {
+        float* r = &pb->gt_boxes[(b * pb->G + g) * 4];
+        const float w = r[2] - r[0], h = r[3] - r[1];
+        r[0] -= w; r[1] -= h; r[2] += w; r[3] += h;  // still finite and proper
+      }
+    }
+  return flags;
+}
+
+// match + fused forward/backward through mbx_run with gt_flags, on the cpu
+// (ctx null) or on cuda tensors. Returns the first non-OK status.
+mbx_status_t run_flags(const Problem& pb, const std::vector<int32_t>& flags,
+                       const mbx_options_t& o, bool cuda, mbx_context_t* ctx, Result* r) {
+  const int64_t B = pb.B, P = pb.P, C = pb.C;
+  MatchInputs m(pb);
+  Tensor fl({B, pb.G}, kI32), loc({B, P, 4}, kF32), conf({B, P, C}, kF32);
+  std::memcpy(fl.host.data(), flags.data(), fl.bytes());
+  std::memcpy(loc.host.data(), pb.loc.data(), loc.bytes());
+  std::memcpy(conf.host.data(), pb.conf.data(), conf.bytes());
+  Tensor ct({B, P}, kI32), mg({B, P}, kI32), lt({B, P, 4}, kF32), np({B}, kI32), np2({B}, kI32);
+  Tensor loss({2}, kF64), gl({B, P, 4}, kF32), gc({B, P, C}, kF32);
+  auto in = [&](Tensor& t) { return cuda ? t.cuda() : t.cpu(); };
+  auto out = [&](Tensor& t) { return cuda ? t.cuda(true) : t.cpu(); };
+  mbx_tensors_t t;
+  mbx_tensors_init(&t);
+  t.num_classes = o.conf_loss == MBX_CONF_LOSS_SIGMOID_FOCAL ? C : C - 1;
+  t.priors = in(m.priors);
+  t.gt_boxes = in(m.boxes);
+  t.gt_labels = in(m.labels);
+  t.gt_counts = in(m.counts);
+  t.gt_flags = in(fl);
+  t.conf_target = out(ct);
+  t.matched_gt = out(mg);
+  t.loc_target = out(lt);
+  t.num_pos = out(np);
+  if (cuda && cudaDeviceSynchronize() != cudaSuccess) return MBX_STATUS_DEVICE_ERROR;
+  mbx_status_t st = mbx_run(ctx, &o, MBX_OP_MATCH, &t);
+  if (st != MBX_STATUS_OK) return st;
+  mbx_tensors_t u;
+  mbx_tensors_init(&u);
+  u.priors = t.priors;
+  u.gt_boxes = t.gt_boxes;
+  u.gt_labels = t.gt_labels;
+  u.gt_counts = t.gt_counts;
+  u.gt_flags = t.gt_flags;
+  u.loc = in(loc);
+  u.conf = in(conf);
+  u.loss = out(loss);
+  u.num_pos = out(np2);
+  u.grad_loc = out(gl);
+  u.grad_conf = out(gc);
+  if (cuda && cudaDeviceSynchronize() != cudaSuccess) return MBX_STATUS_DEVICE_ERROR;
+  st = mbx_run(ctx, &o, MBX_OP_LOSS_FORWARD_BACKWARD, &u);
+  if (st != MBX_STATUS_OK) return st;
+  if (cuda) {
+    if (cudaDeviceSynchronize() != cudaSuccess) return MBX_STATUS_DEVICE_ERROR;
+    for (Tensor* x : {&ct, &mg, &lt, &np, &np2, &loss, &gl, &gc}) x->fetch();
+  }
+  r->ct.assign(ct.h<int32_t>(), ct.h<int32_t>() + B * P);
+  r->mg.assign(mg.h<int32_t>(), mg.h<int32_t>() + B * P);
+  r->np.assign(np.h<int32_t>(), np.h<int32_t>() + B);
+  r->np2.assign(np2.h<int32_t>(), np2.h<int32_t>() + B);
+  r->lt.assign(lt.h<float>(), lt.h<float>() + B * P * 4);
+  r->loss[0] = loss.at(0);
+  r->loss[1] = loss.at(1);
+  r->gl.resize(B * P * 4);
+  for (int64_t i = 0; i < B * P * 4; ++i) r->gl[i] = gl.at(i);
+  r->gc.resize(B * P * C);
+  for (int64_t i = 0; i < B * P * C; ++i) r->gc[i] = gc.at(i);
+  return MBX_STATUS_OK;
+}
+
+void expect_ignore_parity(const Problem& pb, const std::vector<int32_t>& flags,
+                          const mbx_options_t& o, bool validation, const std::string& what) {
+  Result cpu, gpu;
+  ASSERT_EQ(run_flags(pb, flags, o, false, nullptr, &cpu), MBX_STATUS_OK) << what << ": " << mbx_last_error();
+  Ctx ctx;
+  ASSERT_MBX(mbx_context_set_cuda_validation(ctx.c, validation ? 1 : 0));
+  const mbx_status_t st = run_flags(pb, flags, o, true, ctx.c, &gpu);
+  if (st == MBX_STATUS_UNSUPPORTED) return;  // a mode the cuda path refuses by name
+  ASSERT_EQ(st, MBX_STATUS_OK) << what << ": " << mbx_last_error();
+  int64_t ignored = 0;
+  for (int32_t v : cpu.ct) ignored += v == -1;
+  EXPECT_GT(ignored, 0) << what << ": the batch should have ignored priors";
+  {
+    SCOPED_TRACE(what);
+    expect_integer_outputs_equal(gpu, cpu);
+    expect_loss_close(gpu, cpu, 1e-4);
+    std::vector<double> lt_g(gpu.lt.begin(), gpu.lt.end()), lt_c(cpu.lt.begin(), cpu.lt.end());
+    expect_close("loc_target", lt_g, lt_c, 1e-5, 1e-5);
+    expect_close("grad_loc", gpu.gl, cpu.gl, 1e-4, 1e-4);
+    const bool ce = o.conf_loss == MBX_CONF_LOSS_SOFTMAX_CE;
+    expect_close("grad_conf", gpu.gc, cpu.gc, 1e-4, 1e-4, pb.C, ce ? pb.B : 0);
+  }
+}
+
+TEST(CudaIgnore, RegionsMatchCpuForEveryForceMatchAndThreshold) {
+  SKIP_WITHOUT_CUDA();
+  for (Shape shape : {Shape::kSsd300, Shape::kRetinaNet})
+    for (mbx_preset_t ps : {MBX_PRESET_SSD_PYTORCH, MBX_PRESET_TORCHVISION_RETINANET}) {
+      mbx_options_t o = preset(ps);
+      Problem pb = make_problem(shape, 6, 21, static_cast<mbx_prior_format_t>(o.prior_format), 77);
+      const std::vector<int32_t> flags = add_regions(&pb, 78);
+      for (auto fm : {MBX_FORCE_MATCH_NONE, MBX_FORCE_MATCH_BEST_PRIOR_PER_GT,
+                      MBX_FORCE_MATCH_LOW_QUALITY, MBX_FORCE_MATCH_BIPARTITE})
+        for (double thr : {0.5, 0.25}) {
+          o.force_match = fm;
+          o.ignore_iof_threshold = thr;
+          expect_ignore_parity(pb, flags, o, true, std::string(shape == Shape::kSsd300 ? "ssd300 " : "retina ") +
+                               "preset " + std::to_string(ps) + " fm " + std::to_string(fm) +
+                               " thr " + std::to_string(thr));
+        }
+    }
+}
+
+TEST(CudaIgnore, WithoutHostValidationMatchesCpu) {
+  SKIP_WITHOUT_CUDA();
+  mbx_options_t o = preset(MBX_PRESET_SSD_PYTORCH);
+  Problem pb = make_problem(Shape::kSsd300, 4, 21, MBX_PRIOR_CENTER_SIZE, 91);
+  const std::vector<int32_t> flags = add_regions(&pb, 92);
+  expect_ignore_parity(pb, flags, o, false, "validation off");
+}
+
+TEST(CudaIgnore, RegionsOnlyAndRegionOverEveryPriorMatchCpu) {
+  SKIP_WITHOUT_CUDA();
+  for (mbx_preset_t ps : {MBX_PRESET_TORCHVISION_SSD, MBX_PRESET_TORCHVISION_RETINANET}) {
+    const mbx_options_t o = preset(ps);
+    Problem pb = make_problem(Shape::kSsd300, 3, 21, static_cast<mbx_prior_format_t>(o.prior_format), 5);
+    std::vector<int32_t> flags(pb.B * pb.G, 0);
+    // Image 1: only regions. Image 2: a region over the whole image, then GTs.
+    for (int64_t g = 0; g < pb.counts[1]; ++g) flags[1 * pb.G + g] = 1;
+    float* r = &pb.gt_boxes[(2 * pb.G) * 4];
+    r[0] = -1.f; r[1] = -1.f; r[2] = 2.f; r[3] = 2.f;
+    flags[2 * pb.G] = 1;
+    expect_ignore_parity(pb, flags, o, true, "regions only, preset " + std::to_string(ps));
+  }
+}
+
 }  // namespace

@@ -194,23 +194,47 @@ CaseResult run_case(const std::string& dir, mbx_path_t path, int threads) {
       if (s != MBX_STATUS_OK)
         throw std::runtime_error(std::string(what) + ": " + mbx_status_string(s) + ": " + mbx_last_error());
     };
-    check(mbx_match(ctx.get(), &opts, K, priors->dl(cuda), gt_boxes->dl(cuda), gt_labels->dl(cuda),
-                    gt_counts->dl(cuda), conf_target.dl(cuda), matched_gt.dl(cuda),
-                    loc_target.dl(cuda), num_pos.dl(cuda)),
-          "mbx_match");
-    check(mbx_loss_forward_backward(ctx.get(), &opts, priors->dl(cuda), gt_boxes->dl(cuda),
-                                    gt_labels->dl(cuda), gt_counts->dl(cuda), loc->dl(cuda),
-                                    conf->dl(cuda), nullptr, loss.dl(cuda), num_pos2.dl(cuda),
-                                    grad_loc.dl(cuda), grad_conf.dl(cuda)),
-          "mbx_loss_forward_backward");
-    check(mbx_loss_forward(ctx.get(), &opts, priors->dl(cuda), gt_boxes->dl(cuda), gt_labels->dl(cuda),
-                           gt_counts->dl(cuda), loc->dl(cuda), conf->dl(cuda), loss_fwd.dl(cuda),
-                           nullptr),
-          "mbx_loss_forward");
-    check(mbx_loss_backward(ctx.get(), &opts, priors->dl(cuda), gt_boxes->dl(cuda), gt_labels->dl(cuda),
-                            gt_counts->dl(cuda), loc->dl(cuda), conf->dl(cuda), nullptr,
-                            grad_loc_b.dl(cuda), grad_conf_b.dl(cuda)),
-          "mbx_loss_backward");
+    // Every operation through mbx_run, so that the optional inputs a case
+    // may carry (gt_flags.npy, prior_levels.npy; tests/data/README.md) reach
+    // every path.
+    std::unique_ptr<Tensor> gt_flags, prior_levels;
+    if (is_file(dir + "/gt_flags.npy")) gt_flags = from_npy(npy("gt_flags"), kI32);
+    if (is_file(dir + "/prior_levels.npy")) prior_levels = from_npy(npy("prior_levels"), kI32);
+    auto inputs = [&](bool loss_op) {
+      mbx_tensors_t t;
+      mbx_tensors_init(&t);
+      t.priors = priors->dl(cuda);
+      t.gt_boxes = gt_boxes->dl(cuda);
+      t.gt_labels = gt_labels->dl(cuda);
+      t.gt_counts = gt_counts->dl(cuda);
+      if (gt_flags) t.gt_flags = gt_flags->dl(cuda);
+      if (prior_levels) t.prior_levels = prior_levels->dl(cuda);
+      if (loss_op) {
+        t.loc = loc->dl(cuda);
+        t.conf = conf->dl(cuda);
+      }
+      return t;
+    };
+    mbx_tensors_t t = inputs(false);
+    t.num_classes = K;
+    t.conf_target = conf_target.dl(cuda);
+    t.matched_gt = matched_gt.dl(cuda);
+    t.loc_target = loc_target.dl(cuda);
+    t.num_pos = num_pos.dl(cuda);
+    check(mbx_run(ctx.get(), &opts, MBX_OP_MATCH, &t), "mbx_match");
+    t = inputs(true);
+    t.loss = loss.dl(cuda);
+    t.num_pos = num_pos2.dl(cuda);
+    t.grad_loc = grad_loc.dl(cuda);
+    t.grad_conf = grad_conf.dl(cuda);
+    check(mbx_run(ctx.get(), &opts, MBX_OP_LOSS_FORWARD_BACKWARD, &t), "mbx_loss_forward_backward");
+    t = inputs(true);
+    t.loss = loss_fwd.dl(cuda);
+    check(mbx_run(ctx.get(), &opts, MBX_OP_LOSS_FORWARD, &t), "mbx_loss_forward");
+    t = inputs(true);
+    t.grad_loc = grad_loc_b.dl(cuda);
+    t.grad_conf = grad_conf_b.dl(cuda);
+    check(mbx_run(ctx.get(), &opts, MBX_OP_LOSS_BACKWARD, &t), "mbx_loss_backward");
     for (Tensor* t : {&conf_target, &matched_gt, &loc_target, &num_pos, &num_pos2, &loss, &loss_fwd,
                       &grad_loc, &grad_conf, &grad_loc_b, &grad_conf_b})
       t->fetch();

@@ -1,4 +1,4 @@
-"""Generate the conformance cases of the ATSS assigner (docs/SPEC.md §2.7;
+"""Generate the conformance cases of the ATSS assigner (docs/SPEC.md §2.8;
 tests/data/README.md format, with prior_levels.npy) with the numpy reference.
 
     python3 tests/reference/make_atss_cases.py OUT_DIR [--seed N]
