@@ -7,7 +7,8 @@ The priors are RetinaNet anchors (pytorch-retinanet's scheme, as
 mbx_priors_retinanet makes them) for a 64 x 64 image: 5 levels of 576, 144,
 36, 9 and 9 anchors, so atss_topk 9 takes all of the last two levels and
 atss_topk 12 asks for more than they hold. GTs range from a few pixels to
-most of the image; one image has no GT. Random draws are repeated until the
+most of the image; one image has no GT; a05 adds an ignore region per image
+(gt_flags) and shows ATSS positives inside one. Random draws are repeated until the
 losses are robust to float32 evaluation (make_caffe_cases.robust) and every
 GT's threshold lies at least 1e-9 away from its candidates' IoUs (so the
 case does not hinge on the rounding of mean + std).
@@ -74,8 +75,11 @@ def threshold_margin(prior_corners, prior_cs, gt, counts, levels, topk):
     return worst
 
 
-def atss_case(rng, root, name, desc, base, ov, B, C, G, size=64, zero_counts=(), fmt=None,
-              levels_file=True):
+def atss_case(rng, root, name, desc, base, ov, B, C, G, size=64, zero_counts=(), levels_file=True,
+              regions=False):
+    """regions: the last valid row of every image with GT is an ignore region
+    (gt_flags bit 0) of half to 0.96 of the image side, and the draw must show an ATSS positive that
+    overwrote an ignore mark."""
     opts = R.replace(R.PRESETS[base](), assigner="ATSS", **ov).validate()
     corners, levels = retinanet_anchors(size, size)
     if opts.prior_format == "CORNERS":
@@ -98,11 +102,28 @@ def atss_case(rng, root, name, desc, base, ov, B, C, G, size=64, zero_counts=(),
         labels = rng.integers(0, K, size=(B, G))
         loc = rng.normal(0, 1, size=(B, P, 4)).astype(np.float32)
         conf = rng.normal(0, 2.0, size=(B, P, C)).astype(np.float32)
-        out = R.compute(priors, gf, labels, counts, loc, conf, opts, prior_levels=prior_levels)
+        flags = None
+        if regions:
+            flags = np.zeros((B, G), np.int32)
+            for b in range(B):
+                if counts[b] > 0:
+                    flags[b, counts[b] - 1] = 1
+                    half = rng.uniform(0.25, 0.48) * size
+                    c = rng.uniform(half, size - half, size=2)
+                    gf[b, counts[b] - 1] = np.float32(np.concatenate([c - half, c + half]))
+        out = R.compute(priors, gf, labels, counts, loc, conf, opts, gt_flags=flags,
+                        prior_levels=prior_levels)
+        if regions:  # some ATSS positive lies inside a region: its ignore mark was overwritten
+            inside = np.array([R.ignore_mask(gf[b, :counts[b]][flags[b, :counts[b]] == 1], pc, opts)
+                               for b in range(B)])
+            if not ((out["conf_target"] > 0) & inside).any() or not (out["conf_target"] < 0).any():
+                continue
+        matchable = counts - (0 if flags is None else flags.sum(axis=1))
         if (CC.robust(out, opts, loc, conf) and out["num_pos"].sum() > 0 and
-                threshold_margin(pc, cs, gf, counts, prior_levels or [P], opts.atss_topk) > 1e-9):
+                threshold_margin(pc, cs, gf, matchable, prior_levels or [P], opts.atss_topk) > 1e-9):
             M.write_case(root, name, desc, "custom(%s)" % base, opts, priors, gf, labels, counts,
-                         loc, conf, False, full=True, generator=GEN, prior_levels=prior_levels)
+                         loc, conf, False, full=True, generator=GEN, prior_levels=prior_levels,
+                         gt_flags=flags)
             return
     raise RuntimeError("no robust draw for " + name)
 
@@ -127,6 +148,12 @@ def main():
     for name, desc, base, ov, B, C, G, zc, lv in specs:
         atss_case(rng, a.out, name, "generated: " + desc, base, ov, B, C, G, zero_counts=zc,
                   levels_file=lv)
+    specs.append(("a05_atss_ignore_region_focal", "", "", {}, 0, 0, 0, (), True))
+    atss_case(rng, a.out, "a05_atss_ignore_region_focal",
+              "generated: ATSS top 9 with an ignore region (gt_flags) in every image, focal: "
+              "ATSS positives overwrite the ignore mark (ignore_iof_threshold 0.2, so that some of the "
+              "coarse levels' anchors lie in regions)", "torchvision_retinanet",
+              dict(ignore_iof_threshold=0.2), 2, 3, 6, regions=True)
     print("wrote", len(specs), "cases to", a.out)
 
 
