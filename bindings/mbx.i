@@ -36,12 +36,21 @@
 %noexception mbx_preset_count;
 %noexception mbx_preset_name;
 
-// The bindings call the per-operation functions (mbx_match, mbx_loss_*,
-// mbx_decode); mbx_run and its mbx_tensors_t are the C callers' extensible
-// form and join the bindings with the first input that only it carries.
+// mbx_run and its mbx_tensors_t carry the optional inputs (gt_flags,
+// prior_levels) that the per-operation functions do not. Java and C# wrap
+// the struct (its DLTensor* fields take the raw tensors their layers build
+// and free) and call mbx_run; Python calls mbx_py_run (python/mbx_python.i),
+// which takes every field as a parameter, because a Python setter would
+// store a pointer into a capsule that its typemap releases right away.
+#if defined(SWIGPYTHON)
 %ignore mbx_tensors_t;
 %ignore mbx_tensors_init;
 %ignore mbx_run;
+#else
+// The struct's constructor, destructor and field accessors return no status.
+%noexception mbx_tensors_t;
+%noexception mbx_tensors_t::~mbx_tensors_t;
+#endif
 
 // mbx_options_get as a string for every language: mbx_option_text(opts,
 // name) returns the option's text (mbx_options_get syntax) or raises the

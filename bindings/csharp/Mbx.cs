@@ -311,7 +311,7 @@ public static unsafe class MultiBox {
 
   /// <summary>The DLTensors of one call, freed together.</summary>
   private sealed class Tensors : IDisposable {
-    private readonly SWIGTYPE_p_DLTensor[] items = new SWIGTYPE_p_DLTensor[12];
+    private readonly SWIGTYPE_p_DLTensor[] items = new SWIGTYPE_p_DLTensor[16];
     private int count;
 
     public SWIGTYPE_p_DLTensor Add(string name, void* data, int code, int bits, params long[] shape) {
@@ -331,6 +331,25 @@ public static unsafe class MultiBox {
   }
 
   private delegate void Call(SWIGTYPE_p_mbx_context_t handle);
+
+  /// <summary>
+  /// mbx_run on the tensors set by name in <paramref name="tensors"/> (the optional inputs
+  /// gt_flags and prior_levels exist only there).
+  /// </summary>
+  private static void RunOp(Context ctx, mbx_options_t raw, mbx_op_t op, mbx_tensors_t tensors) {
+    Run(ctx, h => mbx_native.mbx_run(h, raw, op, tensors));
+  }
+
+  private static mbx_tensors_t NewRunTensors() {
+    var t = new mbx_tensors_t();
+    try {
+      mbx_native.mbx_tensors_init(t);
+    } catch {
+      t.Dispose();
+      throw;
+    }
+    return t;
+  }
 
   private static void Run(Context ctx, Call call) {
     if (ctx == null) {
@@ -352,6 +371,24 @@ public static unsafe class MultiBox {
 
   private struct Dims {
     public long B, P, G, C;
+  }
+
+  /// <summary>
+  /// gt_flags [B, G] and prior_levels [L = levels] into the mbx_run tensors, each only when
+  /// given (a non-empty span); a gt_flags span shorter than B*G is refused here.
+  /// </summary>
+  private static void AddOptionalInputs(Tensors t, mbx_tensors_t run, Dims d, int* flags,
+                                        int flagCount, int* levels, int levelCount) {
+    if (flagCount > 0) {
+      CheckInput("gt_flags", flagCount, d.B * d.G);
+      run.gt_flags = t.Add("gt_flags", flags, KDLInt, 32, d.B, d.G);
+    }
+    if (levelCount > 0) run.prior_levels = t.Add("prior_levels", levels, KDLInt, 32, levelCount);
+  }
+
+  private static void CheckInput(string name, int length, long need) {
+    if (length != need)
+      throw ShapeError(name + ": " + length + " elements, expected " + need);
   }
 
   private static Dims Infer(int priors, int gtBoxes, int gtLabels, int gtCounts, int loc, int conf,
@@ -398,6 +435,22 @@ public static unsafe class MultiBox {
                            ReadOnlySpan<int> gtLabels, ReadOnlySpan<int> gtCounts,
                            Span<int> confTarget, Span<int> matchedGt, Span<float> locTarget,
                            Span<int> numPos) {
+    Match(ctx, opts, numClasses, priors, gtBoxes, gtLabels, gtCounts, ReadOnlySpan<int>.Empty,
+          ReadOnlySpan<int>.Empty, confTarget, matchedGt, locTarget, numPos);
+  }
+
+  /// <summary>
+  /// Match with the optional inputs: gtFlags [B*G] int32 per-GT flags (bit 0: an ignore
+  /// region; the other bits must be 0) and priorLevels [L] int32 priors per pyramid level in
+  /// prior order (sum P; used by the ATSS assigner, see RetinaNetPriorLevels). An empty span
+  /// leaves the input out.
+  /// </summary>
+  public static void Match(Context ctx, Options opts, long numClasses,
+                           ReadOnlySpan<float> priors, ReadOnlySpan<float> gtBoxes,
+                           ReadOnlySpan<int> gtLabels, ReadOnlySpan<int> gtCounts,
+                           ReadOnlySpan<int> gtFlags, ReadOnlySpan<int> priorLevels,
+                           Span<int> confTarget, Span<int> matchedGt, Span<float> locTarget,
+                           Span<int> numPos) {
     var raw = Raw(opts);
     var d = Infer(priors.Length, gtBoxes.Length, gtLabels.Length, gtCounts.Length, 0, 0, false);
     CheckOutput("conf_target", confTarget.Length, d.B * d.P);
@@ -415,17 +468,21 @@ public static unsafe class MultiBox {
     fixed (int* pMatched = &MemoryMarshal.GetReference(matchedGt))
     fixed (float* pLocT = &MemoryMarshal.GetReference(locTarget))
     fixed (int* pNumPos = &MemoryMarshal.GetReference(numPos))
-    using (var t = new Tensors()) {
-      var tPriors = t.Add("priors", pPriors, KDLFloat, 32, d.P, 4);
-      var tBoxes = t.Add("gt_boxes", pBoxes, KDLFloat, 32, d.B, d.G, 4);
-      var tLabels = t.Add("gt_labels", pLabels, KDLInt, 32, d.B, d.G);
-      var tCounts = t.Add("gt_counts", pCounts, KDLInt, 32, d.B);
-      var tConfT = t.Add("conf_target", pConfT, KDLInt, 32, d.B, d.P);
-      var tMatched = wantMatched ? t.Add("matched_gt", pMatched, KDLInt, 32, d.B, d.P) : null;
-      var tLocT = wantLoc ? t.Add("loc_target", pLocT, KDLFloat, 32, d.B, d.P, 4) : null;
-      var tNumPos = wantNumPos ? t.Add("num_pos", pNumPos, KDLInt, 32, d.B) : null;
-      Run(ctx, h => mbx_native.mbx_match(h, raw, numClasses, tPriors, tBoxes, tLabels, tCounts,
-                                         tConfT, tMatched, tLocT, tNumPos));
+    fixed (int* pFlags = &MemoryMarshal.GetReference(gtFlags))
+    fixed (int* pLevels = &MemoryMarshal.GetReference(priorLevels))
+    using (var t = new Tensors())
+    using (var run = NewRunTensors()) {
+      run.num_classes = numClasses;
+      run.priors = t.Add("priors", pPriors, KDLFloat, 32, d.P, 4);
+      run.gt_boxes = t.Add("gt_boxes", pBoxes, KDLFloat, 32, d.B, d.G, 4);
+      run.gt_labels = t.Add("gt_labels", pLabels, KDLInt, 32, d.B, d.G);
+      run.gt_counts = t.Add("gt_counts", pCounts, KDLInt, 32, d.B);
+      AddOptionalInputs(t, run, d, pFlags, gtFlags.Length, pLevels, priorLevels.Length);
+      run.conf_target = t.Add("conf_target", pConfT, KDLInt, 32, d.B, d.P);
+      if (wantMatched) run.matched_gt = t.Add("matched_gt", pMatched, KDLInt, 32, d.B, d.P);
+      if (wantLoc) run.loc_target = t.Add("loc_target", pLocT, KDLFloat, 32, d.B, d.P, 4);
+      if (wantNumPos) run.num_pos = t.Add("num_pos", pNumPos, KDLInt, 32, d.B);
+      RunOp(ctx, raw, mbx_op_t.MBX_OP_MATCH, run);
     }
     GC.KeepAlive(opts);
   }
@@ -433,6 +490,13 @@ public static unsafe class MultiBox {
   /// <summary>Match on arrays, returning every output.</summary>
   public static MatchResult Match(Context ctx, Options opts, long numClasses, float[] priors,
                                   float[] gtBoxes, int[] gtLabels, int[] gtCounts) {
+    return Match(ctx, opts, numClasses, priors, gtBoxes, gtLabels, gtCounts, null, null);
+  }
+
+  /// <summary>Match on arrays with the optional inputs (null: left out).</summary>
+  public static MatchResult Match(Context ctx, Options opts, long numClasses, float[] priors,
+                                  float[] gtBoxes, int[] gtLabels, int[] gtCounts,
+                                  int[] gtFlags, int[] priorLevels) {
     var d = Infer(priors.Length, gtBoxes.Length, gtLabels.Length, gtCounts.Length, 0, 0, false);
     var r = new MatchResult {
       ConfTarget = new int[d.B * d.P],
@@ -440,8 +504,8 @@ public static unsafe class MultiBox {
       LocTarget = new float[d.B * d.P * 4],
       NumPos = new int[d.B]
     };
-    Match(ctx, opts, numClasses, priors, gtBoxes, gtLabels, gtCounts, r.ConfTarget, r.MatchedGt,
-          r.LocTarget, r.NumPos);
+    Match(ctx, opts, numClasses, priors, gtBoxes, gtLabels, gtCounts, gtFlags, priorLevels,
+          r.ConfTarget, r.MatchedGt, r.LocTarget, r.NumPos);
     return r;
   }
 
@@ -453,6 +517,7 @@ public static unsafe class MultiBox {
                                  ReadOnlySpan<float> priors, ReadOnlySpan<float> gtBoxes,
                                  ReadOnlySpan<int> gtLabels, ReadOnlySpan<int> gtCounts,
                                  ReadOnlySpan<float> loc, ReadOnlySpan<float> conf,
+                                 ReadOnlySpan<int> gtFlags, ReadOnlySpan<int> priorLevels,
                                  double gradLossLoc, double gradLossConf,
                                  Span<float> gradLoc, Span<float> gradConf) {
     var raw = Raw(opts);
@@ -477,33 +542,30 @@ public static unsafe class MultiBox {
     fixed (double* pLoss = lossOut)
     fixed (double* pGradLoss = gradLoss)
     fixed (int* pNumPos = numPos)
-    using (var t = new Tensors()) {
-      var tPriors = t.Add("priors", pPriors, KDLFloat, 32, d.P, 4);
-      var tBoxes = t.Add("gt_boxes", pBoxes, KDLFloat, 32, d.B, d.G, 4);
-      var tLabels = t.Add("gt_labels", pLabels, KDLInt, 32, d.B, d.G);
-      var tCounts = t.Add("gt_counts", pCounts, KDLInt, 32, d.B);
-      var tLoc = t.Add("loc", pLoc, KDLFloat, 32, d.B, d.P, 4);
-      var tConf = t.Add("conf", pConf, KDLFloat, 32, d.B, d.P, d.C);
-      var tLoss = t.Add("loss", pLoss, KDLFloat, 64, 2);
-      var tGradLoss = t.Add("grad_loss", pGradLoss, KDLFloat, 64, 2);
-      var tNumPos = t.Add("num_pos", pNumPos, KDLInt, 32, d.B);
-      var tGradLoc = backward ? t.Add("grad_loc", pGradLoc, KDLFloat, 32, d.B, d.P, 4) : null;
-      var tGradConf = backward ? t.Add("grad_conf", pGradConf, KDLFloat, 32, d.B, d.P, d.C) : null;
-      switch (kind) {
-        case Kind.Forward:
-          Run(ctx, h => mbx_native.mbx_loss_forward(h, raw, tPriors, tBoxes, tLabels, tCounts, tLoc,
-                                                    tConf, tLoss, tNumPos));
-          break;
-        case Kind.Backward:
-          Run(ctx, h => mbx_native.mbx_loss_backward(h, raw, tPriors, tBoxes, tLabels, tCounts,
-                                                     tLoc, tConf, tGradLoss, tGradLoc, tGradConf));
-          break;
-        default:
-          Run(ctx, h => mbx_native.mbx_loss_forward_backward(h, raw, tPriors, tBoxes, tLabels,
-                                                             tCounts, tLoc, tConf, tGradLoss, tLoss,
-                                                             tNumPos, tGradLoc, tGradConf));
-          break;
+    fixed (int* pFlags = &MemoryMarshal.GetReference(gtFlags))
+    fixed (int* pLevels = &MemoryMarshal.GetReference(priorLevels))
+    using (var t = new Tensors())
+    using (var run = NewRunTensors()) {
+      run.priors = t.Add("priors", pPriors, KDLFloat, 32, d.P, 4);
+      run.gt_boxes = t.Add("gt_boxes", pBoxes, KDLFloat, 32, d.B, d.G, 4);
+      run.gt_labels = t.Add("gt_labels", pLabels, KDLInt, 32, d.B, d.G);
+      run.gt_counts = t.Add("gt_counts", pCounts, KDLInt, 32, d.B);
+      run.loc = t.Add("loc", pLoc, KDLFloat, 32, d.B, d.P, 4);
+      run.conf = t.Add("conf", pConf, KDLFloat, 32, d.B, d.P, d.C);
+      AddOptionalInputs(t, run, d, pFlags, gtFlags.Length, pLevels, priorLevels.Length);
+      if (kind != Kind.Backward) {
+        run.loss = t.Add("loss", pLoss, KDLFloat, 64, 2);
+        run.num_pos = t.Add("num_pos", pNumPos, KDLInt, 32, d.B);
       }
+      if (backward) {
+        run.grad_loss = t.Add("grad_loss", pGradLoss, KDLFloat, 64, 2);
+        run.grad_loc = t.Add("grad_loc", pGradLoc, KDLFloat, 32, d.B, d.P, 4);
+        run.grad_conf = t.Add("grad_conf", pGradConf, KDLFloat, 32, d.B, d.P, d.C);
+      }
+      mbx_op_t op = kind == Kind.Forward ? mbx_op_t.MBX_OP_LOSS_FORWARD
+          : kind == Kind.Backward ? mbx_op_t.MBX_OP_LOSS_BACKWARD
+          : mbx_op_t.MBX_OP_LOSS_FORWARD_BACKWARD;
+      RunOp(ctx, raw, op, run);
     }
     GC.KeepAlive(opts);
     if (kind == Kind.Backward) return null;
@@ -515,8 +577,21 @@ public static unsafe class MultiBox {
                                    ReadOnlySpan<float> gtBoxes, ReadOnlySpan<int> gtLabels,
                                    ReadOnlySpan<int> gtCounts, ReadOnlySpan<float> loc,
                                    ReadOnlySpan<float> conf) {
-    return Loss(Kind.Forward, ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, 1, 1,
-                Span<float>.Empty, Span<float>.Empty);
+    return Forward(ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf,
+                   ReadOnlySpan<int>.Empty, ReadOnlySpan<int>.Empty);
+  }
+
+  /// <summary>
+  /// Loss forward only, with the optional inputs gtFlags [B*G] and priorLevels [L] (an empty
+  /// span leaves the input out; see Match).
+  /// </summary>
+  public static LossResult Forward(Context ctx, Options opts, ReadOnlySpan<float> priors,
+                                   ReadOnlySpan<float> gtBoxes, ReadOnlySpan<int> gtLabels,
+                                   ReadOnlySpan<int> gtCounts, ReadOnlySpan<float> loc,
+                                   ReadOnlySpan<float> conf, ReadOnlySpan<int> gtFlags,
+                                   ReadOnlySpan<int> priorLevels) {
+    return Loss(Kind.Forward, ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, gtFlags,
+                priorLevels, 1, 1, Span<float>.Empty, Span<float>.Empty);
   }
 
   /// <summary>
@@ -530,18 +605,46 @@ public static unsafe class MultiBox {
                                            Span<float> gradConf, double gradLossLoc = 1.0,
                                            double gradLossConf = 1.0) {
     return Loss(Kind.ForwardBackward, ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf,
-                gradLossLoc, gradLossConf, gradLoc, gradConf);
+                ReadOnlySpan<int>.Empty, ReadOnlySpan<int>.Empty, gradLossLoc, gradLossConf,
+                gradLoc, gradConf);
+  }
+
+  /// <summary>
+  /// Fused forward + backward with the optional inputs gtFlags [B*G] and priorLevels [L] (an
+  /// empty span leaves the input out; see Match).
+  /// </summary>
+  public static LossResult ForwardBackward(Context ctx, Options opts, ReadOnlySpan<float> priors,
+                                           ReadOnlySpan<float> gtBoxes, ReadOnlySpan<int> gtLabels,
+                                           ReadOnlySpan<int> gtCounts, ReadOnlySpan<float> loc,
+                                           ReadOnlySpan<float> conf, ReadOnlySpan<int> gtFlags,
+                                           ReadOnlySpan<int> priorLevels, Span<float> gradLoc,
+                                           Span<float> gradConf, double gradLossLoc,
+                                           double gradLossConf) {
+    return Loss(Kind.ForwardBackward, ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf,
+                gtFlags, priorLevels, gradLossLoc, gradLossConf, gradLoc, gradConf);
   }
 
   /// <summary>Fused forward + backward on arrays; the gradients come back in the result.</summary>
   public static LossResult ForwardBackward(Context ctx, Options opts, float[] priors,
                                            float[] gtBoxes, int[] gtLabels, int[] gtCounts,
                                            float[] loc, float[] conf) {
+    return ForwardBackward(ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, null, null);
+  }
+
+  /// <summary>
+  /// Fused forward + backward on arrays with the optional inputs (null: left out); the
+  /// gradients come back in the result.
+  /// </summary>
+  public static LossResult ForwardBackward(Context ctx, Options opts, float[] priors,
+                                           float[] gtBoxes, int[] gtLabels, int[] gtCounts,
+                                           float[] loc, float[] conf, int[] gtFlags,
+                                           int[] priorLevels) {
     if (loc == null) throw new ArgumentNullException(nameof(loc));
     if (conf == null) throw new ArgumentNullException(nameof(conf));
     var gradLoc = new float[loc.Length];
     var gradConf = new float[conf.Length];
     var r = ForwardBackward(ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf,
+                            (ReadOnlySpan<int>)gtFlags, (ReadOnlySpan<int>)priorLevels,
                             (Span<float>)gradLoc, (Span<float>)gradConf, 1.0, 1.0);
     r.GradLoc = gradLoc;
     r.GradConf = gradConf;
@@ -554,8 +657,20 @@ public static unsafe class MultiBox {
                               ReadOnlySpan<int> gtCounts, ReadOnlySpan<float> loc,
                               ReadOnlySpan<float> conf, Span<float> gradLoc, Span<float> gradConf,
                               double gradLossLoc = 1.0, double gradLossConf = 1.0) {
-    Loss(Kind.Backward, ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, gradLossLoc,
-         gradLossConf, gradLoc, gradConf);
+    Loss(Kind.Backward, ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf,
+         ReadOnlySpan<int>.Empty, ReadOnlySpan<int>.Empty, gradLossLoc, gradLossConf, gradLoc,
+         gradConf);
+  }
+
+  /// <summary>Gradients only, with the optional inputs (an empty span leaves one out).</summary>
+  public static void Backward(Context ctx, Options opts, ReadOnlySpan<float> priors,
+                              ReadOnlySpan<float> gtBoxes, ReadOnlySpan<int> gtLabels,
+                              ReadOnlySpan<int> gtCounts, ReadOnlySpan<float> loc,
+                              ReadOnlySpan<float> conf, ReadOnlySpan<int> gtFlags,
+                              ReadOnlySpan<int> priorLevels, Span<float> gradLoc,
+                              Span<float> gradConf, double gradLossLoc, double gradLossConf) {
+    Loss(Kind.Backward, ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, gtFlags,
+         priorLevels, gradLossLoc, gradLossConf, gradLoc, gradConf);
   }
 
   // --- decoding and priors ----------------------------------------------------
@@ -613,6 +728,23 @@ public static unsafe class MultiBox {
     long n;
     mbx_native.mbx_priors_retinanet_count(imageHeight, imageWidth, out n);
     return n;
+  }
+
+  /// <summary>Pyramid levels of RetinaNetPriors (levels 3..7).</summary>
+  public const int RetinaNetLevels = (int)mbx_native.MBX_RETINANET_NUM_LEVELS;
+
+  /// <summary>
+  /// The number of anchors of each pyramid level of RetinaNetPriors (levels 3..7, in prior
+  /// order; they sum to P): the priorLevels input of the ATSS assigner.
+  /// </summary>
+  public static int[] RetinaNetPriorLevels(long imageHeight, long imageWidth) {
+    var out_ = new int[RetinaNetLevels];
+    fixed (int* ptr = out_)
+    using (var t = new Tensors()) {
+      mbx_native.mbx_priors_retinanet_levels(imageHeight, imageWidth,
+                                             t.Add("prior_levels", ptr, KDLInt, 32, RetinaNetLevels));
+    }
+    return out_;
   }
 
   /// <summary>RetinaNet anchors (yhenon Anchors), CORNERS in pixels, [P*4].</summary>

@@ -71,6 +71,8 @@ SWIG_JAVABODY_TYPEWRAPPER(public, public, public, SWIGTYPE)
 %noexception mbx_options_t::~mbx_options_t;
 // No finalizer: org.mbx.Options frees its struct with a java.lang.ref.Cleaner.
 %typemap(javafinalize) mbx_options_t ""
+// Nor for mbx_tensors_t: org.mbx.Mbx frees it in a try-with-resources block.
+%typemap(javafinalize) mbx_tensors_t ""
 
 // --- out-parameters -------------------------------------------------------
 %include <typemaps.i>

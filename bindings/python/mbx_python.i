@@ -248,6 +248,47 @@ static PyObject* mbx_py_append_output(PyObject* result, PyObject* obj) {
   }
 }
 
+// mbx_run for Python: every tensor of mbx_tensors_t as a parameter (each
+// through the DLTensor* typemap above, None = NULL), the struct filled here
+// and mbx_run called once, with the GIL released like every other call. The
+// struct itself stays %ignored for Python (../mbx.i): its DLTensor* fields
+// would borrow from capsules that the setter typemap releases at once. New
+// optional tensors of mbx_tensors_t are appended here as parameters.
+%inline %{
+static mbx_status_t mbx_py_run(mbx_context_t* ctx, const mbx_options_t* opts, mbx_op_t op,
+                               int64_t num_classes, const DLTensor* priors,
+                               const DLTensor* gt_boxes, const DLTensor* gt_labels,
+                               const DLTensor* gt_counts, const DLTensor* loc,
+                               const DLTensor* conf, const DLTensor* grad_loss,
+                               const DLTensor* gt_flags, const DLTensor* prior_levels,
+                               DLTensor* conf_target, DLTensor* matched_gt,
+                               DLTensor* loc_target, DLTensor* num_pos, DLTensor* loss,
+                               DLTensor* grad_loc, DLTensor* grad_conf, DLTensor* boxes) {
+  mbx_tensors_t t;
+  mbx_status_t status = mbx_tensors_init(&t);
+  if (status != MBX_STATUS_OK) return status;
+  t.num_classes = num_classes;
+  t.priors = priors;
+  t.gt_boxes = gt_boxes;
+  t.gt_labels = gt_labels;
+  t.gt_counts = gt_counts;
+  t.loc = loc;
+  t.conf = conf;
+  t.grad_loss = grad_loss;
+  t.gt_flags = gt_flags;
+  t.prior_levels = prior_levels;
+  t.conf_target = conf_target;
+  t.matched_gt = matched_gt;
+  t.loc_target = loc_target;
+  t.num_pos = num_pos;
+  t.loss = loss;
+  t.grad_loc = grad_loc;
+  t.grad_conf = grad_conf;
+  t.boxes = boxes;
+  return mbx_run(ctx, opts, op, &t);
+}
+%}
+
 // The options struct is a plain value type: its constructor and destructor
 // return no status, so the shared %exception does not apply (SWIG wraps
 // field accessors without it). The Python layer reads and writes options by

@@ -44,6 +44,18 @@ def numpy_api() -> float:
     out: mbx.LossResult = loss(priors, gt_boxes, gt_labels, gt_counts, loc, conf, grad=True)
     assert out.grad_conf is not None and np.asarray(out.grad_conf).shape == conf.shape
     total = float(out.loss_loc) + float(out.loss_conf)
+    # The optional inputs: all-zero gt_flags and a level split of the priors
+    # (validated, used only by the ATSS assigner) change nothing.
+    p = priors.shape[0]
+    levels: npt.NDArray[np.int32] = np.array([p // 2, p - p // 2], np.int32)
+    same = loss(priors, gt_boxes, gt_labels, gt_counts, loc, conf,
+                gt_flags=np.zeros(gt_labels.shape, np.int32), prior_levels=levels)
+    assert float(same.loss_conf) == float(out.loss_conf)
+    same_targets = mbx.match(priors, gt_boxes, gt_labels, gt_counts, "ssd_pytorch",
+                             num_classes=20, gt_flags=[[0, 0]], prior_levels=levels)
+    assert (np.asarray(same_targets.conf_target) == np.asarray(targets.conf_target)).all()
+    retina_levels: npt.NDArray[np.int32] = mbx.priors_retinanet_levels(512, 512)
+    assert int(retina_levels.sum()) == mbx.priors_retinanet(512, 512).shape[0]
     try:
         mbx.MultiBoxLoss("no_such_preset")
     except mbx.InvalidArgumentError as e:

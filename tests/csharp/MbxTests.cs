@@ -197,6 +197,14 @@ sealed class GoldenCase {
 
   public Npy this[string tensor] { get { return Npy.Read(Path.Combine(Dir, tensor + ".npy")); } }
 
+  /// <summary>An optional input tensor (gt_flags, prior_levels): its ints, or null when absent.</summary>
+  public int[] OptionalInts(string tensor) {
+    return File.Exists(Path.Combine(Dir, tensor + ".npy")) ? this[tensor].Ints() : null;
+  }
+
+  public int[] GtFlags() { return OptionalInts("gt_flags"); }
+  public int[] PriorLevels() { return OptionalInts("prior_levels"); }
+
   /// <summary>Every key of "options" set by name (the option set is complete).</summary>
   public Options BuildOptions() {
     var opts = new Options(Preset.SsdPytorch);
@@ -293,7 +301,8 @@ static class Program {
           using (var opts = c.BuildOptions()) {
             long k = c["conf"].Shape[2] - (opts.IsSigmoidFocal ? 0 : 1);
             var m = MultiBox.Match(ctx, opts, k, c["priors"].Floats(), c["gt_boxes"].Floats(),
-                                   c["gt_labels"].Ints(), c["gt_counts"].Ints());
+                                   c["gt_labels"].Ints(), c["gt_counts"].Ints(), c.GtFlags(),
+                                   c.PriorLevels());
             Equal(c["conf_target"].Ints(), m.ConfTarget, "conf_target");
             Equal(c["matched_gt"].Ints(), m.MatchedGt, "matched_gt");
             Equal(c["num_pos"].Ints(), m.NumPos, "num_pos");
@@ -305,7 +314,8 @@ static class Program {
           using (var opts = c.BuildOptions()) {
             var r = MultiBox.Forward(ctx, opts, c["priors"].Floats(), c["gt_boxes"].Floats(),
                                      c["gt_labels"].Ints(), c["gt_counts"].Ints(),
-                                     c["loc"].Floats(), c["conf"].Floats());
+                                     c["loc"].Floats(), c["conf"].Floats(), c.GtFlags(),
+                                     c.PriorLevels());
             LossClose(c["loss_loc"].Doubles()[0], r.LossLoc, "loss_loc");
             LossClose(c["loss_conf"].Doubles()[0], r.LossConf, "loss_conf");
             Equal(c.LossNumPos(), r.NumPos, "num_pos");
@@ -317,7 +327,7 @@ static class Program {
             var r = MultiBox.ForwardBackward(ctx, opts, c["priors"].Floats(),
                                              c["gt_boxes"].Floats(), c["gt_labels"].Ints(),
                                              c["gt_counts"].Ints(), c["loc"].Floats(),
-                                             c["conf"].Floats());
+                                             c["conf"].Floats(), c.GtFlags(), c.PriorLevels());
             LossClose(c["loss_loc"].Doubles()[0], r.LossLoc, "loss_loc");
             LossClose(c["loss_conf"].Doubles()[0], r.LossConf, "loss_conf");
             Close(c["grad_loc"].Doubles(), r.GradLoc, 1e-4, 1e-4, "grad_loc");
@@ -339,6 +349,7 @@ static class Program {
                                              c["gt_boxes"].Floats(), c["gt_labels"].Ints(),
                                              c["gt_counts"].Ints(),
                                              new ReadOnlySpan<float>(locBig, 3, loc.Length), conf,
+                                             c.GtFlags(), c.PriorLevels(),
                                              new Span<float>(gradLocBig, 5, loc.Length),
                                              new Span<float>(gradConfBig, 1, conf.Length),
                                              2.0, 0.5);
@@ -358,8 +369,8 @@ static class Program {
             var gradLoc = new float[loc.Length];
             var gradConf = new float[conf.Length];
             MultiBox.Backward(ctx, opts, c["priors"].Floats(), c["gt_boxes"].Floats(),
-                              c["gt_labels"].Ints(), c["gt_counts"].Ints(), loc, conf, gradLoc,
-                              gradConf);
+                              c["gt_labels"].Ints(), c["gt_counts"].Ints(), loc, conf,
+                              c.GtFlags(), c.PriorLevels(), gradLoc, gradConf, 1.0, 1.0);
             Close(c["grad_loc"].Doubles(), gradLoc, 1e-4, 1e-4, "grad_loc");
             Close(c["grad_conf"].Doubles(), gradConf, 1e-4, 1e-4, "grad_conf");
           }
@@ -547,11 +558,90 @@ static class Program {
     });
   }
 
+  // --- the optional inputs gt_flags and prior_levels (mbx_run) ---------------------
+
+  static void SameLoss(LossResult want, LossResult got) {
+    Check(want.LossLoc == got.LossLoc && want.LossConf == got.LossConf, "losses bitwise");
+    Equal(want.NumPos, got.NumPos, "num_pos");
+    Equal(want.GradLoc, got.GradLoc, "grad_loc");
+    Equal(want.GradConf, got.GradConf, "grad_conf");
+  }
+
+  static void OptionalInputTests() {
+    // The ErrorTests fixture: B = 1, G = 2, P = 4, C = 2.
+    var zeroFlags = new int[2];
+    var levels = new[] { 3, 1 };
+    Test("zero gt_flags / a validated prior_levels split change nothing", () => {
+      using (var opts = Opts()) {
+        var baseFb = MultiBox.ForwardBackward(null, opts, Priors(), GtBoxes(), GtLabels(), GtCounts(),
+                                              Loc(), Conf());
+        var baseM = MultiBox.Match(null, opts, 2, Priors(), GtBoxes(), GtLabels(), GtCounts());
+        foreach (var e in new[] { new[] { zeroFlags, null }, new[] { null, levels },
+                                  new[] { zeroFlags, levels } }) {
+          SameLoss(baseFb, MultiBox.ForwardBackward(null, opts, Priors(), GtBoxes(), GtLabels(),
+                                                    GtCounts(), Loc(), Conf(), e[0], e[1]));
+          var fwd = MultiBox.Forward(null, opts, Priors(), GtBoxes(), GtLabels(), GtCounts(), Loc(),
+                                     Conf(), e[0], e[1]);
+          Check(fwd.LossLoc == baseFb.LossLoc && fwd.LossConf == baseFb.LossConf,
+                "forward losses bitwise");
+          Equal(baseFb.NumPos, fwd.NumPos, "forward num_pos");
+          var m = MultiBox.Match(null, opts, 2, Priors(), GtBoxes(), GtLabels(), GtCounts(), e[0],
+                                 e[1]);
+          Equal(baseM.ConfTarget, m.ConfTarget, "conf_target");
+          Equal(baseM.MatchedGt, m.MatchedGt, "matched_gt");
+          Equal(baseM.LocTarget, m.LocTarget, "loc_target");
+          Equal(baseM.NumPos, m.NumPos, "num_pos");
+          var gradLoc = new float[16];
+          var gradConf = new float[8];
+          MultiBox.Backward(null, opts, Priors(), GtBoxes(), GtLabels(), GtCounts(), Loc(), Conf(),
+                            e[0], e[1], gradLoc, gradConf, 1.0, 1.0);
+          Equal(baseFb.GradLoc, gradLoc, "backward grad_loc");
+          Equal(baseFb.GradConf, gradConf, "backward grad_conf");
+        }
+      }
+    });
+    Test("bad gt_flags: InvalidArgument naming gt_flags", () => {
+      using (var opts = Opts()) {
+        Throws(() => MultiBox.ForwardBackward(null, opts, Priors(), GtBoxes(), GtLabels(), GtCounts(),
+                                              Loc(), Conf(), new int[1], null),
+               Status.InvalidArgument, "gt_flags");
+        // Bit 1 is reserved: the library names the argument.
+        Throws(() => MultiBox.Match(null, opts, 2, Priors(), GtBoxes(), GtLabels(), GtCounts(),
+                                    new[] { 0, 2 }, null),
+               Status.InvalidArgument, "gt_flags");
+      }
+    });
+    Test("bad prior_levels: InvalidArgument naming prior_levels, nothing written", () => {
+      using (var opts = Opts()) {
+        var gradLoc = Enumerable.Repeat(7f, 16).ToArray();
+        var gradConf = new float[8];
+        Throws(() => MultiBox.ForwardBackward(null, opts, Priors(), GtBoxes(), GtLabels(),
+                                              GtCounts(), Loc(), Conf(), null, new[] { 3, 2 },
+                                              gradLoc, gradConf, 1.0, 1.0),
+               Status.InvalidArgument, "prior_levels");
+        Check(gradLoc.All(x => x == 7f), "grad_loc untouched");
+        Throws(() => MultiBox.Match(null, opts, 2, Priors(), GtBoxes(), GtLabels(), GtCounts(),
+                                    null, new[] { 5, -1 }),
+               Status.InvalidArgument, "prior_levels");
+      }
+    });
+    Test("RetinaNetPriorLevels sum to the anchor count", () => {
+      foreach (var hw in new[] { new long[] { 512, 512 }, new long[] { 600, 1000 },
+                                 new long[] { 333, 517 } }) {
+        var lv = MultiBox.RetinaNetPriorLevels(hw[0], hw[1]);
+        Check(lv.Length == MultiBox.RetinaNetLevels, "5 levels");
+        Check(lv.All(x => x > 0 && x % 9 == 0), "9 anchors per cell");
+        Check(lv.Sum(x => (long)x) == MultiBox.RetinaNetPriorCount(hw[0], hw[1]), "sum = P");
+      }
+    });
+  }
+
   static int Main(string[] args) {
     string golden = args.Length > 0 ? args[0]
         : Path.Combine(AppDomain.CurrentDomain.BaseDirectory, "golden");
     GoldenTests(golden);
     ErrorTests();
+    OptionalInputTests();
     if (args.Length > 1) {
       // ctest passes the project's version (project(VERSION) in CMakeLists.txt).
       Test("runtime version is the project version", () => {

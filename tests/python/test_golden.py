@@ -22,6 +22,15 @@ def _options(meta):
     return dict(meta["options"])
 
 
+# Optional inputs of a case (tests/data/README.md): gt_flags.npy [B, G] and
+# prior_levels.npy [L], passed by keyword when the case has them.
+OPTIONAL_INPUTS = ("gt_flags", "prior_levels")
+
+
+def _optional_inputs(arr, kind):
+    return {k: to_kind(arr[k], kind) for k in OPTIONAL_INPUTS if k in arr}
+
+
 def _num_classes(meta, arr):
     c = arr["conf"].shape[2]
     return c if meta["options"]["conf_loss"] == "SIGMOID_FOCAL" else c - 1
@@ -44,7 +53,8 @@ def test_golden_loss(case_dir, kind):
     _skip_cuda_unsupported(meta, kind, True)
     loss = mbx.MultiBoxLoss(meta["preset"], **_options(meta))
     args = [to_kind(arr[k], kind) for k in INPUTS]
-    out = loss(*args, grad=True)
+    extra = _optional_inputs(arr, kind)
+    out = loss(*args, grad=True, **extra)
     assert_loss_close(out.loss_loc, arr["loss_loc"], "loss_loc")
     assert_loss_close(out.loss_conf, arr["loss_conf"], "loss_conf")
     # The loss's num_pos: the positives left after HARD_EXAMPLE mining.
@@ -59,13 +69,13 @@ def test_golden_loss(case_dir, kind):
         assert out.loss_loc.device == args[5].device
 
     # Forward only gives the same losses and no gradients.
-    fwd = loss(*args, grad=False)
+    fwd = loss(*args, grad=False, **extra)
     assert fwd.grad_loc is None and fwd.grad_conf is None
     assert float(to_numpy(fwd.loss_loc)) == pytest.approx(float(to_numpy(out.loss_loc)), rel=1e-6)
     assert float(to_numpy(fwd.loss_conf)) == pytest.approx(float(to_numpy(out.loss_conf)), rel=1e-6)
 
     # backward() with an upstream gradient scales each gradient.
-    g_loc, g_conf = loss.backward(*args, grad_loss=(2.0, -0.5))
+    g_loc, g_conf = loss.backward(*args, grad_loss=(2.0, -0.5), **extra)
     assert_grad_close(g_loc, 2.0 * arr["grad_loc"], "grad_loc * 2")
     assert_grad_close(g_conf, -0.5 * arr["grad_conf"], "grad_conf * -0.5")
 
@@ -76,7 +86,8 @@ def test_golden_match(case_dir, kind):
     meta, arr = load_case(case_dir)
     _skip_cuda_unsupported(meta, kind, False)
     t = mbx.match(*[to_kind(arr[k], kind) for k in INPUTS[:4]], preset=meta["preset"],
-                  num_classes=_num_classes(meta, arr), **_options(meta))
+                  num_classes=_num_classes(meta, arr), **_optional_inputs(arr, kind),
+                  **_options(meta))
     np.testing.assert_array_equal(to_numpy(t.conf_target), arr["conf_target"])
     np.testing.assert_array_equal(to_numpy(t.matched_gt), arr["matched_gt"])
     np.testing.assert_array_equal(to_numpy(t.num_pos), arr["num_pos"])
@@ -88,7 +99,8 @@ def test_golden_match(case_dir, kind):
 def test_golden_loss_each_cpu_path(case_dir, path):
     meta, arr = load_case(case_dir)
     ctx = mbx.Context(path=path, num_threads=1 if path == "cpu-scalar" else 2)
-    out = mbx.MultiBoxLoss(meta["preset"], context=ctx, **_options(meta))(*[arr[k] for k in INPUTS])
+    out = mbx.MultiBoxLoss(meta["preset"], context=ctx, **_options(meta))(
+        *[arr[k] for k in INPUTS], **_optional_inputs(arr, "numpy"))
     assert_loss_close(out.loss_loc, arr["loss_loc"], "loss_loc")
     assert_loss_close(out.loss_conf, arr["loss_conf"], "loss_conf")
     assert_grad_close(out.grad_loc, arr["grad_loc"], "grad_loc")

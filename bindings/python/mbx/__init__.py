@@ -41,6 +41,7 @@ from ._core import (  # noqa: F401
     options,
     path_available,
     priors_retinanet,
+    priors_retinanet_levels,
     priors_ssd,
     version,
     version_number,
@@ -54,5 +55,5 @@ __all__ = [
     "InternalError", "InvalidArgumentError", "LossResult", "MatchResult", "MultiBoxLoss",
     "NoDeviceError", "Options", "OutOfMemoryError", "Status", "UnsupportedError",
     "cuda_available", "decode", "match", "options", "path_available", "priors_retinanet",
-    "priors_ssd", "version", "version_number", "workspace_size", "__version__",
+    "priors_retinanet_levels", "priors_ssd", "version", "version_number", "workspace_size", "__version__",
 ]

@@ -23,6 +23,7 @@ from ._core import (
     options as options,
     path_available as path_available,
     priors_retinanet as priors_retinanet,
+    priors_retinanet_levels as priors_retinanet_levels,
     priors_ssd as priors_ssd,
     version as version,
     version_number as version_number,
@@ -35,5 +36,5 @@ __all__ = [
     "InternalError", "InvalidArgumentError", "LossResult", "MatchResult", "MultiBoxLoss",
     "NoDeviceError", "Options", "OutOfMemoryError", "Status", "UnsupportedError",
     "cuda_available", "decode", "match", "options", "path_available", "priors_retinanet",
-    "priors_ssd", "version", "version_number", "workspace_size", "__version__",
+    "priors_retinanet_levels", "priors_ssd", "version", "version_number", "workspace_size", "__version__",
 ]

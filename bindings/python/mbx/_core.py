@@ -45,7 +45,7 @@ __all__ = [
     "NoDeviceError", "DeviceError", "ContextBusyError", "InternalError",
     "Status", "PRESETS", "OPTION_NAMES", "Options", "Context", "MultiBoxLoss",
     "LossResult", "MatchResult", "match", "decode", "priors_ssd",
-    "priors_retinanet", "version", "version_number", "cuda_available",
+    "priors_retinanet", "priors_retinanet_levels", "version", "version_number", "cuda_available",
     "path_available", "options",
 ]
 
@@ -699,6 +699,26 @@ def _cap(t):
     return None if t is None else t.capsule
 
 
+def _optional_int32(x, name, ref):
+    """An optional int32 input (gt_flags [B, G], prior_levels [L]): None
+    stays None; a plain sequence becomes an int32 tensor of ref's kind and
+    device; arrays and tensors are taken as given (an int32 dtype is
+    required, the library checks shape, device and content)."""
+    if x is None:
+        return None
+    if isinstance(x, (list, tuple)):
+        values = np.asarray(x, dtype=np.int32)
+        t = _empty_like_kind(ref, values.shape, "int32")
+        if t.kind == "torch":
+            t.obj.copy_(_torch().from_numpy(values))
+        elif t.kind == "cupy":
+            t.obj.set(values)
+        else:
+            t.obj[...] = values
+        return t
+    return _input(x, name, np.int32, exact=True)
+
+
 # ---------------------------------------------------------------------------
 # Loss
 # ---------------------------------------------------------------------------
@@ -736,7 +756,7 @@ class MultiBoxLoss:
     ``MultiBoxLoss(preset="ssd_pytorch", context=None, **overrides)``; the
     overrides are option names/values as in docs/SPEC.md (see ``Options``).
     Call it as ``loss(priors, gt_boxes, gt_labels, gt_counts, loc, conf,
-    grad=True, grad_loss=None)``:
+    grad=True, grad_loss=None, out=None, *, gt_flags=None, prior_levels=None)``:
 
     ========== ======= =========== =========================================
     priors     float32 [P, 4]      in options prior_format
@@ -746,6 +766,14 @@ class MultiBoxLoss:
     loc        float32 [B, P, 4]   predicted offsets
     conf       float32 [B, P, C]   logits (SOFTMAX_CE: column 0 background)
     ========== ======= =========== =========================================
+
+    Optional keyword inputs (docs/SPEC.md; numpy / torch / DLPack like the
+    others, on the same device; a list is converted to int32 there):
+    ``gt_flags`` int32 [B, G] per-GT flags (bit 0: an ignore region; other
+    bits must be 0; None: all zero) and ``prior_levels`` int32 [L], the
+    number of priors of each pyramid level in prior order (sum P; used by
+    ``assigner="ATSS"``; see ``priors_retinanet_levels``). Given either, the
+    call goes through the library's ``mbx_run``.
 
     ``grad=True`` uses the fused forward+backward entry point; ``grad_loss``
     (upstream gradients of (loss_loc, loss_conf), two numbers or a [2]
@@ -795,8 +823,10 @@ class MultiBoxLoss:
         return _input(grad_loss, "grad_loss", np.float64)
 
     def _run(self, priors, gt_boxes, gt_labels, gt_counts, loc, conf, grad, grad_loss,
-             loss_dtype=None, out=None):
+             loss_dtype=None, out=None, gt_flags=None, prior_levels=None):
         p, gb, gl, gc, lo, co = self._inputs(priors, gt_boxes, gt_labels, gt_counts, loc, conf)
+        gf = _optional_int32(gt_flags, "gt_flags", co)
+        pl = _optional_int32(prior_levels, "prior_levels", co)
         if loss_dtype is None:
             loss_dtype = "float32" if co.kind == "torch" else "float64"
         loss = _empty_like_kind(co, (2,), loss_dtype)
@@ -805,16 +835,27 @@ class MultiBoxLoss:
         if grad:
             g = self._grad_loss(grad_loss, co)
             grad_loc, grad_conf = self._grad_outputs(out, lo, co)
-            _call(self.context, co, _n.mbx_loss_forward_backward, opts, p.capsule, gb.capsule,
-                  gl.capsule, gc.capsule, lo.capsule, co.capsule, _cap(g), loss.capsule,
-                  num_pos.capsule, grad_loc.capsule, grad_conf.capsule)
+            if gf is None and pl is None:
+                _call(self.context, co, _n.mbx_loss_forward_backward, opts, p.capsule,
+                      gb.capsule, gl.capsule, gc.capsule, lo.capsule, co.capsule, _cap(g),
+                      loss.capsule, num_pos.capsule, grad_loc.capsule, grad_conf.capsule)
+            else:
+                _call(self.context, co, _n.mbx_py_run, opts, _n.MBX_OP_LOSS_FORWARD_BACKWARD, 0,
+                      p.capsule, gb.capsule, gl.capsule, gc.capsule, lo.capsule, co.capsule,
+                      _cap(g), _cap(gf), _cap(pl), None, None, None, num_pos.capsule,
+                      loss.capsule, grad_loc.capsule, grad_conf.capsule, None)
             return LossResult(loss.obj[0], loss.obj[1], num_pos.obj, grad_loc.obj, grad_conf.obj)
         if grad_loss is not None:
             raise _invalid("grad_loss: given with grad=False")
         if out is not None:
             raise _invalid("out: given with grad=False")
-        _call(self.context, co, _n.mbx_loss_forward, opts, p.capsule, gb.capsule, gl.capsule,
-              gc.capsule, lo.capsule, co.capsule, loss.capsule, num_pos.capsule)
+        if gf is None and pl is None:
+            _call(self.context, co, _n.mbx_loss_forward, opts, p.capsule, gb.capsule, gl.capsule,
+                  gc.capsule, lo.capsule, co.capsule, loss.capsule, num_pos.capsule)
+        else:
+            _call(self.context, co, _n.mbx_py_run, opts, _n.MBX_OP_LOSS_FORWARD, 0, p.capsule,
+                  gb.capsule, gl.capsule, gc.capsule, lo.capsule, co.capsule, None, _cap(gf),
+                  _cap(pl), None, None, None, num_pos.capsule, loss.capsule, None, None, None)
         return LossResult(loss.obj[0], loss.obj[1], num_pos.obj)
 
     @staticmethod
@@ -827,25 +868,35 @@ class MultiBoxLoss:
                 _output(out[1], "out[1] (grad_conf)", co, co.shape, co))
 
     def __call__(self, priors, gt_boxes, gt_labels, gt_counts, loc, conf, grad=True,
-                 grad_loss=None, out=None):
+                 grad_loss=None, out=None, *, gt_flags=None, prior_levels=None):
         return self._run(priors, gt_boxes, gt_labels, gt_counts, loc, conf, grad, grad_loss,
-                         out=out)
+                         out=out, gt_flags=gt_flags, prior_levels=prior_levels)
 
-    def forward(self, priors, gt_boxes, gt_labels, gt_counts, loc, conf):
+    def forward(self, priors, gt_boxes, gt_labels, gt_counts, loc, conf, *, gt_flags=None,
+                prior_levels=None):
         """Losses only (evaluation; no gradient memory)."""
-        return self._run(priors, gt_boxes, gt_labels, gt_counts, loc, conf, False, None)
+        return self._run(priors, gt_boxes, gt_labels, gt_counts, loc, conf, False, None,
+                         gt_flags=gt_flags, prior_levels=prior_levels)
 
     def backward(self, priors, gt_boxes, gt_labels, gt_counts, loc, conf, grad_loss=None,
-                 out=None):
+                 out=None, *, gt_flags=None, prior_levels=None):
         """(grad_loc, grad_conf) only, times grad_loss (default (1, 1)), into
         ``out`` when given. Matching and mining are recomputed; prefer
         ``__call__(grad=True)``."""
         p, gb, gl, gc, lo, co = self._inputs(priors, gt_boxes, gt_labels, gt_counts, loc, conf)
+        gf = _optional_int32(gt_flags, "gt_flags", co)
+        pl = _optional_int32(prior_levels, "prior_levels", co)
         g = self._grad_loss(grad_loss, co)
         grad_loc, grad_conf = self._grad_outputs(out, lo, co)
-        _call(self.context, co, _n.mbx_loss_backward, self.options.native, p.capsule, gb.capsule,
-              gl.capsule, gc.capsule, lo.capsule, co.capsule, _cap(g), grad_loc.capsule,
-              grad_conf.capsule)
+        if gf is None and pl is None:
+            _call(self.context, co, _n.mbx_loss_backward, self.options.native, p.capsule,
+                  gb.capsule, gl.capsule, gc.capsule, lo.capsule, co.capsule, _cap(g),
+                  grad_loc.capsule, grad_conf.capsule)
+        else:
+            _call(self.context, co, _n.mbx_py_run, self.options.native,
+                  _n.MBX_OP_LOSS_BACKWARD, 0, p.capsule, gb.capsule, gl.capsule, gc.capsule,
+                  lo.capsule, co.capsule, _cap(g), _cap(gf), _cap(pl), None, None, None, None,
+                  None, grad_loc.capsule, grad_conf.capsule, None)
         return grad_loc.obj, grad_conf.obj
 
 
@@ -874,26 +925,35 @@ class MatchResult:
 
 
 def match(priors, gt_boxes, gt_labels, gt_counts, preset="ssd_pytorch", *, num_classes=0,
-          context=None, **overrides):
+          gt_flags=None, prior_levels=None, context=None, **overrides):
     """Match GT boxes to priors and encode the regression targets (docs/SPEC.md §2-3).
 
-    Inputs as for MultiBoxLoss; ``num_classes`` K checks labels < K (0: only
-    labels >= 0 are checked). Outputs have gt_boxes' kind and device.
+    Inputs as for MultiBoxLoss, with the same optional ``gt_flags`` and
+    ``prior_levels``; ``num_classes`` K checks labels < K (0: only labels
+    >= 0 are checked). Outputs have gt_boxes' kind and device.
     """
     opts = preset if isinstance(preset, Options) and not overrides else Options(preset, **overrides)
     p = _input(priors, "priors", np.float32)
     gb = _input(gt_boxes, "gt_boxes", np.float32)
     gl = _input(gt_labels, "gt_labels", np.int32, exact=True)
     gc = _input(gt_counts, "gt_counts", np.int32, exact=True)
+    gf = _optional_int32(gt_flags, "gt_flags", gb)
+    pl = _optional_int32(prior_levels, "prior_levels", gb)
     b = _dim(gb, 0, "gt_boxes", "[B, G, 4]")
     n_priors = _dim(p, 0, "priors", "[P, 4]")
     conf_target = _empty_like_kind(gb, (b, n_priors), "int32")
     matched_gt = _empty_like_kind(gb, (b, n_priors), "int32")
     loc_target = _empty_like_kind(gb, (b, n_priors, 4), "float32")
     num_pos = _empty_like_kind(gb, (b,), "int32")
-    _call(context, gb, _n.mbx_match, opts.native, int(num_classes), p.capsule, gb.capsule,
-          gl.capsule, gc.capsule, conf_target.capsule, matched_gt.capsule, loc_target.capsule,
-          num_pos.capsule)
+    if gf is None and pl is None:
+        _call(context, gb, _n.mbx_match, opts.native, int(num_classes), p.capsule, gb.capsule,
+              gl.capsule, gc.capsule, conf_target.capsule, matched_gt.capsule,
+              loc_target.capsule, num_pos.capsule)
+    else:
+        _call(context, gb, _n.mbx_py_run, opts.native, _n.MBX_OP_MATCH, int(num_classes),
+              p.capsule, gb.capsule, gl.capsule, gc.capsule, None, None, None, _cap(gf),
+              _cap(pl), conf_target.capsule, matched_gt.capsule, loc_target.capsule,
+              num_pos.capsule, None, None, None, None)
     return MatchResult(conf_target.obj, matched_gt.obj, loc_target.obj, num_pos.obj)
 
 
@@ -939,4 +999,13 @@ def priors_retinanet(image_height, image_width):
     n = _n.mbx_priors_retinanet_count(int(image_height), int(image_width))
     out = _Tensor(np.empty((n, 4), np.float32), "numpy")
     _n.mbx_priors_retinanet(int(image_height), int(image_width), out.capsule)
+    return out.obj
+
+
+def priors_retinanet_levels(image_height, image_width):
+    """The number of anchors of each pyramid level (3..7) of
+    ``priors_retinanet(image_height, image_width)``, int32 [5] numpy array
+    in prior order (sums to P): the ``prior_levels`` input of ATSS."""
+    out = _Tensor(np.empty((_n.MBX_RETINANET_NUM_LEVELS,), np.int32), "numpy")
+    _n.mbx_priors_retinanet_levels(int(image_height), int(image_width), out.capsule)
     return out.obj

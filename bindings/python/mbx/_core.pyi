@@ -11,7 +11,7 @@ __all__ = [
     "NoDeviceError", "DeviceError", "ContextBusyError", "InternalError",
     "Status", "PRESETS", "OPTION_NAMES", "Options", "Context", "MultiBoxLoss",
     "LossResult", "MatchResult", "match", "decode", "priors_ssd",
-    "priors_retinanet", "version", "version_number", "cuda_available",
+    "priors_retinanet", "priors_retinanet_levels", "version", "version_number", "cuda_available",
     "path_available", "options",
 ]
 
@@ -114,6 +114,9 @@ class LossResult:
     def __iter__(self) -> Iterator[Optional[_Tensor]]: ...
 
 _GradLoss = Union[Tuple[Any, Any], List[Any], _TensorLike, None]
+# An optional int32 input (gt_flags [B, G], prior_levels [L]): a tensor, a
+# list of ints (converted on the reference input's device) or None.
+_OptionalInt32 = Union[_TensorLike, Sequence[int], Sequence[Sequence[int]], None]
 
 class MultiBoxLoss:
     options: Options
@@ -123,13 +126,19 @@ class MultiBoxLoss:
     def __call__(self, priors: _TensorLike, gt_boxes: _TensorLike, gt_labels: _TensorLike,
                  gt_counts: _TensorLike, loc: _TensorLike, conf: _TensorLike, grad: bool = ...,
                  grad_loss: _GradLoss = ...,
-                 out: Optional[Tuple[_TensorLike, _TensorLike]] = ...) -> LossResult: ...
+                 out: Optional[Tuple[_TensorLike, _TensorLike]] = ..., *,
+                 gt_flags: _OptionalInt32 = ...,
+                 prior_levels: _OptionalInt32 = ...) -> LossResult: ...
     def forward(self, priors: _TensorLike, gt_boxes: _TensorLike, gt_labels: _TensorLike,
-                gt_counts: _TensorLike, loc: _TensorLike, conf: _TensorLike) -> LossResult: ...
+                gt_counts: _TensorLike, loc: _TensorLike, conf: _TensorLike, *,
+                gt_flags: _OptionalInt32 = ...,
+                prior_levels: _OptionalInt32 = ...) -> LossResult: ...
     def backward(self, priors: _TensorLike, gt_boxes: _TensorLike, gt_labels: _TensorLike,
                  gt_counts: _TensorLike, loc: _TensorLike, conf: _TensorLike,
                  grad_loss: _GradLoss = ...,
-                 out: Optional[Tuple[_TensorLike, _TensorLike]] = ...) -> Tuple[_Tensor, _Tensor]: ...
+                 out: Optional[Tuple[_TensorLike, _TensorLike]] = ..., *,
+                 gt_flags: _OptionalInt32 = ...,
+                 prior_levels: _OptionalInt32 = ...) -> Tuple[_Tensor, _Tensor]: ...
 
 class MatchResult:
     conf_target: _Tensor
@@ -141,9 +150,11 @@ class MatchResult:
     def __iter__(self) -> Iterator[_Tensor]: ...
 
 def match(priors: _TensorLike, gt_boxes: _TensorLike, gt_labels: _TensorLike, gt_counts: _TensorLike,
-          preset: _PresetLike = ..., *, num_classes: int = ..., context: Optional[Context] = ...,
-          **overrides: _OptionValue) -> MatchResult: ...
+          preset: _PresetLike = ..., *, num_classes: int = ...,
+          gt_flags: _OptionalInt32 = ..., prior_levels: _OptionalInt32 = ...,
+          context: Optional[Context] = ..., **overrides: _OptionValue) -> MatchResult: ...
 def decode(priors: _TensorLike, loc: _TensorLike, preset: _PresetLike = ..., *,
            context: Optional[Context] = ..., **overrides: _OptionValue) -> _Tensor: ...
 def priors_ssd(config: Union[str, int] = ...) -> npt.NDArray[np.float32]: ...
 def priors_retinanet(image_height: int, image_width: int) -> npt.NDArray[np.float32]: ...
+def priors_retinanet_levels(image_height: int, image_width: int) -> npt.NDArray[np.int32]: ...

@@ -7,7 +7,8 @@
   fixed targets (matching depends only on priors and GT), so this is the
   exact gradient; it is not twice differentiable (no double backward).
 * ``Loss(preset, **overrides)``: nn.Module, ``forward(loc, conf, priors,
-  gt_boxes, gt_labels, gt_counts) -> (loss_loc, loss_conf)``.
+  gt_boxes, gt_labels, gt_counts, gt_flags=None, prior_levels=None) ->
+  (loss_loc, loss_conf)``.
 * ``MultiBoxLoss``: drop-in for amdegroot/ssd.pytorch's
   ``layers.modules.MultiBoxLoss`` (same constructor, ``forward((loc_data,
   conf_data, priors), targets) -> (loss_l, loss_c)``), so a training script
@@ -28,7 +29,7 @@ from . import _core
 from ._core import Context, Options
 
 __all__ = ["Context", "Options", "MultiBoxLossFunction", "multibox_loss", "Loss", "MultiBoxLoss", "pack_targets",
-           "priors_ssd", "priors_retinanet", "use_mbx_loss", "all_reduced_positives"]
+           "priors_ssd", "priors_retinanet", "priors_retinanet_levels", "use_mbx_loss", "all_reduced_positives"]
 
 
 def _lib_dtype(t):
@@ -41,15 +42,19 @@ def _lib_dtype(t):
 
 class MultiBoxLossFunction(torch.autograd.Function):
     """``MultiBoxLossFunction.apply(loc, conf, priors, gt_boxes, gt_labels,
-    gt_counts, criterion) -> (loss_loc, loss_conf, num_pos)`` where
-    criterion is an ``mbx.MultiBoxLoss``. Differentiable in loc and conf."""
+    gt_counts, criterion, gt_flags=None, prior_levels=None) -> (loss_loc,
+    loss_conf, num_pos)`` where criterion is an ``mbx.MultiBoxLoss`` and the
+    optional int32 inputs are those of ``mbx.MultiBoxLoss.__call__``.
+    Differentiable in loc and conf."""
 
     @staticmethod
-    def forward(ctx, loc, conf, priors, gt_boxes, gt_labels, gt_counts, criterion):
+    def forward(ctx, loc, conf, priors, gt_boxes, gt_labels, gt_counts, criterion,
+                gt_flags=None, prior_levels=None):
         need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         out_dtype = torch.float64 if conf.dtype == torch.float64 else torch.float32
         res = criterion._run(priors, gt_boxes, gt_labels, gt_counts, _lib_dtype(loc),
-                             _lib_dtype(conf), need_grad, None, loss_dtype="float64")
+                             _lib_dtype(conf), need_grad, None, loss_dtype="float64",
+                             gt_flags=gt_flags, prior_levels=prior_levels)
         loss_loc = res.loss_loc.to(out_dtype)
         loss_conf = res.loss_conf.to(out_dtype)
         if need_grad:
@@ -73,17 +78,18 @@ class MultiBoxLossFunction(torch.autograd.Function):
             d_loc = grad_loc * g_loss_loc.to(grad_loc.dtype)
         if ctx.needs_input_grad[1] and g_loss_conf is not None:
             d_conf = grad_conf * g_loss_conf.to(grad_conf.dtype)
-        return d_loc, d_conf, None, None, None, None, None
+        return d_loc, d_conf, None, None, None, None, None, None, None
 
 
 def multibox_loss(loc, conf, priors, gt_boxes, gt_labels, gt_counts, preset="ssd_pytorch",
-                  criterion=None, **overrides):
+                  criterion=None, *, gt_flags=None, prior_levels=None, **overrides):
     """Functional form: ``(loss_loc, loss_conf)``, differentiable in loc, conf.
     Pass an ``mbx.MultiBoxLoss`` as criterion to reuse its context."""
     if criterion is None:
         criterion = _core.MultiBoxLoss(preset, **overrides)
     loss_loc, loss_conf, _ = MultiBoxLossFunction.apply(loc, conf, priors, gt_boxes, gt_labels,
-                                                        gt_counts, criterion)
+                                                        gt_counts, criterion, gt_flags,
+                                                        prior_levels)
     return loss_loc, loss_conf
 
 
@@ -91,8 +97,8 @@ class Loss(torch.nn.Module):
     """Any mbx preset as an nn.Module.
 
     ``Loss(preset="torchvision_retinanet", **overrides)``;
-    ``forward(loc, conf, priors, gt_boxes, gt_labels, gt_counts) ->
-    (loss_loc, loss_conf)``; the last ``num_pos`` [B] is kept in
+    ``forward(loc, conf, priors, gt_boxes, gt_labels, gt_counts,
+    gt_flags=None, prior_levels=None) -> (loss_loc, loss_conf)``; the last ``num_pos`` [B] is kept in
     ``self.num_pos`` (e.g. for an all-reduce with EXTERNAL normalisation).
     """
 
@@ -105,9 +111,11 @@ class Loss(torch.nn.Module):
     def options(self):
         return self.criterion.options
 
-    def forward(self, loc, conf, priors, gt_boxes, gt_labels, gt_counts):
+    def forward(self, loc, conf, priors, gt_boxes, gt_labels, gt_counts, gt_flags=None,
+                prior_levels=None):
         loss_loc, loss_conf, num_pos = MultiBoxLossFunction.apply(
-            loc, conf, priors, gt_boxes, gt_labels, gt_counts, self.criterion)
+            loc, conf, priors, gt_boxes, gt_labels, gt_counts, self.criterion, gt_flags,
+            prior_levels)
         self.num_pos = num_pos
         return loss_loc, loss_conf
 
@@ -210,6 +218,12 @@ def priors_ssd(config="voc", device=None):
 def priors_retinanet(image_height, image_width, device=None):
     """``mbx.priors_retinanet`` as a torch tensor (CORNERS, pixels, float32)."""
     return torch.from_numpy(_core.priors_retinanet(image_height, image_width)).to(device or "cpu")
+
+
+def priors_retinanet_levels(image_height, image_width, device=None):
+    """``mbx.priors_retinanet_levels`` as a torch tensor (int32 [5])."""
+    return torch.from_numpy(_core.priors_retinanet_levels(image_height, image_width)).to(
+        device or "cpu")
 
 
 

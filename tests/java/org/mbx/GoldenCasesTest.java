@@ -55,6 +55,19 @@ class GoldenCasesTest {
       return Npy.read(dir.resolve(tensor + ".npy"));
     }
 
+    /** An optional input tensor (gt_flags, prior_levels): its ints, or null when absent. */
+    int[] optionalInts(String tensor) throws IOException {
+      return Files.exists(dir.resolve(tensor + ".npy")) ? npy(tensor).asInts() : null;
+    }
+
+    int[] gtFlags() throws IOException {
+      return optionalInts("gt_flags");
+    }
+
+    int[] priorLevels() throws IOException {
+      return optionalInts("prior_levels");
+    }
+
     /** The loss's num_pos: num_pos_loss.npy where present (HARD_EXAMPLE drops positives). */
     int[] lossNumPos() throws IOException {
       return java.nio.file.Files.exists(dir.resolve("num_pos_loss.npy"))
@@ -152,6 +165,14 @@ class GoldenCasesTest {
     return b;
   }
 
+  static IntBuffer directOrNull(int[] a, int pad) {
+    return a == null ? null : direct(a, pad);
+  }
+
+  static IntBuffer wrapOrNull(int[] a) {
+    return a == null ? null : IntBuffer.wrap(a);
+  }
+
   // --- the checks of one case ------------------------------------------------
 
   static void checkMatch(Case c, MbxContext ctx) throws IOException {
@@ -159,7 +180,8 @@ class GoldenCasesTest {
     int[] counts = c.npy("gt_counts").asInts();
     long numClasses = c.npy("conf").shape[2] - (o.isSigmoidFocal() ? 0 : 1);
     MatchResult m = Mbx.match(ctx, o, numClasses, c.npy("priors").asFloats(),
-        c.npy("gt_boxes").asFloats(), c.npy("gt_labels").asInts(), counts);
+        c.npy("gt_boxes").asFloats(), c.npy("gt_labels").asInts(), counts, c.gtFlags(),
+        c.priorLevels());
     assertArrayEquals(c.npy("conf_target").asInts(), m.confTarget(), "conf_target");
     assertArrayEquals(c.npy("matched_gt").asInts(), m.matchedGt(), "matched_gt");
     assertArrayEquals(c.npy("num_pos").asInts(), m.numPos(), "num_pos");
@@ -169,7 +191,7 @@ class GoldenCasesTest {
   static void checkForward(Case c, MbxContext ctx) throws IOException {
     LossResult r = Mbx.forward(ctx, c.buildOptions(), c.npy("priors").asFloats(),
         c.npy("gt_boxes").asFloats(), c.npy("gt_labels").asInts(), c.npy("gt_counts").asInts(),
-        c.npy("loc").asFloats(), c.npy("conf").asFloats());
+        c.npy("loc").asFloats(), c.npy("conf").asFloats(), c.gtFlags(), c.priorLevels());
     assertLoss("loss_loc", c.npy("loss_loc").asDoubles()[0], r.lossLoc());
     assertLoss("loss_conf", c.npy("loss_conf").asDoubles()[0], r.lossConf());
     assertArrayEquals(c.lossNumPos(), r.numPos(), "num_pos");
@@ -179,7 +201,7 @@ class GoldenCasesTest {
   static void checkForwardBackwardArrays(Case c, MbxContext ctx) throws IOException {
     LossResult r = Mbx.forwardBackward(ctx, c.buildOptions(), c.npy("priors").asFloats(),
         c.npy("gt_boxes").asFloats(), c.npy("gt_labels").asInts(), c.npy("gt_counts").asInts(),
-        c.npy("loc").asFloats(), c.npy("conf").asFloats());
+        c.npy("loc").asFloats(), c.npy("conf").asFloats(), c.gtFlags(), c.priorLevels());
     assertLoss("loss_loc", c.npy("loss_loc").asDoubles()[0], r.lossLoc());
     assertLoss("loss_conf", c.npy("loss_conf").asDoubles()[0], r.lossConf());
     assertArrayEquals(c.lossNumPos(), r.numPos(), "num_pos");
@@ -196,7 +218,8 @@ class GoldenCasesTest {
     LossResult r = Mbx.forwardBackward(ctx, c.buildOptions(),
         direct(c.npy("priors").asFloats(), 1), direct(c.npy("gt_boxes").asFloats(), 2),
         direct(c.npy("gt_labels").asInts(), 3), direct(c.npy("gt_counts").asInts(), 1),
-        direct(loc, 4), direct(conf, 2), 2.0, 0.5, gradLoc, gradConf);
+        direct(loc, 4), direct(conf, 2), directOrNull(c.gtFlags(), 3),
+        directOrNull(c.priorLevels(), 1), 2.0, 0.5, gradLoc, gradConf);
     assertLoss("loss_loc", c.npy("loss_loc").asDoubles()[0], r.lossLoc());
     assertLoss("loss_conf", c.npy("loss_conf").asDoubles()[0], r.lossConf());
     assertEquals(3, gradLoc.position(), "position unchanged");
@@ -221,7 +244,8 @@ class GoldenCasesTest {
     Mbx.backward(ctx, c.buildOptions(), FloatBuffer.wrap(c.npy("priors").asFloats()),
         FloatBuffer.wrap(c.npy("gt_boxes").asFloats()),
         IntBuffer.wrap(c.npy("gt_labels").asInts()), IntBuffer.wrap(c.npy("gt_counts").asInts()),
-        FloatBuffer.wrap(loc), FloatBuffer.wrap(conf), 1.0, 1.0, FloatBuffer.wrap(gradLoc),
+        FloatBuffer.wrap(loc), FloatBuffer.wrap(conf), wrapOrNull(c.gtFlags()),
+        wrapOrNull(c.priorLevels()), 1.0, 1.0, FloatBuffer.wrap(gradLoc),
         FloatBuffer.wrap(gradConf));
     assertClose("grad_loc", c.npy("grad_loc").asDoubles(), gradLoc, 1e-4, 1e-4);
     assertClose("grad_conf", c.npy("grad_conf").asDoubles(), gradConf, 1e-4, 1e-4);
@@ -243,7 +267,7 @@ class GoldenCasesTest {
     int[] counts = c.npy("gt_counts").asInts();
     long numClasses = c.npy("conf").shape[2] - (o.isSigmoidFocal() ? 0 : 1);
     MatchResult m = Mbx.match(ctx, o, numClasses, priors, boxes, c.npy("gt_labels").asInts(),
-        counts);
+        counts, c.gtFlags(), c.priorLevels());
     float[] decoded = Mbx.decode(ctx, o, priors, m.locTarget());
     int b = counts.length;
     int p = priors.length / 4;

@@ -9,6 +9,8 @@ import java.nio.IntBuffer;
 import java.util.Objects;
 import org.mbx.internal.SWIGTYPE_p_mbx_context_t;
 import org.mbx.internal.mbx_native;
+import org.mbx.internal.mbx_op_t;
+import org.mbx.internal.mbx_tensors_t;
 
 /**
  * The mbx entry points: matching, loss forward / backward / fused
@@ -26,6 +28,15 @@ import org.mbx.internal.mbx_native;
  * Inferred from the element counts: {@code P = priors/4}, {@code B = gtCounts},
  * {@code G = gtLabels/B}, {@code C = conf/(B*P)}; gtBoxes must hold B*G*4 and
  * loc B*P*4 elements, outputs at least as many as they receive.
+ *
+ * <h2>Optional inputs</h2>
+ * The overloads with {@code gtFlags} and {@code priorLevels} (each may be
+ * null: absent) take the library's optional int32 inputs: {@code gtFlags}
+ * [B*G] per-GT flags (bit 0: an ignore region; the other bits must be 0) and
+ * {@code priorLevels} [L], the number of priors of each pyramid level in
+ * prior order (sum P; used by the ATSS assigner, see
+ * {@link #retinanetPriorLevels}). Every call goes through the library's
+ * mbx_run with an mbx_tensors_t whose fields are set by name.
  *
  * <h2>Errors</h2>
  * {@link MbxException} with the library's status and message; null for a
@@ -82,6 +93,39 @@ public final class Mbx {
       }
     }
     Reference.reachabilityFence(opts);
+  }
+
+  /** The mbx_tensors_t of one mbx_run call; its native memory is freed on close. */
+  private static final class RunTensors implements AutoCloseable {
+    final mbx_tensors_t raw = new mbx_tensors_t();
+
+    RunTensors() {
+      mbx_native.mbx_tensors_init(raw);
+    }
+
+    @Override
+    public void close() {
+      raw.delete();
+    }
+  }
+
+  private static void run(MbxContext ctx, Options opts, mbx_op_t op, RunTensors t) {
+    call(ctx, opts, h -> mbx_native.mbx_run(h, opts.raw(), op, t.raw));
+  }
+
+  /** gt_flags [B, G], or null when not given. */
+  private static NativeArg flagsArg(IntBuffer gtFlags, Dims d) {
+    return gtFlags == null ? null : NativeArg.of("gt_flags", gtFlags, false, d.b, d.g);
+  }
+
+  /** prior_levels [L] (L = the buffer's remaining elements), or null when not given. */
+  private static NativeArg levelsArg(IntBuffer priorLevels) {
+    return priorLevels == null ? null
+        : NativeArg.of("prior_levels", priorLevels, false, priorLevels.remaining());
+  }
+
+  private static IntBuffer wrap(int[] a) {
+    return a == null ? null : IntBuffer.wrap(a);
   }
 
   private static MbxException shapeError(String message) {
@@ -151,6 +195,21 @@ public final class Mbx {
   public static void match(MbxContext ctx, Options opts, long numClasses, FloatBuffer priors,
       FloatBuffer gtBoxes, IntBuffer gtLabels, IntBuffer gtCounts, IntBuffer confTarget,
       IntBuffer matchedGt, FloatBuffer locTarget, IntBuffer numPos) {
+    match(ctx, opts, numClasses, priors, gtBoxes, gtLabels, gtCounts, null, null, confTarget,
+        matchedGt, locTarget, numPos);
+  }
+
+  /**
+   * {@link #match(MbxContext, Options, long, FloatBuffer, FloatBuffer, IntBuffer, IntBuffer,
+   * IntBuffer, IntBuffer, FloatBuffer, IntBuffer)} with the optional inputs.
+   *
+   * @param gtFlags [B*G] int32 per-GT flags, or null
+   * @param priorLevels [L] int32 priors per pyramid level, or null
+   */
+  public static void match(MbxContext ctx, Options opts, long numClasses, FloatBuffer priors,
+      FloatBuffer gtBoxes, IntBuffer gtLabels, IntBuffer gtCounts, IntBuffer gtFlags,
+      IntBuffer priorLevels, IntBuffer confTarget, IntBuffer matchedGt, FloatBuffer locTarget,
+      IntBuffer numPos) {
     Objects.requireNonNull(opts, "opts");
     Objects.requireNonNull(confTarget, "conf_target");
     Dims d = new Dims(priors, gtBoxes, gtLabels, gtCounts, null, null);
@@ -164,11 +223,22 @@ public final class Mbx {
         NativeArg aLocT = locTarget == null ? null
             : NativeArg.of("loc_target", locTarget, true, d.b, d.p, 4);
         NativeArg aNumPos = numPos == null ? null
-            : NativeArg.of("num_pos", numPos, true, d.b)) {
-      call(ctx, opts, h -> mbx_native.mbx_match(h, opts.raw(), numClasses,
-          NativeArg.get(aPriors), NativeArg.get(aBoxes), NativeArg.get(aLabels),
-          NativeArg.get(aCounts), NativeArg.get(aConfT), NativeArg.get(aMatched),
-          NativeArg.get(aLocT), NativeArg.get(aNumPos)));
+            : NativeArg.of("num_pos", numPos, true, d.b);
+        NativeArg aFlags = flagsArg(gtFlags, d);
+        NativeArg aLevels = levelsArg(priorLevels);
+        RunTensors t = new RunTensors()) {
+      t.raw.setNum_classes(numClasses);
+      t.raw.setPriors(NativeArg.get(aPriors));
+      t.raw.setGt_boxes(NativeArg.get(aBoxes));
+      t.raw.setGt_labels(NativeArg.get(aLabels));
+      t.raw.setGt_counts(NativeArg.get(aCounts));
+      t.raw.setGt_flags(NativeArg.get(aFlags));
+      t.raw.setPrior_levels(NativeArg.get(aLevels));
+      t.raw.setConf_target(NativeArg.get(aConfT));
+      t.raw.setMatched_gt(NativeArg.get(aMatched));
+      t.raw.setLoc_target(NativeArg.get(aLocT));
+      t.raw.setNum_pos(NativeArg.get(aNumPos));
+      run(ctx, opts, mbx_op_t.MBX_OP_MATCH, t);
       NativeArg.commit(aConfT, aMatched, aLocT, aNumPos);
     }
   }
@@ -177,6 +247,12 @@ public final class Mbx {
    *  IntBuffer, IntBuffer, FloatBuffer, IntBuffer)} on arrays, returning every output. */
   public static MatchResult match(MbxContext ctx, Options opts, long numClasses, float[] priors,
       float[] gtBoxes, int[] gtLabels, int[] gtCounts) {
+    return match(ctx, opts, numClasses, priors, gtBoxes, gtLabels, gtCounts, null, null);
+  }
+
+  /** Match on arrays with the optional inputs (gtFlags [B*G], priorLevels [L]; null: absent). */
+  public static MatchResult match(MbxContext ctx, Options opts, long numClasses, float[] priors,
+      float[] gtBoxes, int[] gtLabels, int[] gtCounts, int[] gtFlags, int[] priorLevels) {
     Dims d = new Dims(FloatBuffer.wrap(priors), FloatBuffer.wrap(gtBoxes),
         IntBuffer.wrap(gtLabels), IntBuffer.wrap(gtCounts), null, null);
     int bp = Math.toIntExact(d.b * d.p);
@@ -185,7 +261,8 @@ public final class Mbx {
     float[] locTarget = new float[Math.multiplyExact(bp, 4)];
     int[] numPos = new int[(int) d.b];
     match(ctx, opts, numClasses, FloatBuffer.wrap(priors), FloatBuffer.wrap(gtBoxes),
-        IntBuffer.wrap(gtLabels), IntBuffer.wrap(gtCounts), IntBuffer.wrap(confTarget),
+        IntBuffer.wrap(gtLabels), IntBuffer.wrap(gtCounts), wrap(gtFlags), wrap(priorLevels),
+        IntBuffer.wrap(confTarget),
         IntBuffer.wrap(matchedGt), FloatBuffer.wrap(locTarget), IntBuffer.wrap(numPos));
     return new MatchResult(confTarget, matchedGt, locTarget, numPos);
   }
@@ -194,8 +271,8 @@ public final class Mbx {
 
   private static LossResult loss(MbxContext ctx, Options opts, FloatBuffer priors,
       FloatBuffer gtBoxes, IntBuffer gtLabels, IntBuffer gtCounts, FloatBuffer loc,
-      FloatBuffer conf, boolean forward, double gradLossLoc, double gradLossConf,
-      FloatBuffer gradLoc, FloatBuffer gradConf) {
+      FloatBuffer conf, IntBuffer gtFlags, IntBuffer priorLevels, boolean forward,
+      double gradLossLoc, double gradLossConf, FloatBuffer gradLoc, FloatBuffer gradConf) {
     Objects.requireNonNull(opts, "opts");
     Objects.requireNonNull(loc, "loc");
     Objects.requireNonNull(conf, "conf");
@@ -222,24 +299,29 @@ public final class Mbx {
         NativeArg aGradLoc = backward ? NativeArg.of("grad_loc", gradLoc, true, d.b, d.p, 4)
             : null;
         NativeArg aGradConf = backward
-            ? NativeArg.of("grad_conf", gradConf, true, d.b, d.p, d.c) : null) {
-      if (forward && backward) {
-        call(ctx, opts, h -> mbx_native.mbx_loss_forward_backward(h, opts.raw(),
-            NativeArg.get(aPriors), NativeArg.get(aBoxes), NativeArg.get(aLabels),
-            NativeArg.get(aCounts), NativeArg.get(aLoc), NativeArg.get(aConf),
-            NativeArg.get(aGradLoss), NativeArg.get(aLoss), NativeArg.get(aNumPos),
-            NativeArg.get(aGradLoc), NativeArg.get(aGradConf)));
-      } else if (forward) {
-        call(ctx, opts, h -> mbx_native.mbx_loss_forward(h, opts.raw(),
-            NativeArg.get(aPriors), NativeArg.get(aBoxes), NativeArg.get(aLabels),
-            NativeArg.get(aCounts), NativeArg.get(aLoc), NativeArg.get(aConf),
-            NativeArg.get(aLoss), NativeArg.get(aNumPos)));
-      } else {
-        call(ctx, opts, h -> mbx_native.mbx_loss_backward(h, opts.raw(),
-            NativeArg.get(aPriors), NativeArg.get(aBoxes), NativeArg.get(aLabels),
-            NativeArg.get(aCounts), NativeArg.get(aLoc), NativeArg.get(aConf),
-            NativeArg.get(aGradLoss), NativeArg.get(aGradLoc), NativeArg.get(aGradConf)));
+            ? NativeArg.of("grad_conf", gradConf, true, d.b, d.p, d.c) : null;
+        NativeArg aFlags = flagsArg(gtFlags, d);
+        NativeArg aLevels = levelsArg(priorLevels);
+        RunTensors t = new RunTensors()) {
+      t.raw.setPriors(NativeArg.get(aPriors));
+      t.raw.setGt_boxes(NativeArg.get(aBoxes));
+      t.raw.setGt_labels(NativeArg.get(aLabels));
+      t.raw.setGt_counts(NativeArg.get(aCounts));
+      t.raw.setLoc(NativeArg.get(aLoc));
+      t.raw.setConf(NativeArg.get(aConf));
+      t.raw.setGt_flags(NativeArg.get(aFlags));
+      t.raw.setPrior_levels(NativeArg.get(aLevels));
+      if (backward) {
+        t.raw.setGrad_loss(NativeArg.get(aGradLoss));
+        t.raw.setGrad_loc(NativeArg.get(aGradLoc));
+        t.raw.setGrad_conf(NativeArg.get(aGradConf));
       }
+      if (forward) {
+        t.raw.setLoss(NativeArg.get(aLoss));
+        t.raw.setNum_pos(NativeArg.get(aNumPos));
+      }
+      run(ctx, opts, !backward ? mbx_op_t.MBX_OP_LOSS_FORWARD
+          : forward ? mbx_op_t.MBX_OP_LOSS_FORWARD_BACKWARD : mbx_op_t.MBX_OP_LOSS_BACKWARD, t);
       NativeArg.commit(aGradLoc, aGradConf);
     }
     if (!forward) {
@@ -254,16 +336,30 @@ public final class Mbx {
   public static LossResult forward(MbxContext ctx, Options opts, FloatBuffer priors,
       FloatBuffer gtBoxes, IntBuffer gtLabels, IntBuffer gtCounts, FloatBuffer loc,
       FloatBuffer conf) {
-    return loss(ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, true, 1, 1, null,
-        null);
+    return forward(ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, null, null);
+  }
+
+  /** Loss forward only, with the optional inputs (gtFlags [B*G], priorLevels [L]; null: absent). */
+  public static LossResult forward(MbxContext ctx, Options opts, FloatBuffer priors,
+      FloatBuffer gtBoxes, IntBuffer gtLabels, IntBuffer gtCounts, FloatBuffer loc,
+      FloatBuffer conf, IntBuffer gtFlags, IntBuffer priorLevels) {
+    return loss(ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, gtFlags, priorLevels,
+        true, 1, 1, null, null);
   }
 
   /** Loss forward only, on arrays. */
   public static LossResult forward(MbxContext ctx, Options opts, float[] priors,
       float[] gtBoxes, int[] gtLabels, int[] gtCounts, float[] loc, float[] conf) {
+    return forward(ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, null, null);
+  }
+
+  /** Loss forward only, on arrays, with the optional inputs (null: absent). */
+  public static LossResult forward(MbxContext ctx, Options opts, float[] priors,
+      float[] gtBoxes, int[] gtLabels, int[] gtCounts, float[] loc, float[] conf, int[] gtFlags,
+      int[] priorLevels) {
     return forward(ctx, opts, FloatBuffer.wrap(priors), FloatBuffer.wrap(gtBoxes),
         IntBuffer.wrap(gtLabels), IntBuffer.wrap(gtCounts), FloatBuffer.wrap(loc),
-        FloatBuffer.wrap(conf));
+        FloatBuffer.wrap(conf), wrap(gtFlags), wrap(priorLevels));
   }
 
   /**
@@ -275,10 +371,22 @@ public final class Mbx {
       FloatBuffer gtBoxes, IntBuffer gtLabels, IntBuffer gtCounts, FloatBuffer loc,
       FloatBuffer conf, double gradLossLoc, double gradLossConf, FloatBuffer gradLoc,
       FloatBuffer gradConf) {
+    return forwardBackward(ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, null,
+        null, gradLossLoc, gradLossConf, gradLoc, gradConf);
+  }
+
+  /**
+   * Fused forward + backward with the optional inputs (gtFlags [B*G],
+   * priorLevels [L]; null: absent).
+   */
+  public static LossResult forwardBackward(MbxContext ctx, Options opts, FloatBuffer priors,
+      FloatBuffer gtBoxes, IntBuffer gtLabels, IntBuffer gtCounts, FloatBuffer loc,
+      FloatBuffer conf, IntBuffer gtFlags, IntBuffer priorLevels, double gradLossLoc,
+      double gradLossConf, FloatBuffer gradLoc, FloatBuffer gradConf) {
     Objects.requireNonNull(gradLoc, "grad_loc");
     Objects.requireNonNull(gradConf, "grad_conf");
-    return loss(ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, true, gradLossLoc,
-        gradLossConf, gradLoc, gradConf);
+    return loss(ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, gtFlags, priorLevels,
+        true, gradLossLoc, gradLossConf, gradLoc, gradConf);
   }
 
   /** Fused forward + backward with upstream gradients (1, 1). */
@@ -292,12 +400,20 @@ public final class Mbx {
   /** Fused forward + backward on arrays, upstream gradients (1, 1); gradients in the result. */
   public static LossResult forwardBackward(MbxContext ctx, Options opts, float[] priors,
       float[] gtBoxes, int[] gtLabels, int[] gtCounts, float[] loc, float[] conf) {
+    return forwardBackward(ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, null,
+        null);
+  }
+
+  /** Fused forward + backward on arrays with the optional inputs (null: absent). */
+  public static LossResult forwardBackward(MbxContext ctx, Options opts, float[] priors,
+      float[] gtBoxes, int[] gtLabels, int[] gtCounts, float[] loc, float[] conf, int[] gtFlags,
+      int[] priorLevels) {
     float[] gradLoc = new float[loc.length];
     float[] gradConf = new float[conf.length];
     LossResult r = forwardBackward(ctx, opts, FloatBuffer.wrap(priors),
         FloatBuffer.wrap(gtBoxes), IntBuffer.wrap(gtLabels), IntBuffer.wrap(gtCounts),
-        FloatBuffer.wrap(loc), FloatBuffer.wrap(conf), 1, 1, FloatBuffer.wrap(gradLoc),
-        FloatBuffer.wrap(gradConf));
+        FloatBuffer.wrap(loc), FloatBuffer.wrap(conf), wrap(gtFlags), wrap(priorLevels), 1, 1,
+        FloatBuffer.wrap(gradLoc), FloatBuffer.wrap(gradConf));
     return new LossResult(r.lossLoc(), r.lossConf(), r.numPos(), gradLoc, gradConf);
   }
 
@@ -309,10 +425,19 @@ public final class Mbx {
       FloatBuffer gtBoxes, IntBuffer gtLabels, IntBuffer gtCounts, FloatBuffer loc,
       FloatBuffer conf, double gradLossLoc, double gradLossConf, FloatBuffer gradLoc,
       FloatBuffer gradConf) {
+    backward(ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, null, null, gradLossLoc,
+        gradLossConf, gradLoc, gradConf);
+  }
+
+  /** Gradients only, with the optional inputs (gtFlags [B*G], priorLevels [L]; null: absent). */
+  public static void backward(MbxContext ctx, Options opts, FloatBuffer priors,
+      FloatBuffer gtBoxes, IntBuffer gtLabels, IntBuffer gtCounts, FloatBuffer loc,
+      FloatBuffer conf, IntBuffer gtFlags, IntBuffer priorLevels, double gradLossLoc,
+      double gradLossConf, FloatBuffer gradLoc, FloatBuffer gradConf) {
     Objects.requireNonNull(gradLoc, "grad_loc");
     Objects.requireNonNull(gradConf, "grad_conf");
-    loss(ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, false, gradLossLoc,
-        gradLossConf, gradLoc, gradConf);
+    loss(ctx, opts, priors, gtBoxes, gtLabels, gtCounts, loc, conf, gtFlags, priorLevels, false,
+        gradLossLoc, gradLossConf, gradLoc, gradConf);
   }
 
   // --- decoding and priors ---------------------------------------------------
@@ -396,6 +521,28 @@ public final class Mbx {
   public static float[] retinanetPriors(long imageHeight, long imageWidth) {
     float[] out = new float[Math.toIntExact(retinanetPriorCount(imageHeight, imageWidth) * 4)];
     retinanetPriors(imageHeight, imageWidth, FloatBuffer.wrap(out));
+    return out;
+  }
+
+  /** Pyramid levels of {@link #retinanetPriors} (levels 3..7). */
+  public static final int RETINANET_LEVELS = mbx_native.MBX_RETINANET_NUM_LEVELS;
+
+  /**
+   * The number of anchors of each pyramid level of {@link #retinanetPriors}
+   * (levels 3..7, in prior order; they sum to P), into out [5]: the
+   * priorLevels input of the ATSS assigner.
+   */
+  public static void retinanetPriorLevels(long imageHeight, long imageWidth, IntBuffer out) {
+    try (NativeArg a = NativeArg.of("prior_levels", out, true, RETINANET_LEVELS)) {
+      mbx_native.mbx_priors_retinanet_levels(imageHeight, imageWidth, NativeArg.get(a));
+      a.commit();
+    }
+  }
+
+  /** {@link #retinanetPriorLevels(long, long, IntBuffer)} as a new int[5]. */
+  public static int[] retinanetPriorLevels(long imageHeight, long imageWidth) {
+    int[] out = new int[RETINANET_LEVELS];
+    retinanetPriorLevels(imageHeight, imageWidth, IntBuffer.wrap(out));
     return out;
   }
 }
