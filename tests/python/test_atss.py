@@ -1,4 +1,4 @@
-"""The ATSS assigner (docs/SPEC.md §2.7) against a plain-torch transcription
+"""The ATSS assigner (docs/SPEC.md §2.8) against a plain-torch transcription
 of mmdetection's ATSSAssigner.assign (mmdet/models/task_modules/assigners/
 atss_assigner.py, alpha = None, i.e. without the DDOD cost), in float64.
 
@@ -187,3 +187,57 @@ def test_mbx_matches_mmdetection(size, topk):
                 mg = np.asarray(r.matched_gt.cpu() if kind is not None else r.matched_gt)
                 np.testing.assert_array_equal(ct, conf, err_msg=path)
                 np.testing.assert_array_equal(mg, matched, err_msg=path)
+
+
+@pytest.mark.parametrize("topk", [9, 4])
+def test_mbx_with_ignore_regions_matches_mmdetection(topk):
+    """The last valid row of each image is an ignore region (gt_flags bit 0),
+    mmdetection's gt_bboxes_ignore with ignore_iof_thr 0.2: ignored priors are
+    as far as can be, -1 unless an ATSS positive reclaims them. Every image
+    keeps a GT (mmdetection returns early without one, mbx does not: SPEC §2.7)."""
+    mbx = pytest.importorskip("mbx")
+    if "gt_flags" not in inspect.signature(mbx.match).parameters:
+        pytest.skip("mbx.match takes no gt_flags in this build")
+    priors, levels = retinanet_anchors(64, 64)
+    pt = torch.from_numpy(priors.astype(np.float64))
+    reclaimed = 0
+    for seed in range(40):  # at least 4 draws, and until one shows a reclaimed prior
+        if seed >= 4 and reclaimed:
+            break
+        rng = np.random.default_rng(100 + seed)
+        B, G = 3, 6
+        while True:
+            counts = rng.integers(2, G + 1, size=B).astype(np.int32)
+            gt = np.stack([_gt(rng, G, 64) for _ in range(B)])
+            labels = rng.integers(0, 5, size=(B, G)).astype(np.int32)
+            flags = np.zeros((B, G), np.int32)
+            conf = np.zeros((B, priors.shape[0]), np.int64)
+            matched = np.full((B, priors.shape[0]), -1, np.int64)
+            margin = np.inf
+            for b in range(B):
+                r = counts[b] - 1
+                flags[b, r] = 1
+                half = rng.uniform(0.25, 0.48) * 64
+                c = rng.uniform(half, 64 - half, size=2)
+                gt[b, r] = np.concatenate([c - half, c + half]).astype(np.float32)
+                boxes = torch.from_numpy(gt[b, :r].astype(np.float64))
+                ignore = torch.from_numpy(gt[b, r:r + 1].astype(np.float64))
+                inds, m = mmdet_atss_assign(pt, levels, boxes, topk, ignore, 0.2)
+                margin = min(margin, m)
+                inds = inds.numpy()
+                pos = inds > 0
+                matched[b, pos] = inds[pos] - 1
+                conf[b, pos] = labels[b, inds[pos] - 1] + 1
+                conf[b, inds < 0] = -1
+                region = _overlaps(pt, ignore, mode="iof").max(dim=1)[0].numpy() > 0.2
+                reclaimed += int((pos & region).sum())
+            if margin > 1e-9:
+                break
+        for path in [p for p in ("cpu-scalar", "cpu") if mbx.path_available(p)]:
+            with mbx.Context(path=path) as ctx:
+                r = mbx.match(priors, gt, labels, counts, "torchvision_retinanet", assigner="ATSS",
+                              atss_topk=topk, ignore_iof_threshold=0.2, gt_flags=flags,
+                              prior_levels=np.asarray(levels, np.int32), context=ctx)
+                np.testing.assert_array_equal(np.asarray(r.conf_target), conf, err_msg=path)
+                np.testing.assert_array_equal(np.asarray(r.matched_gt), matched, err_msg=path)
+    assert reclaimed > 0, "no ATSS positive inside a region: the case shows nothing"
