@@ -19,15 +19,21 @@ namespace mbx {
 
 namespace {
 
+constexpr int64_t kChunk = 512;  // priors per vectorised distance pass
+
 struct HeapEntry {
   double distance, squared;  // squared = the distance before its square root
   int64_t prior;
 };
 
 // Max-heap order: the entry that comes last among the candidates on top.
-bool heap_less(const HeapEntry& a, const HeapEntry& b) {
-  return atss_before(a.distance, a.prior, b.distance, b.prior);
-}
+// (A function object, so that the heap operations inline it.)
+struct HeapLess {
+  bool operator()(const HeapEntry& a, const HeapEntry& b) const {
+    return atss_before(a.distance, a.prior, b.distance, b.prior);
+  }
+};
+constexpr HeapLess heap_less{};
 
 // One GT's candidates (in the order of atss_scalar.cpp: levels in order,
 // nearest first) into `out`.
@@ -39,27 +45,35 @@ void select_candidates(const AtssPlan& plan, const PriorGeometry& pg, const uint
     const int64_t p0 = plan.begin[l], p1 = plan.begin[l + 1];
     const auto take = static_cast<size_t>(atss_level_take(plan.topk, p1 - p0));
     heap.clear();
-    for (int64_t p = p0; p < p1; ++p) {
-      double squared, distance;
-      if (ignored && ignored[p]) {
-        squared = distance = atss_far();
-      } else {
-        const double dx = exact_sub(pg.cx[p], gcx), dy = exact_sub(pg.cy[p], gcy);
-        squared = exact_add(exact_mul(dx, dx), exact_mul(dy, dy));
+    // Squared distances a chunk at a time (a loop the compiler vectorises;
+    // the same IEEE operations as atss_distance, never fused), then the
+    // heap sees only the priors that could enter it.
+    double chunk[kChunk];
+    for (int64_t c0 = p0; c0 < p1; c0 += kChunk) {
+      const int64_t n = std::min<int64_t>(kChunk, p1 - c0);
+      const double* cx = pg.cx.data() + c0;
+      const double* cy = pg.cy.data() + c0;
+      for (int64_t i = 0; i < n; ++i) {
+        const double dx = exact_sub(cx[i], gcx), dy = exact_sub(cy[i], gcy);
+        chunk[i] = exact_add(exact_mul(dx, dx), exact_mul(dy, dy));
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t p = c0 + i;
+        const bool far = ignored && ignored[p];
+        const double squared = far ? atss_far() : chunk[i];
         // Priors come in increasing index, so one whose squared distance is
         // not below the heap top's cannot precede it (the correctly rounded
         // square root is monotone): skip the root.
         if (heap.size() == take && !(squared < heap.front().squared)) continue;
-        distance = exact_sqrt(squared);
-      }
-      const HeapEntry e{distance, squared, p};
-      if (heap.size() < take) {
-        heap.push_back(e);
-        std::push_heap(heap.begin(), heap.end(), heap_less);
-      } else if (heap_less(e, heap.front())) {
-        std::pop_heap(heap.begin(), heap.end(), heap_less);
-        heap.back() = e;
-        std::push_heap(heap.begin(), heap.end(), heap_less);
+        const HeapEntry e{far ? atss_far() : exact_sqrt(squared), squared, p};
+        if (heap.size() < take) {
+          heap.push_back(e);
+          std::push_heap(heap.begin(), heap.end(), heap_less);
+        } else if (heap_less(e, heap.front())) {
+          std::pop_heap(heap.begin(), heap.end(), heap_less);
+          heap.back() = e;
+          std::push_heap(heap.begin(), heap.end(), heap_less);
+        }
       }
     }
     std::sort_heap(heap.begin(), heap.end(), heap_less);
