@@ -265,32 +265,6 @@ void check_values(const Options& o, mbx_op_t op, bool cuda, bool validate_cuda, 
                       counts_host);
 }
 
-// Features whose options and inputs exist but whose algorithms are not
-// implemented yet: refused by name, never computed wrongly.
-void check_implemented(const Options& o, const Inputs& in, bool loss) {
-  (void)in;  // (gt_flags: implemented on every path)
-  const char* what = nullptr;
-  if (loss && (o.loc_loss == LocLoss::kGIoU || o.loc_loss == LocLoss::kDIoU ||
-               o.loc_loss == LocLoss::kCIoU))
-    what = "loc_loss = GIOU / DIOU / CIOU";
-  if (what)
-    throw Error(Status::kUnsupported, std::string(what) + " is not implemented yet");
-}
-
-// What the cuda path does not implement yet: refused by name and value,
-// never computed wrongly. (L2, the box codings, encode_variance_in_target
-// and every normalization are implemented there: encode_math.h,
-// normalize_math.h, encode.cu.)
-void check_cuda_supports(const Options& o, bool loss) {
-  const char* what = nullptr;
-  if (o.force_match == ForceMatch::kBipartite) what = "force_match = BIPARTITE";
-  else if (loss && o.mining == Mining::kHardExample) what = "mining = HARD_EXAMPLE";
-  else if (loss && o.conf_loss == ConfLoss::kLogistic) what = "conf_loss = LOGISTIC";
-  if (what)
-    throw Error(Status::kUnsupported,
-                std::string(what) + " is not implemented on the cuda path yet (use the cpu or cpu-scalar path)");
-}
-
 // Step 5: the core path.
 void dispatch(const Options& o, mbx_op_t op, mbx_path_t path, const Call& call, const Exec& ex) {
   if (op == MBX_OP_DECODE) {
@@ -304,8 +278,6 @@ void dispatch(const Options& o, mbx_op_t op, mbx_path_t path, const Call& call, 
     }
     return;
   }
-  check_implemented(o, call.in, is_loss(op));
-  if (path == MBX_PATH_CUDA) check_cuda_supports(o, is_loss(op));
   switch (path) {
     case MBX_PATH_CUDA: run_cuda(o, call.in, call.out, ex); break;
     case MBX_PATH_CPU_SCALAR: run_scalar(o, call.in, call.out); break;

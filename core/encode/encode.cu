@@ -1,10 +1,12 @@
 // Encoding-side kernels of the CUDA path: the regression loss on the
 // encoded targets (loc_loss.h; the targets are re-encoded in float64 from
-// matched_gt instead of being stored) and decoding (encode_math.h
-// decode_box).
+// matched_gt instead of being stored) or, for GIOU / DIOU / CIOU, on the
+// decoded boxes (iou_loss_math.h, float64 as on the CPU paths), and
+// decoding (encode_math.h decode_box).
 #include "common/cuda_util.cuh"
 #include "encode/encode.h"
 #include "encode/encode_device.cuh"
+#include "loc_loss/iou_loss_math.h"
 #include "loc_loss/loc_loss.h"
 #include "match/match_device.cuh"
 
@@ -18,7 +20,8 @@ struct LocArgs {
   int64_t B, P, G;
   const float* priors;
   const float* gt_boxes;
-  bool corners, l1, l2;
+  bool corners, l1, l2, iou;
+  LocLoss kind;
   double beta;
   double div[4];  // loc_residual_divisors: 1 unless encode_variance_in_target
   EncodeParams enc;
@@ -37,7 +40,16 @@ __global__ void __launch_bounds__(kBlock) loc_loss_kernel(LocArgs a, const TL* l
     for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < a.P;
          p += stride) {
       const int64_t i = b * a.P + p;
-      if (a.l.conf_target[i] > 0) {
+      if (a.l.conf_target[i] > 0 && a.iou) {
+        const PriorBox pr = load_prior(a.priors, p, a.corners);
+        const double d[4] = {to_f(loc[i * 4]), to_f(loc[i * 4 + 1]), to_f(loc[i * 4 + 2]), to_f(loc[i * 4 + 3])};
+        double g[4];
+        sum += iou_loss_offsets(a.kind, d, pr.cx, pr.cy, pr.w, pr.h, a.enc,
+                                a.gt_boxes + (b * a.G + a.l.matched_gt[i]) * 4, grad ? g : nullptr);
+        if (grad)
+#pragma unroll
+          for (int k = 0; k < 4; ++k) grad[i * 4 + k] = from_f<TL>(static_cast<float>(g[k] * scale));
+      } else if (a.l.conf_target[i] > 0) {
         double t[4];
         encode_prior(a.gt_boxes + (b * a.G + a.l.matched_gt[i]) * 4, load_prior(a.priors, p, a.corners),
                      a.enc, t);
@@ -82,6 +94,8 @@ void launch_loc_loss(const Options& o, const Inputs& in, const LocLossLaunch& l,
   a.corners = o.prior_format == PriorFormat::kCorners;
   a.l1 = o.loc_is_l1();
   a.l2 = o.loc_loss == LocLoss::kL2;
+  a.iou = is_iou_loss(o.loc_loss);
+  a.kind = o.loc_loss;
   a.beta = o.smooth_l1_beta;
   loc_residual_divisors(o, a.div);
   a.enc = encode_params(o);

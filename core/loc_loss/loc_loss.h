@@ -25,4 +25,11 @@ MBX_HD_INLINE T loc_loss_grad(T d, bool l1, T beta) {
   return fabs(d) < beta ? d / beta : (d != d ? d : s);
 }
 
+// The loss of one residual under loc_loss: SMOOTH_L1 / L1 above, or L2 =
+// 0.5 d^2 (Caffe's EuclideanLoss).
+template <typename T>
+MBX_HD_INLINE T loc_residual_value(T d, bool l1, bool l2, T beta) {
+  return l2 ? T(0.5) * d * d : loc_loss_value(d, l1, beta);
+}
+
 }  // namespace mbx

@@ -91,6 +91,7 @@ struct MatchBuffers {
   // assigner = ATSS (atss.cu): each GT row's candidates, then positives,
   // [B*G*K] scratch (K of atss.h's AtssPlan).
   int32_t* atss_candidates = nullptr;
+  uint8_t* prior_used = nullptr;     // [B*P] scratch (BIPARTITE only)
 };
 
 // Matching + encoding of every image on `stream` (docs/SPEC.md §2, §3).
@@ -101,6 +102,12 @@ void launch_match(const Options& o, const Inputs& in, const MatchBuffers& buf,
 // positive rows into buf.conf_target / buf.matched_gt, for launch_match's
 // finalize step.
 void launch_atss(const Options& o, const Inputs& in, const MatchBuffers& buf, cudaStream_t stream);
+
+// force_match = BIPARTITE (bipartite.cu): after match_best_gt_kernel, marks
+// each greedy pair's prior positive with its GT row; uses gt_max / gt_arg
+// as candidate scratch.
+void launch_bipartite(const Options& o, const Inputs& in, const MatchBuffers& buf,
+                      cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace mbx

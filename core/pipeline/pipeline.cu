@@ -1,5 +1,6 @@
 // MBX_PATH_CUDA: the whole call on one stream, composing the stems' kernels
-// (match.cu, encode.cu, softmax_ce.cu, focal.cu). Asynchronous: no host
+// (match.cu + bipartite.cu, encode.cu, softmax_ce.cu, logistic.cu,
+// hard_example.cu, focal.cu). Asynchronous: no host
 // synchronisation, the upstream gradient is read by the kernels, and the
 // losses are written by a kernel. Every sum is a fixed-shape tree of float64
 // per-block partials reduced in a fixed order: bit-reproducible run to run.
@@ -19,6 +20,7 @@
 #include "match/match_device.cuh"
 #include "normalize/normalize.h"
 #include "pipeline/pipeline.h"
+#include "softmax_ce/hard_example_device.cuh"
 #include "softmax_ce/softmax_ce_device.cuh"
 
 namespace mbx {
@@ -161,17 +163,25 @@ __global__ void __launch_bounds__(kFinalBlock)
 // instead); bytes = the whole block.
 struct Layout {
   std::size_t off_conf_target = 0, off_matched_gt = 0, off_num_pos = 0, off_gt_max = 0,
-              off_gt_arg = 0, off_atss_candidates = 0, off_scales = 0, off_loc_partials = 0, off_conf_partials = 0,
-              off_image_sums = 0, off_row_stats = 0, off_keys = 0, off_weight = 0;
+              off_gt_arg = 0, off_atss_candidates = 0, off_scales = 0, off_loc_partials = 0,
+              off_conf_partials = 0, off_image_sums = 0, off_row_stats = 0, off_keys = 0, off_weight = 0,
+              off_prior_used = 0, off_loss_target = 0, off_he_keys = 0, off_he_order = 0,
+              off_he_boxes = 0, off_he_kept = 0;
   int nb_loc = 0, nb_conf = 0;
   std::size_t bytes = 0;
 };
+
+// HARD_EXAMPLE mining applies to the mined losses (SOFTMAX_CE, LOGISTIC).
+bool hard_example(const Options& o) {
+  return o.mining == Mining::kHardExample && o.conf_loss != ConfLoss::kSigmoidFocal;
+}
 
 // atss_candidates: K of the call's AtssPlan (assigner = ATSS), else unused.
 Layout scratch_layout(const Options& o, int64_t B, int64_t P, int64_t G, int64_t C,
                       bool conf_target_given, bool matched_gt_given, bool num_pos_given, bool losses,
                       int64_t atss_candidates) {
   const bool softmax = o.conf_loss == ConfLoss::kSoftmaxCE;
+  const bool logistic = o.conf_loss == ConfLoss::kLogistic;
   Carve c;
   Layout L;
   const std::size_t BP = static_cast<std::size_t>(B * P);
@@ -182,17 +192,28 @@ Layout scratch_layout(const Options& o, int64_t B, int64_t P, int64_t G, int64_t
   L.off_gt_arg = c.take(static_cast<std::size_t>(B * G) * sizeof(int32_t));
   if (o.assigner == Assigner::kAtss)
     L.off_atss_candidates = c.take(static_cast<std::size_t>(B * G * atss_candidates) * sizeof(int32_t));
+  if (o.force_match == ForceMatch::kBipartite) L.off_prior_used = c.take(BP * sizeof(uint8_t));
   if (losses) {
     L.nb_loc = cuda::loc_loss_blocks(P);
-    L.nb_conf = softmax ? cuda::softmax_ce_blocks(P) : cuda::focal_blocks(P, C);
+    L.nb_conf = softmax ? cuda::softmax_ce_blocks(P) : logistic ? cuda::logistic_blocks(P) : cuda::focal_blocks(P, C);
     L.off_scales = c.take(2 * B * sizeof(double));
     L.off_loc_partials = c.take(static_cast<std::size_t>(B) * L.nb_loc * sizeof(double));
     L.off_conf_partials = c.take(static_cast<std::size_t>(B) * L.nb_conf * sizeof(double));
     L.off_image_sums = c.take(2 * B * sizeof(double));
-    if (softmax) {
-      L.off_row_stats = c.take(2 * BP * sizeof(float));  // row_max, then row_log_sum
+    if (softmax) L.off_row_stats = c.take(2 * BP * sizeof(float));  // row_max, then row_log_sum
+    if (softmax || logistic) {
       L.off_keys = c.take(BP * sizeof(uint32_t));
       L.off_weight = c.take(BP * sizeof(uint8_t));
+    }
+    if (hard_example(o)) {
+      const std::size_t BN = static_cast<std::size_t>(B * cuda::hard_example_sort_len(P));
+      L.off_loss_target = c.take(BP * sizeof(int32_t));
+      L.off_he_keys = c.take(BN * sizeof(uint64_t));
+      L.off_he_order = c.take(BN * sizeof(int32_t));
+      if (o.mining_nms_threshold > 0.0) {
+        L.off_he_boxes = c.take(4 * BP * sizeof(float));
+        L.off_he_kept = c.take(BP * sizeof(int32_t));
+      }
     }
   }
   L.bytes = c.size();
@@ -216,6 +237,8 @@ void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec
   const int64_t B = in.B, P = in.P, G = in.G;
   const bool losses = in.loc != nullptr && in.conf != nullptr && (out.wants_loss() || out.wants_grad());
   const bool softmax = o.conf_loss == ConfLoss::kSoftmaxCE;
+  const bool logistic = o.conf_loss == ConfLoss::kLogistic;
+  const bool hard = hard_example(o);
 
   // --- scratch layout --------------------------------------------------------
   int64_t atss_candidates = 0;
@@ -244,8 +267,28 @@ void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec
   mb.gt_max = scratch.at<unsigned long long>(L.off_gt_max);
   mb.gt_arg = scratch.at<int32_t>(L.off_gt_arg);
   if (o.assigner == Assigner::kAtss) mb.atss_candidates = scratch.at<int32_t>(L.off_atss_candidates);
+  if (o.force_match == ForceMatch::kBipartite) mb.prior_used = scratch.at<uint8_t>(L.off_prior_used);
   cuda::launch_match(o, in, mb, s);
   if (!losses) return;
+
+  // --- HARD_EXAMPLE: the kept priors; num_pos becomes the kept positives ----
+  const int32_t* loss_target = mb.conf_target;  // the targets the losses see
+  if (hard) {
+    cuda::HardExampleLaunch he;
+    he.conf_target = mb.conf_target;
+    he.matched_gt = mb.matched_gt;
+    he.num_pos = mb.num_pos;
+    he.loss_target = scratch.at<int32_t>(L.off_loss_target);
+    he.weight = scratch.at<uint8_t>(L.off_weight);
+    he.keys = scratch.at<uint64_t>(L.off_he_keys);
+    he.order = scratch.at<int32_t>(L.off_he_order);
+    if (o.mining_nms_threshold > 0.0) {
+      he.boxes = scratch.at<float>(L.off_he_boxes);
+      he.kept = scratch.at<int32_t>(L.off_he_kept);
+    }
+    cuda::launch_hard_example(o, in, he, s);
+    loss_target = he.loss_target;
+  }
 
   // --- normalisation, from the device counts ---------------------------------
   double* scales = scratch.at<double>(L.off_scales);
@@ -258,7 +301,7 @@ void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec
 
   // --- regression loss --------------------------------------------------------
   cuda::LocLossLaunch ll;
-  ll.conf_target = mb.conf_target;
+  ll.conf_target = loss_target;
   ll.matched_gt = mb.matched_gt;
   ll.loc_scale = scales;
   ll.grad_loss = out.grad_loss;
@@ -269,22 +312,27 @@ void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec
   cuda::launch_loc_loss(o, in, ll, s);
 
   // --- classification loss ----------------------------------------------------
-  if (softmax) {
+  if (softmax || logistic) {
     cuda::SoftmaxCELaunch cl;
-    cl.conf_target = mb.conf_target;
+    cl.conf_target = loss_target;
     cl.num_pos = mb.num_pos;
     cl.conf_scale = scales + B;
     cl.grad_loss = out.grad_loss;
     cl.grad_loss_f64 = up_f64;
     cl.grad_conf = out.grad_conf;
     cl.want_value = out.wants_loss();
+    cl.mine = !hard;
     cl.partials = conf_partials;
     cl.nblocks = L.nb_conf;
-    cl.row_max = scratch.at<float>(L.off_row_stats);
-    cl.row_log_sum = cl.row_max + BP;
     cl.keys = scratch.at<uint32_t>(L.off_keys);
     cl.weight = scratch.at<uint8_t>(L.off_weight);
-    cuda::launch_softmax_ce(o, in, cl, s);
+    if (softmax) {
+      cl.row_max = scratch.at<float>(L.off_row_stats);
+      cl.row_log_sum = cl.row_max + BP;
+      cuda::launch_softmax_ce(o, in, cl, s);
+    } else {
+      cuda::launch_logistic(o, in, cl, s);
+    }
   } else {
     cuda::FocalLaunch fl;
     fl.conf_target = mb.conf_target;

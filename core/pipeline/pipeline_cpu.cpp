@@ -22,6 +22,7 @@
 #include "common/workspace.h"
 #include "encode/encode.h"
 #include "focal/focal.h"
+#include "loc_loss/iou_loss_math.h"
 #include "loc_loss/loc_loss.h"
 #include "match/atss.h"
 #include "match/match.h"
@@ -135,6 +136,7 @@ struct LossSetup {
   std::vector<double> loc_scale, conf_scale;  // [B] (docs/SPEC.md §4)
   double up_loc = 1.0, up_conf = 1.0;         // upstream gradient
   bool softmax = true, l1 = false, l2 = false;
+  bool iou = false;  // GIOU / DIOU / CIOU: one term per positive (docs/SPEC.md §4.7)
   double div[4] = {1.0, 1.0, 1.0, 1.0};  // loc_residual_divisors (encode_variance_in_target)
   float alpha = 0.f, gamma = 0.f;
   int gamma_kind = -1;  // 0, 1, 2 for those exact gammas (fast paths), -1 other
@@ -158,6 +160,7 @@ LossSetup loss_setup(CpuRun& r) {
   s.softmax = o.conf_loss == ConfLoss::kSoftmaxCE;
   s.l1 = o.loc_is_l1();
   s.l2 = o.loc_loss == LocLoss::kL2;
+  s.iou = is_iou_loss(o.loc_loss);
   loc_residual_divisors(o, s.div);
   s.alpha = static_cast<float>(o.focal_alpha);
   s.gamma = static_cast<float>(o.focal_gamma);
@@ -211,7 +214,19 @@ void dense_pass(CpuRun& r, const LossSetup& s) {
       const int64_t bp = b * P + p;
       const int32_t t = r.conf_target[bp];
       // Regression (positives only), float64 like the targets.
-      if (t > 0) {
+      if (t > 0 && s.iou) {
+        // IoU family: float64 on the decoded box, as on every path.
+        const float* loc = row_f32(in.loc, in.loc_dtype, bp * 4, 4, tmp_in.data());
+        const double d[4] = {loc[0], loc[1], loc[2], loc[3]};
+        double g[4];
+        loc_sum += iou_loss_offsets(o.loc_loss, d, r.pg.cx[p], r.pg.cy[p], r.pg.w[p], r.pg.h[p], r.enc,
+                                    boxes + 4 * r.matched_gt[bp], out.grad_loc ? g : nullptr);
+        if (out.grad_loc) {
+          float* grad_loc = grad_row(out.grad_loc, in.loc_dtype, bp * 4, tmp_out.data());
+          for (int k = 0; k < 4; ++k) grad_loc[k] = static_cast<float>(g[k]) * ls;
+          flush_row(out.grad_loc, in.loc_dtype, bp * 4, 4, grad_loc);
+        }
+      } else if (t > 0) {
         double loc_target[4];
         encode_box(boxes + 4 * r.matched_gt[bp], r.pg.cx[p], r.pg.cy[p], r.pg.w[p], r.pg.h[p], r.enc,
                    loc_target);

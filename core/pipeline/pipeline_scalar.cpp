@@ -12,11 +12,14 @@
 #include "common/parallel.h"
 #include "encode/encode.h"
 #include "focal/focal.h"
+#include "loc_loss/iou_loss_math.h"
 #include "loc_loss/loc_loss.h"
 #include "match/atss.h"
 #include "match/match.h"
 #include "normalize/normalize.h"
 #include "pipeline/pipeline.h"
+#include "softmax_ce/hard_example_math.h"
+#include "softmax_ce/logistic_math.h"
 #include "softmax_ce/softmax_ce.h"
 
 namespace mbx {
@@ -46,30 +49,43 @@ void write_losses(const Outputs& out, double loss_loc, double loss_conf) {
 
 namespace {
 
-// The regression loss of one residual (SMOOTH_L1 / L1 of loc_loss.h, or
-// L2 = 0.5 d^2 as Caffe's EuclideanLoss).
-double loc_value(const Options& o, double d) {
-  if (o.loc_loss == LocLoss::kL2) return 0.5 * d * d;
-  return loc_loss_value(d, o.loc_is_l1(), o.smooth_l1_beta);
+// The regression loss of positive prior p of image b, the sum over its 4
+// coordinates of SMOOTH_L1 / L1 (loc_loss.h) or L2 = 0.5 d^2 (Caffe's
+// EuclideanLoss) of the residual d = (loc - t) / div, or one IoU-family
+// term of its decoded box (iou_loss_math.h, docs/SPEC.md §4.7); g
+// (nullable) receives the derivative w.r.t. its 4 loc values.
+double positive_loc_loss(const Options& o, const Inputs& in, const PriorGeometry& pg, const EncodeParams& enc,
+                         const double* loc_target, const double div[4], int64_t b, int64_t p, int32_t g_row,
+                         double g[4]) {
+  const int64_t i = (b * in.P + p) * 4;
+  double loc[4];
+  for (int k = 0; k < 4; ++k) loc[k] = load_float(in.loc, in.loc_dtype, i + k);
+  if (is_iou_loss(o.loc_loss))
+    return iou_loss_offsets(o.loc_loss, loc, pg.cx[p], pg.cy[p], pg.w[p], pg.h[p], enc,
+                            in.gt_boxes + (b * in.G + g_row) * 4, g);
+  const bool l1 = o.loc_is_l1(), l2 = o.loc_loss == LocLoss::kL2;
+  double sum = 0.0;
+  for (int k = 0; k < 4; ++k) {
+    // div = 1 (exact) unless encode_variance_in_target: then the residual is
+    // (loc - t) / variance, and the true derivative has the 1 / variance
+    // that Caffe's backward leaves out.
+    const double d = (loc[k] - loc_target[i + k]) / div[k];
+    sum += loc_residual_value(d, l1, l2, o.smooth_l1_beta);
+    if (g) g[k] = (l2 ? d : loc_loss_grad(d, l1, o.smooth_l1_beta)) / div[k];
+  }
+  return sum;
 }
 
 // LOGISTIC: sum over the C columns of the sigmoid cross-entropy of x_c
-// against the one-hot target (column `target`), and optionally its
-// gradient sigmoid(x_c) - [c == target] into g (scaled by s).
+// against the one-hot target (column `target`, logistic_math.h), and
+// optionally its gradient sigmoid(x_c) - [c == target] into g (scaled by s).
 double logistic_row(const Inputs& in, int64_t base, int64_t C, int32_t target, double s,
                     double* g) {
   double sum = 0.0;
   for (int64_t c = 0; c < C; ++c) {
     const double x = load_float(in.conf, in.conf_dtype, base + c);
-    const bool y = c == target;
-    // softplus(x) - x y, written without overflow: max(x, 0) - x y + log1p(exp(-|x|)).
-    sum += (x > 0.0 ? x : 0.0) - (y ? x : 0.0) + std::log1p(std::exp(-std::fabs(x)));
-    if (g) {
-      const double e = std::exp(-std::fabs(x));  // sigmoid(|x|) = 1 / (1 + e)
-      const double sig = x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-      const double sig_neg = x >= 0.0 ? e / (1.0 + e) : 1.0 / (1.0 + e);  // sigmoid(-x)
-      g[c] = (y ? -sig_neg : sig) * s;
-    }
+    sum += logistic_value(x, c == target);
+    if (g) g[c] = logistic_grad(x, c == target) * s;
   }
   return sum;
 }
@@ -143,7 +159,8 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
     const bool nms = o.mining_nms_threshold > 0.0;
     const int64_t take = std::min<int64_t>(o.mining_sample_size, P);
     for_images(B, num_threads, [&](int64_t b) {
-      std::vector<double> row(C), score(P);
+      std::vector<double> row(C);
+      std::vector<uint64_t> key(P);
       std::vector<int32_t> order(P);
       std::vector<float> boxes(nms ? P * 4 : 0);
       const int32_t* t = &conf_target[b * P];
@@ -165,16 +182,13 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
           v = softmax_ce_row(in, base, C, target, &row, &m, &l);
         }
         if (t[p] > 0)
-          for (int k = 0; k < 4; ++k) {
-            const int64_t i = (b * P + p) * 4 + k;
-            v += loc_value(o, (static_cast<double>(load_float(in.loc, in.loc_dtype, i)) - loc_target[i]) / div[k]);
-          }
-        score[p] = v;
+          v += positive_loc_loss(o, in, pg, enc, loc_target.data(), div, b, p, matched_gt[b * P + p], nullptr);
+        key[p] = hard_example_rank_key(v);
         order[n_cand++] = static_cast<int32_t>(p);
       }
       order.resize(n_cand);
       // Highest loss first; ties (and the order of NaNs) by the lower index.
-      const auto before = [&](int32_t a, int32_t c) { return ranks_before(score[a], a, score[c], c); };
+      const auto before = [&](int32_t a, int32_t c) { return hard_example_before(key[a], a, key[c], c); };
       uint8_t* keep = &kept[b * P];
       if (!nms) {
         // Only the set of the first `take` matters: a selection, O(P).
@@ -198,7 +212,7 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
           const MatchBox bp = match_box(&boxes[p * 4]);
           bool ok = true;
           for (const MatchBox& q : sel)
-            if (iou(bp, q.x1, q.y1, q.x2, q.y2, q.area) > o.mining_nms_threshold) { ok = false; break; }
+            if (nms_suppresses(bp, q, o.mining_nms_threshold)) { ok = false; break; }
           if (ok) { sel.push_back(bp); keep[p] = 1; }
         }
       }
@@ -216,22 +230,15 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
     if (out.grad_conf) grad_conf.assign(B * P * C, 0.0);
 
     // --- regression loss on positives -------------------------------------
-    const bool l1 = o.loc_is_l1(), l2 = o.loc_loss == LocLoss::kL2;
     std::vector<double> loc_sums(B), conf_sums(B);
     for_images(B, num_threads, [&](int64_t b) {
       double sum = 0.0;
       for (int64_t p = 0; p < P; ++p) {
         if (conf_target[b * P + p] <= 0 || (hard && !kept[b * P + p])) continue;
-        for (int k = 0; k < 4; ++k) {
-          const int64_t i = (b * P + p) * 4 + k;
-          // div = 1 (exact) unless encode_variance_in_target: then the
-          // residual is (loc - t) / variance, and the true derivative has
-          // the 1 / variance that Caffe's backward leaves out.
-          const double d = (static_cast<double>(load_float(in.loc, in.loc_dtype, i)) - loc_target[i]) / div[k];
-          sum += l2 ? 0.5 * d * d : loc_loss_value(d, l1, o.smooth_l1_beta);
-          if (!grad_loc.empty())
-            grad_loc[i] = (l2 ? d : loc_loss_grad(d, l1, o.smooth_l1_beta)) / div[k] * loc_scale[b] * up_loc;
-        }
+        double* g = grad_loc.empty() ? nullptr : &grad_loc[(b * P + p) * 4];
+        sum += positive_loc_loss(o, in, pg, enc, loc_target.data(), div, b, p, matched_gt[b * P + p], g);
+        if (g)
+          for (int k = 0; k < 4; ++k) g[k] = g[k] * loc_scale[b] * up_loc;
       }
       loc_sums[b] = sum;
     });

@@ -3,7 +3,8 @@
 //  1. ce_prep_kernel: per row, log-sum-exp shifted by the row's own max
 //     (a sub-warp of W lanes per row, fixed lane order), stored; negatives
 //     get mining_rank_key of ce_bg (mining_math.h): it orders like ranks_before.
-//  2. mine_kernel: one block per image. k = min(mining_quota, #negatives);
+//  2. mine_kernel (skipped when l.mine is false: HARD_EXAMPLE has set the
+//     weights; also launched alone for LOGISTIC, launch_mining): one block per image. k = min(mining_quota, #negatives);
 //     a 4-pass MSB radix select (8 bits per pass, shared histograms) finds
 //     the k-th largest key T; negatives with key > T count, and among keys
 //     == T the lowest prior indices (block scan in index order) fill the
@@ -330,8 +331,10 @@ void launch_typed(const CEArgs& a, const TC* conf, cudaStream_t stream) {
     ce_prep_kernel<TC, W><<<grid, kBlock, 0, stream>>>(a, conf);
   }
   check_launch("ce_prep_kernel");
-  mine_kernel<<<grid_images(a.B), kMineBlock, 0, stream>>>(a);
-  check_launch("mine_kernel");
+  if (a.l.mine) {
+    mine_kernel<<<grid_images(a.B), kMineBlock, 0, stream>>>(a);
+    check_launch("mine_kernel");
+  }
   if (a.l.want_value) {
     ce_value_kernel<TC><<<dim3(static_cast<unsigned>(a.l.nblocks), gy), kBlock, 0, stream>>>(a, conf);
     check_launch("ce_value_kernel");
@@ -343,18 +346,29 @@ void launch_typed(const CEArgs& a, const TC* conf, cudaStream_t stream) {
   }
 }
 
-}  // namespace
-
-int softmax_ce_blocks(int64_t P) { return blocks_per_image(P, kValueItemsPerThread); }
-
-void launch_softmax_ce(const Options& o, const Inputs& in, const SoftmaxCELaunch& l,
-                       cudaStream_t stream) {
+CEArgs ce_args(const Options& o, const Inputs& in, const SoftmaxCELaunch& l) {
   CEArgs a;
   a.B = in.B; a.P = in.P; a.C = in.C;
   a.ratio = o.neg_pos_ratio;
   a.clamp_num_neg = o.clamp_num_neg;
   a.double_count = o.neg_overflow == NegOverflow::kDoubleCountPositives;
   a.l = l;
+  return a;
+}
+
+}  // namespace
+
+int softmax_ce_blocks(int64_t P) { return blocks_per_image(P, kValueItemsPerThread); }
+
+void launch_mining(const Options& o, const Inputs& in, const SoftmaxCELaunch& l,
+                   cudaStream_t stream) {
+  mine_kernel<<<grid_images(in.B), kMineBlock, 0, stream>>>(ce_args(o, in, l));
+  check_launch("mine_kernel");
+}
+
+void launch_softmax_ce(const Options& o, const Inputs& in, const SoftmaxCELaunch& l,
+                       cudaStream_t stream) {
+  const CEArgs a = ce_args(o, in, l);
   switch (in.conf_dtype) {
     case DType::kF32: launch_typed(a, static_cast<const float*>(in.conf), stream); break;
     case DType::kF16: launch_typed(a, static_cast<const __half*>(in.conf), stream); break;

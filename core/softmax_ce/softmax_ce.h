@@ -20,25 +20,32 @@ namespace mbx {
 // ce_t = (m - x_t) + l (no cancellation when ce_t is tiny next to large
 // logits, as lse - x_t would have) and log softmax_c = (x_c - m) - l.
 // +inf / NaN maxima (or only -inf): m = the IEEE log-sum-exp, l = 0.
-template <typename T, typename In>
-inline void softmax_row_stats(const In* x, int64_t C, T* m_out, T* l_out) {
-  T m = T(x[0]);
-  for (int64_t c = 1; c < C; ++c) m = T(x[c]) > m ? T(x[c]) : m;
-  if (!std::isfinite(m)) {
+// The row is read through x(c) -> T; one definition for the host and the
+// device (the cuda path's HARD_EXAMPLE ranking, hard_example.cu).
+template <typename T, typename Load>
+MBX_HD_INLINE void softmax_row_stats_of(Load x, int64_t C, T* m_out, T* l_out) {
+  T m = x(0);
+  for (int64_t c = 1; c < C; ++c) m = x(c) > m ? x(c) : m;
+  if (!isfinite(m)) {
     T s = T(0);
-    for (int64_t c = 0; c < C; ++c) s += std::exp(T(x[c]));
-    *m_out = std::log(s);
+    for (int64_t c = 0; c < C; ++c) s += exp(x(c));
+    *m_out = log(s);
     *l_out = T(0);
     return;
   }
   T r = T(0), k = T(0);
   for (int64_t c = 0; c < C; ++c) {
-    const T v = T(x[c]);
+    const T v = x(c);
     if (v == m) k += T(1);
-    else r += std::exp(v - m);  // a NaN logit makes r NaN
+    else r += exp(v - m);  // a NaN logit makes r NaN
   }
   *m_out = m;
-  *l_out = std::log1p(r + (k - T(1)));
+  *l_out = log1p(r + (k - T(1)));
+}
+
+template <typename T, typename In>
+inline void softmax_row_stats(const In* x, int64_t C, T* m_out, T* l_out) {
+  softmax_row_stats_of<T>([x](int64_t c) { return T(x[c]); }, C, m_out, l_out);
 }
 
 // mining_quota (mining_math.h) with the image's options.

@@ -18,6 +18,7 @@ struct SoftmaxCELaunch {
   bool grad_loss_f64 = true;
   void* grad_conf = nullptr;           // [B,P,C] of in.conf_dtype, or null
   bool want_value = true;              // write the per-block loss partials
+  bool mine = true;                    // false: `weight` is already set (HARD_EXAMPLE, hard_example.cu)
   double* partials = nullptr;          // [B, nblocks]
   int nblocks = 0;                     // from softmax_ce_blocks()
   // scratch
@@ -28,10 +29,24 @@ struct SoftmaxCELaunch {
 };
 
 int softmax_ce_blocks(int64_t P);
+int logistic_blocks(int64_t P);
 
 // Softmax CE with per-image hard negative mining (docs/SPEC.md §4).
 void launch_softmax_ce(const Options& o, const Inputs& in, const SoftmaxCELaunch& l,
                        cudaStream_t stream);
+
+// MAX_NEGATIVE mining alone (mine_kernel of softmax_ce.cu): from l.keys
+// (mining_rank_key of each negative's loss, 0 for the others), l.conf_target
+// and l.num_pos, writes l.weight. The LOGISTIC loss ranks by its own loss.
+void launch_mining(const Options& o, const Inputs& in, const SoftmaxCELaunch& l,
+                   cudaStream_t stream);
+
+// conf_loss = LOGISTIC (logistic.cu, docs/SPEC.md §4.6) with the same
+// launch description: per-class sigmoid cross-entropy over the C columns
+// (column 0 = background), MAX_NEGATIVE mining by the background loss
+// unless l.mine is false; row_max / row_log_sum are not used.
+void launch_logistic(const Options& o, const Inputs& in, const SoftmaxCELaunch& l,
+                     cudaStream_t stream);
 
 }  // namespace cuda
 }  // namespace mbx

@@ -1,6 +1,7 @@
 // GPU benchmark of the CUDA path through the C API: match, loss forward and
-// fused forward+backward for SSD300 (B=32, P=8732, C=21) and RetinaNet
-// (B=16, P=99765, C=80), the latter also with assigner = ATSS. Each timing is the median of kReps calls after a
+// fused forward+backward for SSD300 (B=32, P=8732, C=21; also the caffe_ssd
+// preset, +HARD_EXAMPLE, +HARD_EXAMPLE with NMS 0.45, +LOGISTIC) and
+// RetinaNet (B=16, P=99765, C=80; also with assigner = ATSS). Each timing is the median of kReps calls after a
 // warm-up, measured with cudaEvents on the context's stream (host
 // validation off, so a call is one asynchronous launch sequence). The DRAM
 // floor is the bytes a call must read and write at the measured
@@ -11,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "mbx/mbx.h"
@@ -115,13 +117,22 @@ double median_ms(cudaStream_t s, F&& call) {
   return ms[ms.size() / 2];
 }
 
-// atss: assigner = ATSS with the RetinaNet pyramid's prior_levels (host
-// tensor), the calls through mbx_run.
+// `overrides`: "name=value" pairs separated by spaces, applied with
+// mbx_options_set after the preset. assigner=ATSS passes the RetinaNet
+// pyramid's prior_levels (host tensor), the calls through mbx_run.
 void bench(const char* name, mbx_preset_t preset, int64_t B, int64_t C, bool ssd, double bw,
-           cudaStream_t stream, bool atss = false) {
+           cudaStream_t stream, const std::string& overrides = "") {
   mbx_options_t o;
   MK(mbx_options_init(&o, preset));
-  if (atss) o.assigner = MBX_ASSIGNER_ATSS;
+  for (size_t at = 0; at < overrides.size();) {
+    size_t end = overrides.find(' ', at);
+    if (end == std::string::npos) end = overrides.size();
+    const std::string kv = overrides.substr(at, end - at);
+    const size_t eq = kv.find('=');
+    if (eq != std::string::npos) MK(mbx_options_set(&o, kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str()));
+    at = end + 1;
+  }
+  const bool atss = o.assigner == MBX_ASSIGNER_ATSS;
   int64_t P = 0;
   std::vector<float> priors;
   if (ssd) {
@@ -147,7 +158,7 @@ void bench(const char* name, mbx_preset_t preset, int64_t B, int64_t C, bool ssd
   std::normal_distribution<float> N(0.f, 1.f);
   std::vector<float> boxes(B * G * 4);
   std::vector<int32_t> labels(B * G), counts(B);
-  const int64_t K = o.conf_loss == MBX_CONF_LOSS_SOFTMAX_CE ? C - 1 : C;
+  const int64_t K = o.conf_loss == MBX_CONF_LOSS_SIGMOID_FOCAL ? C : C - 1;  // LOGISTIC: column 0 is background
   for (int64_t b = 0; b < B; ++b) {
     counts[b] = static_cast<int32_t>(1 + rng() % G);
     for (int64_t g = 0; g < G; ++g) {
@@ -234,7 +245,7 @@ void bench(const char* name, mbx_preset_t preset, int64_t B, int64_t C, bool ssd
   const double fb_bytes = fwd_bytes + gl.bytes() + gc.bytes();
   auto row = [&](const char* what, double ms, double bytes) {
     const double floor_ms = bytes / bw * 1e3;
-    std::printf("%-10s %-14s %9.3f ms   floor %8.3f ms (%7.1f MB)   ratio %6.2fx\n", name, what, ms,
+    std::printf("%-16s %-14s %9.3f ms   floor %8.3f ms (%7.1f MB)   ratio %6.2fx\n", name, what, ms,
                 floor_ms, bytes / 1e6, ms / floor_ms);
   };
   row("match", t_match, match_bytes);
@@ -262,8 +273,14 @@ int main() {
   std::printf("device: %s, measured D2D bandwidth %.0f GB/s (read+write); median of %d after %d warm-up\n",
               prop.name, bw / 1e9, kReps, kWarmup);
   bench("SSD300", MBX_PRESET_SSD_PYTORCH, 32, 21, true, bw, stream);
+  // The Caffe SSD modes (BIPARTITE, HARD_EXAMPLE, LOGISTIC) on SSD300.
+  bench("SSD300 caffe", MBX_PRESET_CAFFE_SSD, 32, 21, true, bw, stream);
+  bench("SSD300 caffe+HE", MBX_PRESET_CAFFE_SSD, 32, 21, true, bw, stream, "mining=HARD_EXAMPLE");
+  bench("SSD300 caffe+HEnms", MBX_PRESET_CAFFE_SSD, 32, 21, true, bw, stream,
+        "mining=HARD_EXAMPLE mining_nms_threshold=0.45");
+  bench("SSD300 caffe+LOG", MBX_PRESET_CAFFE_SSD, 32, 21, true, bw, stream, "conf_loss=LOGISTIC");
   bench("RetinaNet", MBX_PRESET_TORCHVISION_RETINANET, 16, 80, false, bw, stream);
-  bench("Retina+ATSS", MBX_PRESET_TORCHVISION_RETINANET, 16, 80, false, bw, stream, true);
+  bench("Retina+ATSS", MBX_PRESET_TORCHVISION_RETINANET, 16, 80, false, bw, stream, "assigner=ATSS");
   CK(cudaStreamDestroy(stream));
   return 0;
 }

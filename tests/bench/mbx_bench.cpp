@@ -109,6 +109,13 @@ struct Reg {
                                    BM_OpWith, std::string("retinanet"), MBX_PRESET_TORCHVISION_RETINANET, op.second,
                                    std::string("assigner=ATSS"))
           ->Args({1, tiny ? 1 : 8})->Args({2, tiny ? 1 : 8})->Unit(benchmark::kMillisecond)->UseRealTime();
+    // The IoU-family box losses against the preset's L1 (retinanet/torchvision_retinanet/fused).
+    for (const char* loss : {"GIOU", "DIOU", "CIOU"})
+      for (auto& op : {ops[1], ops[3]})
+        benchmark::RegisterBenchmark(
+            (std::string("retinanet/torchvision_retinanet+") + loss + "/" + op.first).c_str(), BM_OpWith,
+            std::string("retinanet"), MBX_PRESET_TORCHVISION_RETINANET, op.second, std::string("loc_loss=") + loss)
+            ->Args({1, tiny ? 1 : 8})->Args({2, tiny ? 1 : 8})->Unit(benchmark::kMillisecond)->UseRealTime();
   }
 } reg;
 

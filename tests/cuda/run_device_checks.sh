@@ -26,7 +26,7 @@ SAN=${COMPUTE_SANITIZER:-compute-sanitizer}
 command -v "$SAN" >/dev/null || SAN=/usr/local/cuda/bin/compute-sanitizer
 PY=${PYTHON:-python3}
 # The CUDA tests that are cheap enough to run under the sanitizers.
-SAN_FILTER='CudaEdge.*:CudaExec.*:CudaHalf.*:CudaErrors.*:CudaParityOptions.*:CudaGolden.*'
+SAN_FILTER='CudaEdge.*:CudaExec.*:CudaHalf.*:CudaErrors.*:CudaParityOptions.*:CudaGolden.*:Modes/CudaCaffe.*:CudaCaffeMining.*:CudaCaffeExec.*:CudaAtss.OneLevel*:CudaAtss.MoreThan*'
 
 # compute-sanitizer TOOL over `mbx_golden --path cuda` on DIRS (skipped when
 # empty), then over mbx_cuda_tests with the gtest FILTER; extra arguments go
@@ -77,10 +77,10 @@ for step in $STEPS; do
         --leak-check full || fails=$((fails+1)) ;;
     racecheck)
       run_step racecheck 200 sanitize racecheck "$REPO/tests/data/golden" \
-        'CudaEdge.*:CudaHalf.*:Presets/CudaParity.*ssd_pytorch_ssd300' || fails=$((fails+1)) ;;
+        'CudaEdge.*:CudaHalf.*:Presets/CudaParity.*ssd_pytorch_ssd300:CudaCaffeMining.*' || fails=$((fails+1)) ;;
     initcheck)
       run_step initcheck 150 sanitize initcheck "$REPO/tests/data/golden" \
-        'CudaEdge.*:CudaHalf.*:CudaExec.*' || fails=$((fails+1)) ;;
+        'CudaEdge.*:CudaHalf.*:CudaExec.*:CudaCaffeExec.*' || fails=$((fails+1)) ;;
     sanitize_large)
       # The RetinaNet-sized parity runs (P = 99765, C = 80) under memcheck and
       # racecheck: one softmax and one focal preset.
@@ -88,7 +88,7 @@ for step in $STEPS; do
         'Presets/CudaParity.*ssd_pytorch_retina:Presets/CudaParity.*tv_retinanet_retina' \
         || fails=$((fails+1)) ;;
     synccheck)
-      run_step synccheck 100 sanitize synccheck "" 'CudaEdge.*:CudaParityOptions.*' \
+      run_step synccheck 100 sanitize synccheck "" 'CudaEdge.*:CudaParityOptions.*:CudaCaffeMining.*' \
         || fails=$((fails+1)) ;;
     sass)
       # docs/SPEC.md §2: no contracted FMA in the float64 IoU arithmetic that decides
@@ -108,7 +108,7 @@ for step in $STEPS; do
       # Speed-of-light, occupancy and warp stall reasons of the heavy kernels.
       run_step detail 300 bash -c "MBX_BENCH_REPS=1 ncu --cache-control none --clock-control none \
           --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
-          -k regex:'match_best_gt|match_force_scan|mine_kernel|ce_prep|ce_grad|focal_kernel' -c 60 \
+          -k regex:'match_best_gt|match_force_scan|mine_kernel|ce_prep|ce_grad|focal_kernel|bipartite|he_|logistic' -c 60 \
           $BUILD/tests/bench/mbx_cuda_bench > '$OUTD/detail.txt'; rc=\$?; grep -c 'Section: GPU Speed' '$OUTD/detail.txt'; exit \$rc" \
         || fails=$((fails+1)) ;;
     compare)

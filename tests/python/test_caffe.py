@@ -1,6 +1,6 @@
 """The Caffe SSD options through Python: keywords, num_pos under
 HARD_EXAMPLE, half-precision inputs, and the bad values (docs/SPEC.md §4.6,
-tests/HOSTILE_INPUTS.md rows 39-40)."""
+tests/HOSTILE_INPUTS.md row 39)."""
 
 import numpy as np
 import pytest

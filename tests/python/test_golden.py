@@ -36,21 +36,10 @@ def _num_classes(meta, arr):
     return c if meta["options"]["conf_loss"] == "SIGMOID_FOCAL" else c - 1
 
 
-def _skip_cuda_unsupported(meta, kind, loss):
-    """The modes the cuda path refuses by name (docs/SPEC.md §4.6)."""
-    if "cuda" not in kind:
-        return
-    o = meta["options"]
-    if o.get("force_match") == "BIPARTITE" or (loss and (
-            o.get("mining") == "HARD_EXAMPLE" or o.get("conf_loss") == "LOGISTIC")):
-        pytest.skip("not implemented on the cuda path (MBX_STATUS_UNSUPPORTED)")
-
-
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("case_dir", CASES, ids=IDS)
 def test_golden_loss(case_dir, kind):
     meta, arr = load_case(case_dir)
-    _skip_cuda_unsupported(meta, kind, True)
     loss = mbx.MultiBoxLoss(meta["preset"], **_options(meta))
     args = [to_kind(arr[k], kind) for k in INPUTS]
     extra = _optional_inputs(arr, kind)
@@ -84,7 +73,6 @@ def test_golden_loss(case_dir, kind):
 @pytest.mark.parametrize("case_dir", CASES, ids=IDS)
 def test_golden_match(case_dir, kind):
     meta, arr = load_case(case_dir)
-    _skip_cuda_unsupported(meta, kind, False)
     t = mbx.match(*[to_kind(arr[k], kind) for k in INPUTS[:4]], preset=meta["preset"],
                   num_classes=_num_classes(meta, arr), **_optional_inputs(arr, kind),
                   **_options(meta))

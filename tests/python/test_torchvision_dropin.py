@@ -196,16 +196,30 @@ def test_unsupported_settings_raise():
     _raises(copy.deepcopy(r), "allow_low_quality_matches = False, the preset expects True")
     assert mbx.torch.use_mbx_loss(r, force_match="NONE").mbx_loss.criterion.options["force_match"] == "NONE"
     r = build("retinanet_resnet50_fpn")
-    r.head.regression_head._loss_type = "giou"  # what retinanet_resnet50_fpn_v2 sets
-    _raises(r, "_loss_type = 'giou'")
+    r.head.regression_head._loss_type = "focal_l1"  # a loss type mbx does not compute
+    _raises(r, "_loss_type = 'focal_l1'")
     _raises(build("retinanet_resnet50_fpn"), "needs external_norm", normalization="EXTERNAL")
     _raises(build("retinanet_resnet50_fpn"), "validate", validate="later")
 
 
-def test_retinanet_v2_is_refused():
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("loss_type", ["giou", "diou", "ciou"])
+def test_retinanet_v2_matches_torchvision(loss_type, device, exact_cuda):
+    """retinanet_resnet50_fpn_v2 trains with bbox_reg_loss_type "giou"
+    (docs/SPEC.md §4.7); "diou" and "ciou" are the same head's other settings.
+    torchvision decodes and evaluates the loss in float32, mbx in float64."""
     torch.manual_seed(0)
-    m = detection.retinanet_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=3)
-    _raises(m, "giou")
+    ref_model = detection.retinanet_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=4,
+                                                    min_size=128, max_size=160).to(device)
+    ref_model.head.regression_head._loss_type = loss_type
+    model = mbx.torch.use_mbx_loss(copy.deepcopy(ref_model))
+    assert model.mbx_loss.criterion.options["loc_loss"] == loss_type.upper()
+    torch.manual_seed(1)
+    hw = (128, 160)
+    images = [torch.rand(3, *hw, device=device) for _ in range(2)]
+    targets = to_device(make_targets(2, 2, hw, 4, 0), device)
+    assert_same_step(step(ref_model, images, targets, iou64=True), step(model, images, targets))
+    assert model.mbx_loss.num_pos[1] == 0
 
 
 # --- compute_loss called directly (no network): cheap checks -----------------

@@ -43,18 +43,9 @@ def _vg(meta, **extra):
     return lambda p, gb, gl, gc, loc, conf: vg(loc, conf, p, gb, gl, gc)
 
 
-def _skip_cuda_unsupported(meta, loss=True):
-    """The modes the cuda path refuses by name (docs/SPEC.md §4.6)."""
-    o = meta["options"]
-    if o.get("force_match") == "BIPARTITE" or (loss and (
-            o.get("mining") == "HARD_EXAMPLE" or o.get("conf_loss") == "LOGISTIC")):
-        pytest.skip("not implemented on the cuda path (MBX_STATUS_UNSUPPORTED)")
-
-
 @pytest.mark.parametrize("case_dir", CASES, ids=IDS)
 def test_case_on_gpu(case_dir):
     meta, arr = load_case(case_dir)
-    _skip_cuda_unsupported(meta)
     args = _gpu_args(arr)
     (_, (loss_loc, loss_conf, num_pos)), (grad_loc, grad_conf) = _vg(meta)(*args)
     assert grad_conf.devices() == {GPUS[0]}

@@ -1,4 +1,4 @@
-// The ATSS assigner (docs/SPEC.md §2.7) through mbx_run: cpu against
+// The ATSS assigner (docs/SPEC.md §2.8) through mbx_run: cpu against
 // cpu-scalar bit for bit on RetinaNet pyramids, the rules mmdetection leaves
 // open (ties, K = 1, levels smaller than atss_topk, absent prior_levels),
 // and what ATSS ignores (thresholds, force_match).

@@ -51,6 +51,10 @@ const Variant kVariants[] = {
     {"norm_none", MBX_PRESET_SSD_PYTORCH, "normalization", "NONE"},
     {"norm_per_image", MBX_PRESET_SSD_PYTORCH, "normalization", "PER_IMAGE"},
     {"low_quality_softmax", MBX_PRESET_SSD_PYTORCH, "force_match", "LOW_QUALITY"},
+    {"giou_retinanet", MBX_PRESET_TORCHVISION_RETINANET, "loc_loss", "GIOU"},
+    {"diou_ssd", MBX_PRESET_SSD_PYTORCH, "loc_loss", "DIOU"},
+    {"ciou_retinanet", MBX_PRESET_TORCHVISION_RETINANET, "loc_loss", "CIOU"},
+    {"ciou_ssd", MBX_PRESET_SSD_PYTORCH, "loc_loss", "CIOU"},
 };
 
 class Differential : public ::testing::TestWithParam<Variant> {};
@@ -313,6 +317,125 @@ TEST(Concurrency, ASharedContextIsRefusedNotCorrupted) {
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_EQ(ok.load() + busy.load(), 40);
   EXPECT_GT(ok.load(), 0);
+}
+
+
+// --- IoU-family box losses (docs/SPEC.md §4.7) -------------------------------
+
+const char* const kIouLosses[] = {"GIOU", "DIOU", "CIOU"};
+const char* const kCodings[] = {"CENTER_SIZE", "CORNER", "CORNER_SIZE"};
+
+mbx_options_t iou_options(const char* kind, const char* coding) {
+  mbx_options_t o = custom(MBX_PRESET_TORCHVISION_RETINANET, "loc_loss", kind);
+  EXPECT_EQ(mbx_options_set(&o, "box_coding", coding), MBX_STATUS_OK);
+  EXPECT_EQ(mbx_options_set(&o, "normalization", "NONE"), MBX_STATUS_OK);
+  EXPECT_EQ(mbx_options_set(&o, "variances", "0.5, 0.5, 0.5, 0.5"), MBX_STATUS_OK) << mbx_last_error();
+  return o;
+}
+
+double loss_loc_of(Problem& pr, const mbx_options_t& o) {
+  mbx_context_t* ctx = nullptr;
+  mbx_context_create(&ctx);
+  mbx_context_set_path(ctx, MBX_PATH_CPU_SCALAR);
+  HostTensor<double> loss({2});
+  EXPECT_EQ(mbx_loss_forward(ctx, &o, pr.priors.dl(), pr.gt_boxes.dl(), pr.gt_labels.dl(), pr.gt_counts.dl(),
+                             pr.loc.dl(), pr.conf.dl(), loss.dl(), nullptr),
+            MBX_STATUS_OK)
+      << mbx_last_error();
+  mbx_context_destroy(ctx);
+  return loss[0];
+}
+
+// grad_loc is the derivative of loss_loc: central differences of the
+// float64 loss (cpu-scalar) at every coordinate of a few positives. Not for
+// CIOU, whose gradient treats alpha as a constant as torchvision's does
+// (it is not the loss's derivative; tests/python/test_iou_loss.py compares
+// it with torch's autograd).
+TEST(IouLoss, GradientIsTheDerivativeOfTheLoss) {
+  for (const char* kind : {"GIOU", "DIOU"})
+    for (const char* coding : kCodings) {
+      SCOPED_TRACE(std::string(kind) + " " + coding);
+      const mbx_options_t o = iou_options(kind, coding);
+      Problem pr = random_problem(77, 2, 300, 5, 6, false, false);
+      pr.gt_counts[0] = pr.gt_counts[1] = 6;
+      for (auto& v : pr.loc.data) v *= 0.3f;
+      Result r = run_all(pr, o, MBX_PATH_CPU_SCALAR, 1);
+      ASSERT_EQ(r.status, MBX_STATUS_OK) << mbx_last_error();
+      int checked = 0;
+      for (int64_t i = 0; i < pr.B * pr.P && checked < 6; ++i) {
+        if (r.conf_target[i] <= 0) continue;
+        ++checked;
+        for (int k = 0; k < 4; ++k) {
+          float& x = pr.loc[i * 4 + k];
+          const float x0 = x, h = 1.0f / 1024;  // exact steps in float32
+          x = x0 + h;
+          const double up = loss_loc_of(pr, o);
+          x = x0 - h;
+          const double down = loss_loc_of(pr, o);
+          x = x0;
+          const double fd = (up - down) / (2.0 * h);
+          EXPECT_NEAR(r.grad_loc[i * 4 + k], fd, 2e-3 * (std::fabs(fd) + 0.05)) << "prior " << i << " coord " << k;
+        }
+      }
+      EXPECT_EQ(checked, 6);
+    }
+}
+
+// A prediction equal to its GT: every min / max is a tie. Torch's autograd
+// splits each tie in halves, and then the DIoU / CIoU gradient is ~0; taking
+// either side whole would give about -+h/area per coordinate.
+TEST(IouLoss, PerfectPredictionTiesSplitTheGradient) {
+  for (const char* kind : kIouLosses)
+    for (const char* coding : {"CORNER", "CORNER_SIZE", "CENTER_SIZE"}) {
+      SCOPED_TRACE(std::string(kind) + " " + coding);
+      mbx_options_t o = iou_options(kind, coding);
+      o.prior_format = MBX_PRIOR_CORNERS;
+      Problem pr = one_positive(5, 3);
+      std::fill(pr.loc.data.begin(), pr.loc.data.end(), 0.f);
+      Result r = run_all(pr, o, MBX_PATH_CPU_SCALAR, 1);
+      ASSERT_EQ(r.status, MBX_STATUS_OK) << mbx_last_error();
+      ASSERT_EQ(r.conf_target[0], 1);
+      EXPECT_NEAR(r.loss[0], 0.0, 1e-6);
+      for (int k = 0; k < 4; ++k) EXPECT_NEAR(r.grad_loc[k], 0.0, 1e-6) << k;
+      Result f = run_all(pr, o, MBX_PATH_CPU, 1);
+      for (int k = 0; k < 4; ++k) EXPECT_NEAR(f.grad_loc[k], 0.0, 1e-6) << k;
+    }
+}
+
+// Degenerate predictions (docs/SPEC.md §4.7): sizes that underflow to 0,
+// subnormal sizes, clamped exponents, inverted and far boxes give finite
+// losses and gradients on both CPU paths, and a size beyond the clamp
+// passes no gradient.
+TEST(IouLoss, DegeneratePredictionsGiveFiniteLossesAndGradients) {
+  const float rows_center[][4] = {{0, 0, -1e4f, -1e4f}, {0.1f, 0, -1e4f, 0.2f}, {0, 0.1f, 0.3f, -1e4f},
+                                  {0, 0, -1440, -1440}, {0, 0, 1e4f, 1e4f}, {3e3f, -3e3f, 50, -50}};
+  const float rows_corner[][4] = {{0.4f, 0.1f, -0.4f, 0.3f}, {0.1f, 0.4f, 0.3f, -0.4f}, {0.6f, 0.6f, -0.6f, -0.6f},
+                                  {0, 0, -1e4f, 0}, {2e3f, -2e3f, 2e3f, -2e3f}, {0.5f, 0, -0.5f, 0}};
+  for (const char* kind : kIouLosses)
+    for (const char* coding : kCodings) {
+      SCOPED_TRACE(std::string(kind) + " " + coding);
+      mbx_options_t o = iou_options(kind, coding);
+      o.prior_format = MBX_PRIOR_CORNERS;
+      Problem pr = random_problem(78, 1, 64, 4, 1, false, false);
+      for (int64_t p = 0; p < pr.P; ++p) {  // every prior on the one GT: all positive
+        float* r = &pr.priors[4 * p];
+        r[0] = 0.2f; r[1] = 0.2f; r[2] = 0.6f; r[3] = 0.7f;
+      }
+      float* g = &pr.gt_boxes[0];
+      g[0] = 0.25f; g[1] = 0.2f; g[2] = 0.6f; g[3] = 0.75f;
+      pr.gt_counts[0] = 1;
+      const bool center = std::string(coding) == "CENTER_SIZE";
+      for (int i = 0; i < 6; ++i)
+        for (int k = 0; k < 4; ++k) pr.loc[i * 4 + k] = center ? rows_center[i][k] : rows_corner[i][k];
+      for (mbx_path_t path : {MBX_PATH_CPU_SCALAR, MBX_PATH_CPU}) {
+        Result r = run_all(pr, o, path, 2);
+        ASSERT_EQ(r.status, MBX_STATUS_OK) << mbx_last_error();
+        EXPECT_EQ(r.num_pos[0], pr.P);
+        EXPECT_TRUE(std::isfinite(r.loss[0])) << r.loss[0];
+        for (float v : r.grad_loc.data) ASSERT_TRUE(std::isfinite(v)) << v;
+        if (center) EXPECT_EQ(r.grad_loc[4 * 4 + 2], 0.f) << "a clamped exponent passes no gradient";
+      }
+    }
 }
 
 }  // namespace

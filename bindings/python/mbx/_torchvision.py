@@ -100,9 +100,11 @@ def _retinanet_settings(model, options):
         derived["loc_loss"] = "L1"
     elif loss_type == "smooth_l1":  # torchvision's _box_loss: beta 1.0 (no cnf is passed)
         derived["loc_loss"], derived["smooth_l1_beta"] = "SMOOTH_L1", 1.0
+    elif loss_type in ("giou", "diou", "ciou"):  # retinanet_resnet50_fpn_v2: "giou"; eps 1e-7 (no cnf)
+        derived["loc_loss"] = loss_type.upper()
     elif "loc_loss" not in options:
-        raise _unsupported("model.head.regression_head._loss_type = %r (retinanet_resnet50_fpn_v2 uses "
-                           "'giou'); mbx computes 'l1' or 'smooth_l1' regression losses" % (loss_type,))
+        raise _unsupported("model.head.regression_head._loss_type = %r; mbx computes 'l1', 'smooth_l1', "
+                           "'giou', 'diou' or 'ciou' regression losses" % (loss_type,))
     _box_coder(reg.box_coder, "model.head.regression_head.box_coder", derived)
     matcher = model.proposal_matcher
     if type(matcher) is not det_utils.Matcher:
@@ -405,7 +407,7 @@ def all_reduced_positives(group=None):
 
 def use_mbx_loss(model, preset=None, **options):
     """Train a torchvision ``SSD`` (ssd300_vgg16, ssdlite320_mobilenet_v3_large)
-    or ``RetinaNet`` (retinanet_resnet50_fpn) on mbx's fused loss; returns
+    or ``RetinaNet`` (retinanet_resnet50_fpn, retinanet_resnet50_fpn_v2) on mbx's fused loss; returns
     ``model``.
 
     ``model.compute_loss`` is replaced (an instance attribute), so that
@@ -417,15 +419,16 @@ def use_mbx_loss(model, preset=None, **options):
     (``torchvision_ssd`` / ``torchvision_retinanet``) from its type; the
     variances from its BoxCoder weights (1 / w); thresholds and force-match
     mode from its matcher; ``neg_pos_ratio`` from ``neg_to_pos_ratio``
-    (SSD); the regression loss from ``regression_head._loss_type`` ("l1" or
-    "smooth_l1", beta 1) and focal alpha / gamma from the defaults of
+    (SSD); the regression loss from ``regression_head._loss_type`` ("l1",
+    "smooth_l1" with beta 1, or "giou" / "diou" / "ciou", docs/SPEC.md
+    §4.7) and focal alpha / gamma from the defaults of
     ``torchvision.ops.sigmoid_focal_loss`` (RetinaNet's head calls it without
     them). ``preset`` and mbx option keywords (docs/SPEC.md §9 names) override them. A
     setting mbx does not reproduce raises ``mbx.InvalidArgumentError``
     naming it: another head, matcher or box coder type, a matcher whose
     ``allow_low_quality_matches`` differs from the preset (unless
     ``force_match`` is given), ``bbox_xform_clip`` other than log(1000/16),
-    a GIoU/DIoU/CIoU regression loss (retinanet_resnet50_fpn_v2).
+    another regression loss type.
 
     Labels: SSD's 1..C-1 (0 = background) become mbx labels 0..C-2; RetinaNet's
     0..C-1 are mbx's (column k). Anchors: the ``anchors`` compute_loss gets
