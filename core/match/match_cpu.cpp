@@ -67,7 +67,9 @@ void match_batch_cpu(const Options& o, const Inputs& in, const PriorGeometry& pg
     const int64_t G = static_cast<int64_t>(boxes[b].size());
     const uint8_t* skip = nullptr;  // this block's ignored priors, null when none
     if (ignore_active(o, images[b]) &&
-        ignore_mask(o, images[b], pg, p0, p1, &ignored[b * P + p0]))
+        kernels.ignore_block(pr, p0, p1 - p0, images[b].ignore.data(),
+                             static_cast<int64_t>(images[b].ignore.size()),
+                             o.ignore_iof_threshold, &ignored[b * P + p0]))
       skip = &ignored[b * P + p0];
     if (G == 0) {
       for (int64_t p = p0; p < p1; ++p) {

@@ -28,6 +28,11 @@ struct MatchKernels {
   // LOW_QUALITY: sets hit[i] = 1 where IoU(g, p0+i) == gt_max[g] for some g.
   void (*match_ties)(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBox* g, int64_t G,
                      const double* gt_max, uint8_t* hit);
+  // Ignore regions (docs/SPEC.md §2.7): ignored[i] = 1 where IoF(region,
+  // p0+i) > threshold for one of the R regions, else 0; threshold > 0.
+  // Returns whether any prior of the block is ignored.
+  bool (*ignore_block)(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBox* regions,
+                       int64_t R, double threshold, uint8_t* ignored);
 };
 
 // The table of the CPU's instruction set (common/cpu_isa.h).

@@ -108,7 +108,39 @@ static void match_ties(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBox
   }
 }
 
-static const MatchKernels kTable = {MBX_ISA_NAME, &match_block, &match_ties};
+// The vector twin of iof() (match_math.h), lane by lane in its operation
+// order (min, max, sub, clamp, mul, div); where no lane overlaps the region
+// every IoF is +0, which is never > threshold > 0. Scalar tails call iof().
+static bool ignore_block(const PriorSoA& pr, int64_t p0, int64_t n, const MatchBox* regions,
+                         int64_t R, double threshold, uint8_t* ignored) {
+  const int64_t nv = n / WD * WD;
+  const db zero(0.0), thr(threshold);
+  for (int64_t i = 0; i < n; ++i) ignored[i] = 0;
+  for (int64_t j = 0; j < R; ++j) {
+    const MatchBox& g = regions[j];
+    for (int64_t i = 0; i < nv; i += WD) {
+      const int64_t p = p0 + i;
+      db iw = xsimd::min(db(g.x2), db::load_unaligned(pr.x2 + p)) - xsimd::max(db(g.x1), db::load_unaligned(pr.x1 + p));
+      db ih = xsimd::min(db(g.y2), db::load_unaligned(pr.y2 + p)) - xsimd::max(db(g.y1), db::load_unaligned(pr.y1 + p));
+      if (!xsimd::any((iw > zero) & (ih > zero))) continue;
+      iw = xsimd::select(iw > zero, iw, zero);
+      ih = xsimd::select(ih > zero, ih, zero);
+      const auto in_region = (iw * ih) / db::load_unaligned(pr.area + p) > thr;
+      if (xsimd::any(in_region)) {
+        alignas(64) double e[WD];
+        xsimd::select(in_region, db(1.0), db(0.0)).store_aligned(e);
+        for (int64_t k = 0; k < WD; ++k) ignored[i + k] |= e[k] != 0.0;
+      }
+    }
+    for (int64_t i = nv; i < n; ++i)
+      ignored[i] |= iof(g, pr.x1[p0 + i], pr.y1[p0 + i], pr.x2[p0 + i], pr.y2[p0 + i], pr.area[p0 + i]) > threshold;
+  }
+  bool any = false;
+  for (int64_t i = 0; i < n; ++i) any = any || ignored[i];
+  return any;
+}
+
+static const MatchKernels kTable = {MBX_ISA_NAME, &match_block, &match_ties, &ignore_block};
 
 }  // namespace MBX_ISA_NS
 }  // namespace mbx

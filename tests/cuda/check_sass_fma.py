@@ -4,12 +4,14 @@ bit-identical to the CPU, so the float64 IoU arithmetic may not be fused).
 
     cuobjdump -sass libmbx.so.0 | python3 tests/cuda/check_sass_fma.py [--kernels REGEX]
 
-The kernels checked by default are those that decide from IoUs
-(match_best_gt_kernel, match_force_scan_kernel, bipartite_kernel,
-he_select_kernel, the HARD_EXAMPLE NMS, and the ATSS kernels of atss.cu,
-which also decide from centre distances); match_finalize_kernel only
-encodes targets, which are compared with tolerances. The legitimate sources
-of DFMA in these kernels are the correctly rounded double division
+The kernels checked by default are those that decide from IoUs or IoFs
+(match_best_gt_kernel, match_force_scan_kernel, match_force_apply_kernel,
+which tests prior 0 against the ignore regions, docs/SPEC.md §2.7,
+bipartite_kernel, he_select_kernel, the HARD_EXAMPLE NMS, and the ATSS
+kernels of atss.cu, which also decide from centre distances);
+match_finalize_kernel only encodes targets, which are compared with
+tolerances. The legitimate sources of DFMA in these kernels are the
+correctly rounded double division
 (__ddiv_rn): MUFU.RCP64H followed by a Newton sequence of DFMA, an FFMA with
 RZ that probes the divisor's exponent, and a called slow-path subroutine
 (the code at and after the first CALL target, skipped here); and the
@@ -31,8 +33,8 @@ SQRT_WINDOW = 24
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--kernels", default=r"match_cu.*(best_gt|force_scan)|bipartite_kernel|he_select_kernel"
-                                         r"|atss_(init|select|claim)_kernel",
+    ap.add_argument("--kernels", default=r"match_cu.*(best_gt|force_scan|force_apply)|bipartite_kernel"
+                                         r"|he_select_kernel|atss_(init|select|claim)_kernel",
                     help="regex on the mangled kernel name")
     ap.add_argument("sass", nargs="?", help="cuobjdump -sass output (default: stdin)")
     args = ap.parse_args()

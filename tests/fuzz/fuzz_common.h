@@ -6,7 +6,11 @@
 // 1e-6..1e6 scales, or wild IEEE values: NaN, inf, 1e-30, 1e30, denormals,
 // negative sizes, duplicates), labels, counts, logits, and up to three
 // DLTensor perturbations (dtype, lanes, ndim, shape, strides, byte_offset,
-// NULL tensor / data, device, output aliasing an input).
+// NULL tensor / data, device, output aliasing an input). Then, read last so
+// that older corpus files decode as before up to there, the inputs and
+// options of 0.3: gt_flags (ignore regions, reserved bits), prior_levels
+// (valid, negative, wrong sum), ignore_iof_threshold, assigner, atss_topk,
+// loc_loss GIOU / DIOU / CIOU, and perturbations of the two new tensors.
 //
 // Each tensor lives in an over-allocated, sentinel-filled buffer (8 bytes per
 // element plus 64-byte guards on both sides), so any perturbation the decoder
@@ -19,6 +23,7 @@
 // invariants.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -100,13 +105,18 @@ constexpr uint8_t kSentinel = 0xA5;
 enum Role {
   R_PRIORS, R_GT_BOXES, R_GT_LABELS, R_GT_COUNTS, R_LOC, R_CONF, R_GRAD_LOSS,  // inputs
   R_CONF_TARGET, R_MATCHED_GT, R_LOC_TARGET, R_NUM_POS, R_LOSS, R_GRAD_LOC, R_GRAD_CONF,
-  R_BOXES, kNumRoles
+  R_BOXES,
+  R_GT_FLAGS, R_PRIOR_LEVELS,  // optional inputs of 0.3 (null_tensor when not given)
+  kNumRoles
 };
-inline bool is_input(int r) { return r <= R_GRAD_LOSS; }
+// The roles the generic perturbations pick from (those before 0.3, so the
+// committed corpus keeps its meaning); the new inputs have their own.
+constexpr int kNumPerturbRoles = R_BOXES + 1;
+inline bool is_input(int r) { return r <= R_GRAD_LOSS || r == R_GT_FLAGS || r == R_PRIOR_LEVELS; }
 inline const char* role_name(int r) {
   static const char* k[] = {"priors", "gt_boxes", "gt_labels", "gt_counts", "loc", "conf",
                             "grad_loss", "conf_target", "matched_gt", "loc_target", "num_pos",
-                            "loss", "grad_loc", "grad_conf", "boxes"};
+                            "loss", "grad_loc", "grad_conf", "boxes", "gt_flags", "prior_levels"};
   return k[r];
 }
 
@@ -185,7 +195,7 @@ inline bool options_valid(const mbx_options_t& u) {
   const bool has_invalid_gt = u.struct_size >= offsetof(mbx_options_t, invalid_gt) + sizeof(int32_t);
   const bool has_reserved = u.struct_size >= offsetof(mbx_options_t, reserved0) + sizeof(int32_t);
   auto in01 = [](double v) { return v >= 0.0 && v <= 1.0; };
-  if (!enum_ok(u.prior_format, 1) || !enum_ok(u.force_match, 3) || !enum_ok(u.loc_loss, 2) ||
+  if (!enum_ok(u.prior_format, 1) || !enum_ok(u.force_match, 3) || !enum_ok(u.loc_loss, 5) ||
       !enum_ok(u.conf_loss, 2) || !enum_ok(u.neg_overflow, 1) || !enum_ok(u.normalization, 5))
     return false;
   // The options of 0.2's Caffe systems, where the caller's struct has them
@@ -197,6 +207,11 @@ inline bool options_valid(const mbx_options_t& u) {
       (!std::isfinite(u.mining_nms_threshold) || u.mining_nms_threshold > 1.0))
     return false;
   if (has(offsetof(mbx_options_t, box_coding), 4) && !enum_ok(u.box_coding, 2)) return false;
+  // 0.3: ATSS and ignore regions.
+  if (has(offsetof(mbx_options_t, assigner), 4) && !enum_ok(u.assigner, 1)) return false;
+  if (has(offsetof(mbx_options_t, atss_topk), 4) && u.atss_topk < 1) return false;
+  if (has(offsetof(mbx_options_t, ignore_iof_threshold), 8) && !std::isfinite(u.ignore_iof_threshold))
+    return false;
   const bool hard = has(offsetof(mbx_options_t, mining), 4) && u.mining == MBX_MINING_HARD_EXAMPLE;
   if (hard && u.conf_loss == MBX_CONF_LOSS_SIGMOID_FOCAL) return false;
   if (has_invalid_gt && !enum_ok(u.invalid_gt, 1)) return false;
@@ -223,6 +238,17 @@ inline bool options_tame(const mbx_options_t& u) {
   return true;
 }
 
+// The 0.3 options as the library sees them: the caller's value where its
+// struct has the field, else the default.
+inline int32_t effective_assigner(const mbx_options_t& u) {
+  return u.struct_size >= offsetof(mbx_options_t, assigner) + sizeof(int32_t) ? u.assigner
+                                                                              : MBX_ASSIGNER_MAX_IOU;
+}
+inline double effective_ignore_iof(const mbx_options_t& u) {
+  return u.struct_size >= offsetof(mbx_options_t, ignore_iof_threshold) + sizeof(double)
+             ? u.ignore_iof_threshold : 0.5;
+}
+
 inline int32_t effective_invalid_gt(const mbx_options_t& u) {
   return u.struct_size >= offsetof(mbx_options_t, invalid_gt) + sizeof(int32_t) ? u.invalid_gt
                                                                                 : MBX_INVALID_GT_ERROR;
@@ -233,7 +259,8 @@ static const char* const kOptionNames[] = {
     "encode_min_gt_wh", "loc_loss", "smooth_l1_beta", "conf_loss", "neg_pos_ratio",
     "clamp_num_neg", "neg_overflow", "focal_alpha", "focal_gamma", "normalization",
     "external_norm", "loc_average_coords", "invalid_gt", "mining", "mining_sample_size",
-    "mining_nms_threshold", "box_coding", "encode_variance_in_target"};
+    "mining_nms_threshold", "box_coding", "encode_variance_in_target", "ignore_iof_threshold",
+    "assigner", "atss_topk"};
 constexpr int kNumOptionNames = static_cast<int>(sizeof(kOptionNames) / sizeof(kOptionNames[0]));
 static const char* const kOptionValues[] = {
     "CENTER_SIZE", "CORNERS", "NONE", "BEST_PRIOR_PER_GT", "LOW_QUALITY", "SMOOTH_L1", "L1",
@@ -242,7 +269,8 @@ static const char* const kOptionValues[] = {
     "nan", "inf", "-inf", "1e-300", "1e300", "0.1,0.1,0.2,0.2", "1, 1, 1, 1", "[0.1,0.1,0.2,0.2]",
     "0,1,1,1", "1,2,3", "1,,2,3", "2.5", "1e9", " 0.25 ", "0x10", "1e", "",
     "BIPARTITE", "L2", "LOGISTIC", "BATCH_SIZE", "FULL", "MAX_NEGATIVE", "HARD_EXAMPLE", "HARD",
-    "CORNER", "CORNER_SIZE", "64", "0.45", "3"};
+    "CORNER", "CORNER_SIZE", "64", "0.45", "3", "MAX_IOU", "ATSS", "GIOU", "DIOU", "CIOU", "9",
+    "0.25"};
 constexpr int kNumOptionValues = static_cast<int>(sizeof(kOptionValues) / sizeof(kOptionValues[0]));
 
 // Raw field mutation: field index and a value byte.
@@ -355,6 +383,80 @@ inline float make_logit(Reader& r, int mode) {
 inline DLDataType dt(uint8_t code, uint8_t bits) { return DLDataType{code, bits, 1}; }
 inline bool same_dt(DLDataType a, DLDataType b) { return a.code == b.code && a.bits == b.bits && a.lanes == b.lanes; }
 
+// The inputs and options of 0.3, read after everything else. gt_flags:
+// about one valid row in three an ignore region (docs/SPEC.md §2.7), padding
+// rows anything; prior_levels: a split of P into 1..4 levels. Unless
+// valid_only: reserved flag bits, a negative level or a wrong sum, NaN / inf
+// thresholds, out-of-range enums and topk, and perturbations of the two
+// tensors (dtype, ndim, shape, NULL data, device).
+inline void decode_v03(Reader& r, Problem* pb, bool valid_only) {
+  Problem& q = *pb;
+  const uint8_t ext = r.u8();
+  const int64_t B = q.B, G = q.G, P = q.P;
+  if (ext & 1) {
+    Slot& f = q.s[R_GT_FLAGS];
+    f.null_tensor = false;
+    int32_t* fl = f.at<int32_t>();
+    for (int64_t i = 0; i < B * G; ++i) {
+      const uint8_t v = r.u8();
+      fl[i] = v < 170 ? 0 : 1;
+      if (!valid_only && v >= 250) fl[i] = (v & 1) ? 4 : static_cast<int32_t>(0x80000001u);
+    }
+  }
+  if (ext & 2) {
+    Slot& l = q.s[R_PRIOR_LEVELS];
+    const int64_t L = 1 + r.u8() % 4;
+    l.init({L}, dt(kDLInt, 32));
+    std::vector<int64_t> cut = {0, P};
+    for (int64_t k = 0; k + 1 < L; ++k) cut.push_back(r.u8() % (P + 1));
+    std::sort(cut.begin(), cut.end());
+    for (int64_t k = 0; k < L; ++k) l.at<int32_t>()[k] = static_cast<int32_t>(cut[k + 1] - cut[k]);
+    const uint8_t bad = r.u8();
+    if (!valid_only && bad >= 200) {
+      if (bad & 1) l.at<int32_t>()[0] -= 1;            // sum P - 1
+      else l.at<int32_t>()[0] = -1 - (bad & 6);       // a negative level
+    }
+  }
+  if (ext & 4) {
+    static const double t[] = {0.5, 0.0, -1.0, 0.25, 1.0, 0.75, 1e-9, 2.0, NAN, INFINITY, -INFINITY};
+    const uint8_t v = r.u8();
+    const double thr = t[v % (valid_only ? 8 : 11)];
+    q.o.ignore_iof_threshold = thr;
+  }
+  if (ext & 8) {
+    static const int32_t a[] = {MBX_ASSIGNER_MAX_IOU, MBX_ASSIGNER_ATSS, -1, 2};
+    static const int32_t k[] = {9, 1, 3, 100, 0, -3, INT32_MAX, INT32_MIN};
+    const uint8_t v = r.u8();
+    q.o.assigner = a[v % (valid_only ? 2 : 4)];
+    q.o.atss_topk = k[(v >> 2) % (valid_only ? 4 : 8)];
+  }
+  if (ext & 16) q.o.loc_loss = MBX_LOC_LOSS_GIOU + r.u8() % 3;
+  if (valid_only || !(ext & 32)) return;
+  // A perturbation of one of the new tensors.
+  const uint8_t a = r.u8(), b2 = r.u8();
+  const int role = (a & 1) ? R_PRIOR_LEVELS : R_GT_FLAGS;
+  Slot& sl = q.s[role];
+  DLTensor& t = sl.t;
+  q.perturbed = true;
+  q.log += std::string(" ") + role_name(role) + ":v03/" + std::to_string(b2 % 6);
+  switch (b2 % 6) {
+    case 0: {
+      static const DLDataType k[] = {dt(kDLFloat, 32), dt(kDLInt, 64), dt(kDLUInt, 32), dt(kDLInt, 16)};
+      t.dtype = k[(b2 >> 3) % 4];
+      break;
+    }
+    case 1: t.ndim = (b2 & 0x80) ? t.ndim + 1 : t.ndim - 1; break;
+    case 2:
+      if (t.ndim > 0 && sl.shape[t.ndim - 1] > 0) sl.shape[t.ndim - 1] -= 1;  // shrink: reads stay inside
+      break;
+    case 3: if (sl.numel() > 0) t.data = nullptr; break;
+    case 4:
+      if (!mbx_cuda_available()) t.device = (b2 & 0x80) ? DLDevice{kDLCUDA, 0} : DLDevice{kDLOpenCL, 0};
+      break;
+    case 5: sl.shape[0] = 0; break;  // G or L = 0
+  }
+}
+
 // Decodes the whole problem. `valid_only`: no perturbation, valid options,
 // counts and labels in range, tame geometry (the differential target).
 inline void decode(Reader& r, Problem* pb, bool valid_only) {
@@ -410,6 +512,10 @@ inline void decode(Reader& r, Problem* pb, bool valid_only) {
   q.s[R_GRAD_LOC].init({B, P, 4}, f32);
   q.s[R_GRAD_CONF].init({B, P, C}, f32);
   q.s[R_BOXES].init({B, P, 4}, f32);
+  q.s[R_GT_FLAGS].init({B, G}, i32);
+  q.s[R_GT_FLAGS].null_tensor = true;  // given only by the 0.3 section below
+  q.s[R_PRIOR_LEVELS].init({4}, i32);
+  q.s[R_PRIOR_LEVELS].null_tensor = true;
 
   // Priors: a duplicate of an earlier prior now and then.
   float* pr = q.s[R_PRIORS].at<float>();
@@ -474,12 +580,15 @@ inline void decode(Reader& r, Problem* pb, bool valid_only) {
   }
   q.tame = geo_tame && logit_mode != 2 && options_tame(q.o);
 
-  if (valid_only) return;
+  if (valid_only) {
+    decode_v03(r, pb, true);
+    return;
+  }
   // Tensor perturbations.
   const int npert = r.u8() % 4;
   for (int k = 0; k < npert; ++k) {
     const uint8_t a = r.u8(), b2 = r.u8();
-    const int role = a % kNumRoles;
+    const int role = a % kNumPerturbRoles;
     Slot& sl = q.s[role];
     DLTensor& t = sl.t;
     q.perturbed = true;
@@ -579,6 +688,7 @@ inline void decode(Reader& r, Problem* pb, bool valid_only) {
         break;
     }
   }
+  decode_v03(r, pb, false);
 }
 
 // Human-readable dump of a decoded problem (set MBX_FUZZ_DUMP=1 when
@@ -611,6 +721,10 @@ inline void dump(const Problem& q) {
   };
   f(R_PRIORS, q.P * 4, 4); f(R_GT_BOXES, q.B * q.G * 4, 4); f(R_GT_LABELS, q.B * q.G, 16);
   f(R_GT_COUNTS, q.B, 16); f(R_LOC, q.B * q.P * 4, 4); f(R_CONF, q.B * q.P * q.C, q.C);
+  std::fprintf(stderr, "0.3: ignore_iof_threshold=%g assigner=%d atss_topk=%d\n", o.ignore_iof_threshold,
+               o.assigner, o.atss_topk);
+  if (!q.s[R_GT_FLAGS].null_tensor) f(R_GT_FLAGS, q.s[R_GT_FLAGS].numel(), 16);
+  if (!q.s[R_PRIOR_LEVELS].null_tensor) f(R_PRIOR_LEVELS, q.s[R_PRIOR_LEVELS].numel(), 16);
 }
 
 // ---------------------------------------------------------------------------
@@ -691,6 +805,8 @@ inline bool expect_ok(const Problem& q, Stage st, int64_t num_classes_arg) {
   if (!use({R_PRIORS, true, {-1, 4}, {f32}})) return false;
   if (P < 1) return false;
   if (st == S_DECODE) {
+    // (mbx_run: decode takes no GT input)
+    if (!s[R_GT_FLAGS].null_tensor || !s[R_PRIOR_LEVELS].null_tensor) return false;
     if (s[R_LOC].null_tensor || s[R_LOC].t.ndim != 3) return false;
     const int64_t B = s[R_LOC].t.shape[0];
     if (!use({R_LOC, true, {-1, P, 4}, {f32}})) return false;
@@ -702,6 +818,12 @@ inline bool expect_ok(const Problem& q, Stage st, int64_t num_classes_arg) {
     if (B < 1) return false;
     if (!use({R_GT_LABELS, true, {B, G}, {i32}})) return false;
     if (!use({R_GT_COUNTS, true, {B}, {i32}})) return false;
+    if (!use({R_GT_FLAGS, false, {B, G}, {i32}})) return false;
+    if (!s[R_PRIOR_LEVELS].null_tensor) {  // host memory: checked, but not an aliasing input
+      bool lhost = false;
+      if (!tensor_ok(s[R_PRIOR_LEVELS], {R_PRIOR_LEVELS, false, {-1}, {i32}}, &lhost)) return false;
+      if (s[R_PRIOR_LEVELS].t.shape[0] < 1) return false;
+    }
     int64_t K = num_classes_arg;
     if (st != S_MATCH) {
       if (s[R_CONF].null_tensor || s[R_CONF].t.ndim != 3) return false;
@@ -747,7 +869,18 @@ inline bool expect_ok(const Problem& q, Stage st, int64_t num_classes_arg) {
         float r[4];
         for (int k = 0; k < 4; ++k) r[k] = elem<float>(s[R_GT_BOXES], (b * G + g) * 4 + k);
         if (!skip && !prior_ok(r, true)) return false;
+        // Reserved gt_flags bits of a valid row (padding rows are not read).
+        if (!s[R_GT_FLAGS].null_tensor && (elem<int32_t>(s[R_GT_FLAGS], b * G + g) & ~1) != 0) return false;
       }
+    }
+    if (!s[R_PRIOR_LEVELS].null_tensor) {
+      int64_t sum = 0;
+      for (int64_t l = 0; l < s[R_PRIOR_LEVELS].t.shape[0]; ++l) {
+        const int32_t v = elem<int32_t>(s[R_PRIOR_LEVELS], l);
+        if (v < 0) return false;
+        sum += v;
+      }
+      if (sum != P) return false;
     }
     return host;
   }
@@ -776,8 +909,21 @@ inline void refill(Problem& q, std::initializer_list<int> roles) {
   for (int r : roles) std::memset(q.s[r].bytes(), kSentinel, q.s[r].cap);
 }
 
+inline mbx_status_t call_run(Problem& q, mbx_context_t* ctx, Stage st, int64_t num_classes);
+
+// Whether a valid call may answer UNSUPPORTED: a feature whose option exists
+// but whose algorithm may not be implemented in this build (ATSS, the IoU
+// losses). Such a call must give OK or UNSUPPORTED, nothing else.
+inline bool may_be_unsupported(const Problem& q, Stage st) {
+  if (st == S_DECODE) return false;
+  if (effective_assigner(q.o) == MBX_ASSIGNER_ATSS) return true;
+  return st != S_MATCH && q.o.loc_loss >= MBX_LOC_LOSS_GIOU;
+}
+
 inline mbx_status_t call(Problem& q, mbx_context_t* ctx, Stage st, int64_t num_classes) {
   Slot* s = q.s;
+  // The per-operation functions take no optional input: those go through mbx_run.
+  if (!s[R_GT_FLAGS].null_tensor || !s[R_PRIOR_LEVELS].null_tensor) return call_run(q, ctx, st, num_classes);
   switch (st) {
     case S_MATCH:
       return mbx_match(ctx, &q.o, num_classes, s[R_PRIORS].in(), s[R_GT_BOXES].in(),
@@ -810,6 +956,8 @@ inline mbx_status_t call_run(Problem& q, mbx_context_t* ctx, Stage st, int64_t n
   mbx_tensors_t t;
   mbx_tensors_init(&t);
   t.priors = s[R_PRIORS].in();
+  t.gt_flags = s[R_GT_FLAGS].in();
+  t.prior_levels = s[R_PRIOR_LEVELS].in();
   switch (st) {
     case S_MATCH:
       t.num_classes = num_classes;

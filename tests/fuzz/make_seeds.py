@@ -15,6 +15,41 @@ def seed(rng, head, n):
     return bytes(head) + body
 
 
+def v03_seed(rng, valid_only, i):
+    """A tame program (no option mutation or perturbation, 1-byte logits)
+    whose bytes up to the 0.3 section are counted exactly as
+    fuzz_common.h's decode() reads them, then that section: ext bits 1
+    (gt_flags) and 2 (prior_levels) mostly set, the options bits now and
+    then, and (api) a perturbation of the new tensors."""
+    B, P, C, G = 1 + rng.randrange(3), 8 + rng.randrange(56), 2 + rng.randrange(6), 1 + rng.randrange(6)
+    preset, ctl = i % 4, (0x01 if i % 3 == 0 else 0x00)
+    out = [B - 1, P - 1, C - 1, G, preset, ctl, 0]  # shapes, preset, ctl, no mutation
+    if not valid_only:
+        out.append(0)                             # no options_set
+    out.append(rng.randrange(8))                  # scale
+    def box():
+        return [rng.randrange(256) for _ in range(4)]
+    for p in range(P):
+        out += [40 + rng.randrange(216)] + box()  # no duplicate prior
+    for b in range(B):
+        out.append(rng.randrange(256))            # count
+        for g in range(G):
+            out += [40 + rng.randrange(216)] + box() + [rng.randrange(248)]  # box, label
+    out.append(rng.randrange(200))                # num_classes = K
+    out += [rng.randrange(256) for _ in range(B * P * 4 + B * P * C)]  # logits
+    out.append(rng.randrange(200))                # grad_loss
+    if not valid_only:
+        out.append(0)                             # no perturbation
+    ext = 0x03 if i < 6 else rng.randrange(64)
+    out.append(ext)
+    if ext & 1:
+        out += [rng.randrange(256) for _ in range(B * G)]
+    if ext & 2:
+        out += [rng.randrange(4)] + [rng.randrange(256) for _ in range(3)] + [rng.randrange(256)]
+    out += [rng.randrange(256) for _ in range(8)]
+    return bytes(out)
+
+
 def main():
     rng = random.Random(20240606)
     for target in ("api", "diff"):
@@ -32,6 +67,12 @@ def main():
                 with open(os.path.join(d, "seed_%03d" % k), "wb") as f:
                     f.write(data)
                 k += 1
+        # 0.3 inputs: programs laid out so that the decoder reaches the
+        # section of gt_flags / prior_levels / the 0.3 options (read last).
+        vrng = random.Random(20261126 + (target == "diff"))
+        for i in range(12):
+            with open(os.path.join(d, "seed_v03_%02d" % i), "wb") as f:
+                f.write(v03_seed(vrng, target == "diff", i))
         # Degenerate ones: empty, all zero, all 0xff.
         for name, data in (("empty", b""), ("zeros", bytes(512)), ("ones", b"\xff" * 512)):
             with open(os.path.join(d, name), "wb") as f:

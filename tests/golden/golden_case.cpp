@@ -147,7 +147,7 @@ std::vector<std::string> find_cases(const std::string& root) {
   return out;
 }
 
-CaseResult run_case(const std::string& dir, mbx_path_t path, int threads) {
+CaseResult run_case(const std::string& dir, mbx_path_t path, int threads, bool optional_inputs) {
   CaseResult res;
   res.name = dir.substr(dir.find_last_of('/') + 1);
   if (!mbx_path_available(path)) {
@@ -198,8 +198,9 @@ CaseResult run_case(const std::string& dir, mbx_path_t path, int threads) {
     // may carry (gt_flags.npy, prior_levels.npy; tests/data/README.md) reach
     // every path.
     std::unique_ptr<Tensor> gt_flags, prior_levels;
-    if (is_file(dir + "/gt_flags.npy")) gt_flags = from_npy(npy("gt_flags"), kI32);
-    if (is_file(dir + "/prior_levels.npy")) prior_levels = from_npy(npy("prior_levels"), kI32);
+    if (optional_inputs && is_file(dir + "/gt_flags.npy")) gt_flags = from_npy(npy("gt_flags"), kI32);
+    if (optional_inputs && is_file(dir + "/prior_levels.npy"))
+      prior_levels = from_npy(npy("prior_levels"), kI32);
     auto inputs = [&](bool loss_op) {
       mbx_tensors_t t;
       mbx_tensors_init(&t);

@@ -21,6 +21,9 @@ struct CaseResult {
 std::vector<std::string> find_cases(const std::string& root);
 
 // Runs the case at `dir` on `path` with `threads` CPU threads (0 = all).
-CaseResult run_case(const std::string& dir, mbx_path_t path, int threads = 0);
+// The optional inputs a case carries (gt_flags.npy, prior_levels.npy) are
+// passed unless `optional_inputs` is false (for tests that show they matter).
+CaseResult run_case(const std::string& dir, mbx_path_t path, int threads = 0,
+                    bool optional_inputs = true);
 
 }  // namespace mbx_test

@@ -161,6 +161,62 @@ TEST(Api, OptionErrors) {
   { Call c; c.o.struct_size = 4; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "struct_size"); }
 }
 
+// The optional inputs of mbx_run (docs/SPEC.md §2.7, §7): the same call with
+// gt_flags [B, G] and prior_levels [L].
+struct RunCall : Call {
+  HostTensor<int32_t> flags{{2, 3}, 0}, levels{{2}, 25};
+  const DLTensor *fl = flags.dl(), *lv = levels.dl();
+  mbx_op_t op = MBX_OP_LOSS_FORWARD_BACKWARD;
+  mbx_status_t run() {
+    mbx_tensors_t t;
+    mbx_tensors_init(&t);
+    t.priors = priors; t.gt_boxes = boxes; t.gt_labels = labels; t.gt_counts = counts;
+    t.loc = loc; t.conf = conf; t.loss = l; t.num_pos = np; t.grad_loc = gl; t.grad_conf = gc;
+    t.gt_flags = fl;
+    t.prior_levels = lv;
+    if (op == MBX_OP_DECODE) {  // decode takes priors, loc and boxes (here: grad_loc's buffer)
+      mbx_tensors_t d;
+      mbx_tensors_init(&d);
+      d.priors = priors; d.loc = loc; d.boxes = gl; d.gt_flags = fl; d.prior_levels = lv;
+      return mbx_run(nullptr, &o, op, &d);
+    }
+    return mbx_run(nullptr, &o, op, &t);
+  }
+};
+
+TEST(Api, GtFlagsAndPriorLevelsErrorsNameArgumentImageAndRow) {
+  { RunCall c; ASSERT_EQ(c.run(), MBX_STATUS_OK) << mbx_last_error(); }
+  {
+    RunCall c;  // reserved bits of padding rows (image 0 has 2 valid rows) are not read
+    c.flags[0 * 3 + 2] = 6;
+    c.flags[1 * 3 + 0] = 1;
+    EXPECT_EQ(c.run(), MBX_STATUS_OK) << mbx_last_error();
+  }
+  { RunCall c; c.flags.shape[1] = 2; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "gt_flags", "[B, G]"); }
+  { RunCall c; c.flags.t.ndim = 1; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "gt_flags", "ndim"); }
+  { RunCall c; c.flags.t.dtype = {kDLFloat, 32, 1}; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "gt_flags", "int32"); }
+  { RunCall c; c.flags.t.dtype = {kDLInt, 64, 1}; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "gt_flags", "int32"); }
+  {
+    RunCall c;
+    c.flags[1 * 3 + 2] = 4;
+    EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "gt_flags[image 1, row 2] = 4", "reserved");
+  }
+  {
+    RunCall c;
+    c.flags[0 * 3 + 1] = static_cast<int32_t>(0x80000001u);
+    EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "gt_flags[image 0, row 1]", "reserved");
+  }
+  { RunCall c; c.o.ignore_iof_threshold = NAN; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "ignore_iof_threshold"); }
+  { RunCall c; c.o.ignore_iof_threshold = INFINITY; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "ignore_iof_threshold"); }
+  { RunCall c; c.levels[0] = -1; c.levels[1] = 51; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "prior_levels[0] = -1", ">= 0"); }
+  { RunCall c; c.levels[1] = 24; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "prior_levels", "sum to 49", "P = 50"); }
+  { RunCall c; c.levels.t.dtype = {kDLInt, 64, 1}; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "prior_levels", "int32"); }
+  { RunCall c; c.levels.t.ndim = 2; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "prior_levels", "ndim"); }
+  { RunCall c; c.levels.shape[0] = 0; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "prior_levels", "L = 0"); }
+  { RunCall c; c.op = MBX_OP_DECODE; c.lv = nullptr; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "gt_flags", "not used by MBX_OP_DECODE"); }
+  { RunCall c; c.op = MBX_OP_DECODE; c.fl = nullptr; EXPECT_ERROR(c, MBX_STATUS_INVALID_ARGUMENT, "prior_levels", "not used by MBX_OP_DECODE"); }
+}
+
 TEST(Api, OlderOptionStructSizeStillWorksWithDefaults) {
   Call a, b;
   ASSERT_EQ(a.run(), MBX_STATUS_OK);

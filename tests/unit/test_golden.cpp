@@ -2,6 +2,8 @@
 // 1, 2 and 8 threads.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "golden_case.h"
 
 namespace {
@@ -33,6 +35,19 @@ TEST(Golden, FastPathPassesWithOneTwoAndEightThreads) {
       auto r = mbx_test::run_case(c, MBX_PATH_CPU, threads);
       EXPECT_TRUE(r.passed) << r.name << " threads=" << threads << ": " << r.detail;
     }
+}
+
+TEST(Golden, CasesWithGtFlagsFailWithoutThem) {
+  // The runner passes gt_flags.npy: every ignore-region case depends on it.
+  int with_flags = 0;
+  for (const auto& c : mbx_test::find_cases(MBX_GENERATED_DIR)) {
+    std::ifstream f(c + "/gt_flags.npy");
+    if (!f) continue;
+    ++with_flags;
+    EXPECT_TRUE(mbx_test::run_case(c, MBX_PATH_CPU).passed) << c;
+    EXPECT_FALSE(mbx_test::run_case(c, MBX_PATH_CPU, 0, false).passed) << c << " does not need its gt_flags";
+  }
+  EXPECT_GE(with_flags, 12);
 }
 
 }  // namespace

@@ -165,6 +165,20 @@ TEST_P(IgnorePaths, FlagsOfPaddingRowsAreUnused) {
   EXPECT_EQ(im.targets(), (V{0, 3}));
 }
 
+TEST_P(IgnorePaths, AnIgnoreRowNeedsValidCornersLikeAnyRow) {
+  // Row 1 (a region) has x2 <= x1: an error under invalid_gt = ERROR; under
+  // SKIP it is dropped and swallows nothing.
+  Image im({{0, 0, 2, 2}, {4, 4, 6, 6}}, {{4, 4, 6, 6}, {2, 0, 0, 2}}, {0, 1});
+  mbx_options_t o = corners(MBX_FORCE_MATCH_BEST_PRIOR_PER_GT);
+  EXPECT_EQ(im.run(o, GetParam()), MBX_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(mbx_last_error()).find("gt_boxes[image 0, row 1]"), std::string::npos)
+      << mbx_last_error();
+  EXPECT_EQ(im.ct.data, (V{-9, -9}));  // nothing written
+  o.invalid_gt = MBX_INVALID_GT_SKIP;
+  ASSERT_EQ(im.run(o, GetParam()), MBX_STATUS_OK);
+  EXPECT_EQ(im.targets(), (V{0, 3}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Cpu, IgnorePaths, ::testing::Values(MBX_PATH_CPU_SCALAR, MBX_PATH_CPU),
                          [](const auto& i) { return std::string(i.param == MBX_PATH_CPU ? "fast" : "scalar"); });
 
