@@ -32,6 +32,9 @@ struct BipArgs {
   const float* priors;
   const float* gt_boxes;
   const int32_t* gt_counts;
+  const int32_t* gt_flags;  // null: no ignore regions
+  bool ignore_priors;       // gt_flags and ignore_iof_threshold > 0
+  double ignore_iof_threshold;
   bool corners;
   int32_t* conf_target;  // [B,P] matching state (match_best_gt_kernel's), 1 for the pairs
   int32_t* matched_gt;   // [B,P] best GT row, the pair's row for the pairs
@@ -109,9 +112,19 @@ __global__ void __launch_bounds__(kBipBlock) bipartite_kernel(BipArgs a) {
     const uint8_t* used = a.prior_used + b * a.P;
     double* cv = a.cand_iou + b * a.G;
     int32_t* cp = a.cand_prior + b * a.G;
-    // 1. every used row's candidate (rows that fail gt_row_valid are padding)
+    // 0. priors in ignore regions take no part (docs/SPEC.md §2.7): marked
+    //    used, so no GT's candidate is one of them.
+    if (a.ignore_priors) {
+      for (int64_t p = t; p < a.P; p += kBipBlock)
+        if (prior_in_ignore_region(a.gt_boxes, a.gt_flags, b, a.G, n, load_prior(a.priors, p, a.corners),
+                                   a.ignore_iof_threshold))
+          a.prior_used[b * a.P + p] = 1;
+      __syncthreads();
+    }
+    // 1. every used row's candidate (rows that fail gt_row_valid are padding,
+    //    ignore regions are never matched)
     for (int j = 0; j < n; ++j) {
-      if (!gt_row_valid(boxes + 4 * j)) {  // uniform over the block
+      if (!gt_row_valid(boxes + 4 * j) || gt_row_ignore(a.gt_flags, b * a.G + j)) {  // uniform
         if (t == 0) cp[j] = -1;
         continue;
       }
@@ -156,6 +169,9 @@ void launch_bipartite(const Options& o, const Inputs& in, const MatchBuffers& bu
   a.priors = in.priors;
   a.gt_boxes = in.gt_boxes;
   a.gt_counts = in.gt_counts;
+  a.gt_flags = in.gt_flags;
+  a.ignore_priors = in.gt_flags != nullptr && o.ignore_iof_threshold > 0.0;
+  a.ignore_iof_threshold = o.ignore_iof_threshold;
   a.corners = o.prior_format == PriorFormat::kCorners;
   a.conf_target = buf.conf_target;
   a.matched_gt = buf.matched_gt;

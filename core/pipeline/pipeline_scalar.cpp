@@ -5,6 +5,7 @@
 // (for_images; bitwise the single-threaded results).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -38,6 +39,10 @@ void read_upstream(const Outputs& out, double* up_loc, double* up_conf) {
 
 void write_losses(const Outputs& out, double loss_loc, double loss_conf) {
   if (!out.loss) return;
+  // A NaN loss (NaN inputs) is the one quiet NaN: its sign and payload
+  // would otherwise depend on the order in which the NaNs met.
+  if (std::isnan(loss_loc)) loss_loc = std::numeric_limits<double>::quiet_NaN();
+  if (std::isnan(loss_conf)) loss_conf = std::numeric_limits<double>::quiet_NaN();
   if (out.loss_dtype == DType::kF64) {
     static_cast<double*>(out.loss)[0] = loss_loc;
     static_cast<double*>(out.loss)[1] = loss_conf;

@@ -44,6 +44,10 @@ struct HEArgs {
   int64_t B, P, C, G, N, take;
   const float* priors;
   const float* gt_boxes;
+  const int32_t* gt_counts;
+  const int32_t* gt_flags;  // null: no ignore regions
+  bool ignore_priors;       // gt_flags and ignore_iof_threshold > 0
+  double ignore_iof_threshold;
   bool corners, logistic, l1, l2, nms;
   LocLoss loc_loss;
   double beta, nms_threshold;
@@ -65,6 +69,15 @@ __global__ void __launch_bounds__(kBlock) he_score_kernel(HEArgs a, const TL* lo
     }
     const int64_t i = b * a.P + p;
     const int32_t t = a.l.conf_target[i];
+    // Priors in ignore regions are not ranked (docs/SPEC.md §2.7): key 0,
+    // which no loss has, sorts them after every candidate and the
+    // selection stops there.
+    if (t < 0 && a.ignore_priors &&
+        prior_in_ignore_region(a.gt_boxes, a.gt_flags, b, a.G, gt_count_clamped(a.gt_counts, b, a.G),
+                               load_prior(a.priors, p, a.corners), a.ignore_iof_threshold)) {
+      a.l.keys[k] = 0;
+      continue;
+    }
     const int32_t target = t > 0 ? t : 0;  // ignored priors rank by the background loss
     const TC* x = conf + i * a.C;
     double v;
@@ -171,15 +184,17 @@ __global__ void __launch_bounds__(kSelectBlock) he_select_kernel(HEArgs a) {
   for (int64_t b = blockIdx.x; b < a.B; b += gridDim.x) {
     uint8_t* weight = a.l.weight + b * a.P;
     const int32_t* ord = a.l.order + b * a.N;
+    const uint64_t* key = a.l.keys + b * a.N;  // key 0: not a candidate (sorted last)
     for (int64_t p = t; p < a.P; p += kSelectBlock) weight[p] = 0;
     __syncthreads();
     if (!a.nms) {
-      for (int64_t r = t; r < a.take; r += kSelectBlock) weight[ord[r]] = 1;
+      for (int64_t r = t; r < a.take; r += kSelectBlock)
+        if (key[r] != 0) weight[ord[r]] = 1;
     } else {
       const float* boxes = a.l.boxes + b * a.P * 4;
       int32_t* kept = a.l.kept + b * a.P;
       int64_t n = 0;  // kept so far: the same in every thread
-      for (int64_t r = 0; r < a.P && n < a.take; ++r) {
+      for (int64_t r = 0; r < a.P && n < a.take && key[r] != 0; ++r) {
         const int32_t p = ord[r];
         const MatchBox cand = match_box(boxes + 4 * p);
         int hit = 0;
@@ -248,6 +263,10 @@ void launch_hard_example(const Options& o, const Inputs& in, const HardExampleLa
   a.take = o.mining_sample_size < in.P ? static_cast<int64_t>(o.mining_sample_size) : in.P;
   a.priors = in.priors;
   a.gt_boxes = in.gt_boxes;
+  a.gt_counts = in.gt_counts;
+  a.gt_flags = in.gt_flags;
+  a.ignore_priors = in.gt_flags != nullptr && o.ignore_iof_threshold > 0.0;
+  a.ignore_iof_threshold = o.ignore_iof_threshold;
   a.corners = o.prior_format == PriorFormat::kCorners;
   a.logistic = o.conf_loss == ConfLoss::kLogistic;
   a.l1 = o.loc_is_l1();

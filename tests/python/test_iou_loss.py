@@ -95,10 +95,22 @@ def torch_reference(opts, priors, boxes, labels, counts, loc):
     return float(total), g, (np.concatenate(per) if per else np.zeros(0)), ct
 
 
+def on_path(path, *arrays):
+    """The inputs where `path` runs: torch CUDA tensors for cuda, as given otherwise."""
+    if path != "cuda":
+        return arrays
+    return tuple((a if isinstance(a, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(a))).cuda()
+                 for a in arrays)
+
+
+def host(t):
+    return t.cpu() if isinstance(t, torch.Tensor) else t
+
+
 def run_mbx(opts, path, priors, boxes, labels, counts, loc, conf):
     crit = mbx.MultiBoxLoss(opts["preset"], context=mbx.Context(path=path), **opts["overrides"])
-    r = crit(priors, boxes, labels, counts, loc, conf)
-    return float(r.loss_loc), np.asarray(r.grad_loc).astype(np.float64)
+    r = crit(*on_path(path, priors, boxes, labels, counts, loc, conf))
+    return float(r.loss_loc), np.asarray(host(r.grad_loc)).astype(np.float64)
 
 
 def problem(seed, corners=False, batch=3, num_classes=3):
@@ -246,11 +258,12 @@ def test_low_precision_loc(dtype):
         ref_loss, ref_grad, _, _ = torch_reference(opts, priors, boxes, labels, counts, widened)
         for path in PATHS:
             crit = mbx.MultiBoxLoss(opts["preset"], context=mbx.Context(path=path), **opts["overrides"])
-            r = crit(torch.from_numpy(priors), torch.from_numpy(boxes), torch.from_numpy(labels),
-                     torch.from_numpy(counts), tl, torch.from_numpy(conf))
+            r = crit(*on_path(path, torch.from_numpy(priors), torch.from_numpy(boxes),
+                              torch.from_numpy(labels), torch.from_numpy(counts), tl,
+                              torch.from_numpy(conf)))
             assert r.grad_loc.dtype == tl.dtype
             assert float(r.loss_loc) == pytest.approx(ref_loss, rel=1e-5)
-            g = r.grad_loc.to(torch.float64).numpy()
+            g = host(r.grad_loc).to(torch.float64).numpy()
             top = np.abs(ref_grad).max()
             tol = 1e-2 if dtype == "bfloat16" else 2e-3
             np.testing.assert_allclose(g, ref_grad, rtol=tol, atol=tol * top)
@@ -289,19 +302,20 @@ def test_forward_backward_and_fused_agree():
 
 
 def test_hard_example_mining_scores_the_iou_term():
-    """HARD_EXAMPLE ranks by conf loss + the positive's IoU term: the cpu-scalar
-    path (which implements it) equals the numpy reference."""
+    """HARD_EXAMPLE ranks by conf loss + the positive's IoU term: every path
+    equals the numpy reference."""
     priors, boxes, labels, counts, loc, conf = problem(8, num_classes=4)
     for kind in KINDS:
         opts = R.replace(R.caffe_ssd(), loc_loss=kind, mining="HARD_EXAMPLE", mining_sample_size=10,
                          prior_format="CENTER_SIZE")
         ref = R.compute(priors, boxes, labels, counts, loc, conf, opts)
-        for path in PATHS[:2]:
+        for path in PATHS:
             crit = mbx.MultiBoxLoss("caffe_ssd", context=mbx.Context(path=path), loc_loss=kind,
                                     mining="HARD_EXAMPLE", mining_sample_size=10,
                                     prior_format="CENTER_SIZE")
-            r = crit(priors, boxes, labels, counts, loc, conf)
+            r = crit(*on_path(path, priors, boxes, labels, counts, loc, conf))
             assert float(r.loss_loc) == pytest.approx(ref["loss_loc"], rel=1e-5)
-            np.testing.assert_array_equal(np.asarray(r.num_pos), ref["num_pos_loss"])
+            np.testing.assert_array_equal(np.asarray(host(r.num_pos)), ref["num_pos_loss"])
             top = np.abs(ref["grad_loc"]).max()
-            np.testing.assert_allclose(np.asarray(r.grad_loc), ref["grad_loc"], rtol=1e-4, atol=1e-5 * top)
+            np.testing.assert_allclose(np.asarray(host(r.grad_loc)), ref["grad_loc"], rtol=1e-4,
+                                       atol=1e-5 * top)
