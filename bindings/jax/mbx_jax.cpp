@@ -4,10 +4,10 @@
 // (the Python side registers both under the same name; XLA keys its registry
 // on (name, platform)):
 //
-//   mbx_loss_forward           -> mbx_loss_forward           (loss [2] f32, num_pos [B])
-//   mbx_loss_forward_backward  -> mbx_loss_forward_backward  (+ grad_loc, grad_conf;
+//   mbx_loss_forward           -> mbx_run LOSS_FORWARD       (loss [2] f32, num_pos [B])
+//   mbx_loss_forward_backward  -> mbx_run LOSS_FORWARD_BACKWARD (+ grad_loc, grad_conf;
 //                                                              upstream gradient (1, 1))
-//   mbx_match                  -> mbx_match                  (conf_target, matched_gt,
+//   mbx_match                  -> mbx_run MATCH              (conf_target, matched_gt,
 //                                                              loc_target, num_pos)
 //   mbx_scale_gradients        (CPU only) the backward rule's in-place scale
 //                              by the cotangents; a no-op for unit cotangents
@@ -20,6 +20,13 @@
 // as opts.external_norm, so the result is bitwise the C call's; 0: the operand
 // is ignored). The CUDA handlers never read operands on the host: mbx.jax
 // passes norm_operand = 0 there and scales the outputs itself.
+//
+// Optional inputs (loss and match targets): the attribute `optional_inputs`
+// says which are given, bit 0 gt_flags [B, G] int32 (the operand after the
+// fixed ones) and bit 1 prior_levels [L] int32 (the int32 array attribute
+// `prior_levels`, static under jit and always present: JAX drops an empty
+// array attribute, so mbx.jax passes [0] when the bit is clear). prior_levels is passed to mbx as a host tensor, which mbx reads on
+// the host with CUDA inputs too: no copy and no synchronisation.
 //
 // Each thread that runs a handler owns one mbx_context_t (thread_local), so
 // concurrent executions on several XLA devices share no mutable state; the
@@ -214,6 +221,59 @@ struct LossCall {
   Tensor priors, gt_boxes, gt_labels, gt_counts, loc, conf;
 };
 
+// The optional inputs of one call (see the file comment), wrapped from the
+// trailing operands; a null pointer for one not given.
+constexpr int64_t kOptionalGtFlags = 1, kOptionalPriorLevels = 2;
+
+struct OptionalInputs {
+  Tensor gt_flags, prior_levels;
+  const DLTensor* gt_flags_t = nullptr;
+  const DLTensor* prior_levels_t = nullptr;
+};
+
+ffi::Error wrap_optional(DLDevice dev, const ffi::RemainingArgs& extra,
+                         ffi::Span<const int32_t> prior_levels, int64_t mask, OptionalInputs* out) {
+  if (mask & ~(kOptionalGtFlags | kOptionalPriorLevels))
+    return ffi::Error::InvalidArgument("optional_inputs: unknown bits in " + std::to_string(mask));
+  const size_t operands = (mask & kOptionalGtFlags) ? 1 : 0;
+  if (extra.size() != operands)
+    return ffi::Error::InvalidArgument("optional_inputs = " + std::to_string(mask) + " names " +
+                                       std::to_string(operands) + " operands, the call has " +
+                                       std::to_string(extra.size()));
+  if (mask & kOptionalGtFlags) {
+    auto buf = extra.get<ffi::AnyBuffer>(0);
+    if (buf.has_error()) return buf.error();
+    MBX_JAX_RETURN_IF_ERROR(wrap(buf.value(), dev, "gt_flags", &out->gt_flags));
+    out->gt_flags_t = &out->gt_flags.t;
+  }
+  if (mask & kOptionalPriorLevels) {
+    Tensor& t = out->prior_levels;
+    t.shape[0] = static_cast<int64_t>(prior_levels.size());
+    t.t.data = const_cast<int32_t*>(prior_levels.begin());  // read only
+    t.t.device = DLDevice{kDLCPU, 0};
+    t.t.ndim = 1;
+    t.t.dtype = {kDLInt, 32, 1};
+    t.t.shape = t.shape;
+    out->prior_levels_t = &t.t;
+  }
+  return ffi::Error::Success();
+}
+
+// mbx_tensors_t of a loss call (outputs set by the caller).
+mbx_tensors_t loss_tensors(const LossCall& c, const OptionalInputs& o) {
+  mbx_tensors_t t;
+  mbx_tensors_init(&t);
+  t.priors = &c.priors.t;
+  t.gt_boxes = &c.gt_boxes.t;
+  t.gt_labels = &c.gt_labels.t;
+  t.gt_counts = &c.gt_counts.t;
+  t.loc = &c.loc.t;
+  t.conf = &c.conf.t;
+  t.gt_flags = o.gt_flags_t;
+  t.prior_levels = o.prior_levels_t;
+  return t;
+}
+
 ffi::Error prepare_loss(DLDevice dev, const ffi::AnyBuffer& priors,
                         const ffi::AnyBuffer& gt_boxes, const ffi::AnyBuffer& gt_labels,
                         const ffi::AnyBuffer& gt_counts, const ffi::AnyBuffer& loc,
@@ -346,19 +406,24 @@ ffi::Error run(const mbx_options_t& opts, bool cuda, void* stream, ffi::ScratchA
 ffi::Error loss_forward(DLDevice dev, void* stream, ffi::ScratchAllocator* scratch,
                         ffi::AnyBuffer priors, ffi::AnyBuffer gt_boxes, ffi::AnyBuffer gt_labels,
                         ffi::AnyBuffer gt_counts, ffi::AnyBuffer loc, ffi::AnyBuffer conf,
-                        ffi::AnyBuffer norm, std::string_view options, int64_t norm_operand,
-                        ffi::Result<ffi::AnyBuffer> loss, ffi::Result<ffi::AnyBuffer> num_pos) {
+                        ffi::AnyBuffer norm, const ffi::RemainingArgs& extra,
+                        std::string_view options, int64_t norm_operand, int64_t optional_inputs,
+                        ffi::Span<const int32_t> prior_levels, ffi::Result<ffi::AnyBuffer> loss,
+                        ffi::Result<ffi::AnyBuffer> num_pos) {
   LossCall c;
   MBX_JAX_RETURN_IF_ERROR(prepare_loss(dev, priors, gt_boxes, gt_labels, gt_counts, loc, conf,
                                        norm, options, norm_operand, &c));
+  OptionalInputs o;
+  MBX_JAX_RETURN_IF_ERROR(wrap_optional(dev, extra, prior_levels, optional_inputs, &o));
   Tensor loss_t, num_pos_t;
   MBX_JAX_RETURN_IF_ERROR(wrap(*loss, dev, "loss", &loss_t));
   MBX_JAX_RETURN_IF_ERROR(wrap(*num_pos, dev, "num_pos", &num_pos_t));
+  mbx_tensors_t t = loss_tensors(c, o);
+  t.loss = &loss_t.t;
+  t.num_pos = &num_pos_t.t;
   return run(c.opts, dev.device_type == kDLCUDA, stream, scratch, c.conf.shape[0],
              c.conf.shape[1], c.gt_boxes.shape[1], c.conf.shape[2], [&](mbx_context_t* ctx) {
-               return mbx_loss_forward(ctx, &c.opts, &c.priors.t, &c.gt_boxes.t, &c.gt_labels.t,
-                                       &c.gt_counts.t, &c.loc.t, &c.conf.t, &loss_t.t,
-                                       &num_pos_t.t);
+               return mbx_run(ctx, &c.opts, MBX_OP_LOSS_FORWARD, &t);
              });
 }
 
@@ -366,7 +431,9 @@ ffi::Error loss_forward_backward(DLDevice dev, void* stream, ffi::ScratchAllocat
                                  ffi::AnyBuffer priors, ffi::AnyBuffer gt_boxes,
                                  ffi::AnyBuffer gt_labels, ffi::AnyBuffer gt_counts,
                                  ffi::AnyBuffer loc, ffi::AnyBuffer conf, ffi::AnyBuffer norm,
-                                 std::string_view options, int64_t norm_operand,
+                                 const ffi::RemainingArgs& extra, std::string_view options,
+                                 int64_t norm_operand, int64_t optional_inputs,
+                                 ffi::Span<const int32_t> prior_levels,
                                  ffi::Result<ffi::AnyBuffer> loss,
                                  ffi::Result<ffi::AnyBuffer> num_pos,
                                  ffi::Result<ffi::AnyBuffer> grad_loc,
@@ -374,6 +441,8 @@ ffi::Error loss_forward_backward(DLDevice dev, void* stream, ffi::ScratchAllocat
   LossCall c;
   MBX_JAX_RETURN_IF_ERROR(prepare_loss(dev, priors, gt_boxes, gt_labels, gt_counts, loc, conf,
                                        norm, options, norm_operand, &c));
+  OptionalInputs o;
+  MBX_JAX_RETURN_IF_ERROR(wrap_optional(dev, extra, prior_levels, optional_inputs, &o));
   Tensor loss_t, num_pos_t, grad_loc_t, grad_conf_t;
   if (dev.device_type == kDLCPU) {
     advise_huge_pages(grad_loc->untyped_data(), grad_loc->size_bytes());
@@ -383,22 +452,28 @@ ffi::Error loss_forward_backward(DLDevice dev, void* stream, ffi::ScratchAllocat
   MBX_JAX_RETURN_IF_ERROR(wrap(*num_pos, dev, "num_pos", &num_pos_t));
   MBX_JAX_RETURN_IF_ERROR(wrap(*grad_loc, dev, "grad_loc", &grad_loc_t));
   MBX_JAX_RETURN_IF_ERROR(wrap(*grad_conf, dev, "grad_conf", &grad_conf_t));
+  mbx_tensors_t t = loss_tensors(c, o);  // grad_loss NULL: upstream gradient (1, 1)
+  t.loss = &loss_t.t;
+  t.num_pos = &num_pos_t.t;
+  t.grad_loc = &grad_loc_t.t;
+  t.grad_conf = &grad_conf_t.t;
   return run(c.opts, dev.device_type == kDLCUDA, stream, scratch, c.conf.shape[0],
              c.conf.shape[1], c.gt_boxes.shape[1], c.conf.shape[2], [&](mbx_context_t* ctx) {
-               return mbx_loss_forward_backward(
-                   ctx, &c.opts, &c.priors.t, &c.gt_boxes.t, &c.gt_labels.t, &c.gt_counts.t,
-                   &c.loc.t, &c.conf.t, /*grad_loss=*/nullptr, &loss_t.t, &num_pos_t.t,
-                   &grad_loc_t.t, &grad_conf_t.t);
+               return mbx_run(ctx, &c.opts, MBX_OP_LOSS_FORWARD_BACKWARD, &t);
              });
 }
 
 ffi::Error match(DLDevice dev, void* stream, ffi::ScratchAllocator* scratch,
                  ffi::AnyBuffer priors, ffi::AnyBuffer gt_boxes, ffi::AnyBuffer gt_labels,
-                 ffi::AnyBuffer gt_counts, std::string_view options, int64_t num_classes,
-                 ffi::Result<ffi::AnyBuffer> conf_target, ffi::Result<ffi::AnyBuffer> matched_gt,
+                 ffi::AnyBuffer gt_counts, const ffi::RemainingArgs& extra,
+                 std::string_view options, int64_t num_classes, int64_t optional_inputs,
+                 ffi::Span<const int32_t> prior_levels, ffi::Result<ffi::AnyBuffer> conf_target,
+                 ffi::Result<ffi::AnyBuffer> matched_gt,
                  ffi::Result<ffi::AnyBuffer> loc_target, ffi::Result<ffi::AnyBuffer> num_pos) {
   mbx_options_t opts;
   MBX_JAX_RETURN_IF_ERROR(parse_options(options, &opts));
+  OptionalInputs o;
+  MBX_JAX_RETURN_IF_ERROR(wrap_optional(dev, extra, prior_levels, optional_inputs, &o));
   Tensor p, gb, gl, gc, ct, mg, lt, np_;
   MBX_JAX_RETURN_IF_ERROR(wrap(priors, dev, "priors", &p));
   MBX_JAX_RETURN_IF_ERROR(wrap(gt_boxes, dev, "gt_boxes", &gb));
@@ -408,10 +483,22 @@ ffi::Error match(DLDevice dev, void* stream, ffi::ScratchAllocator* scratch,
   MBX_JAX_RETURN_IF_ERROR(wrap(*matched_gt, dev, "matched_gt", &mg));
   MBX_JAX_RETURN_IF_ERROR(wrap(*loc_target, dev, "loc_target", &lt));
   MBX_JAX_RETURN_IF_ERROR(wrap(*num_pos, dev, "num_pos", &np_));
+  mbx_tensors_t t;
+  mbx_tensors_init(&t);
+  t.num_classes = num_classes;
+  t.priors = &p.t;
+  t.gt_boxes = &gb.t;
+  t.gt_labels = &gl.t;
+  t.gt_counts = &gc.t;
+  t.gt_flags = o.gt_flags_t;
+  t.prior_levels = o.prior_levels_t;
+  t.conf_target = &ct.t;
+  t.matched_gt = &mg.t;
+  t.loc_target = &lt.t;
+  t.num_pos = &np_.t;
   return run(opts, dev.device_type == kDLCUDA, stream, scratch, gb.shape[0], p.shape[0],
              gb.shape[1], 1, [&](mbx_context_t* ctx) {
-               return mbx_match(ctx, &opts, num_classes, &p.t, &gb.t, &gl.t, &gc.t, &ct.t, &mg.t,
-                                &lt.t, &np_.t);
+               return mbx_run(ctx, &opts, MBX_OP_MATCH, &t);
              });
 }
 
@@ -481,62 +568,67 @@ ffi::Error scale_gradients_cpu(ffi::AnyBuffer grad_loc, ffi::AnyBuffer grad_conf
 // Thin per-platform entry points bound below.
 ffi::Error loss_forward_cpu(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer c, ffi::AnyBuffer d,
                             ffi::AnyBuffer e, ffi::AnyBuffer f, ffi::AnyBuffer g,
-                            std::string_view options, int64_t norm_operand,
-                            ffi::Result<ffi::AnyBuffer> loss, ffi::Result<ffi::AnyBuffer> num_pos) {
-  return loss_forward(cpu_device(), nullptr, nullptr, a, b, c, d, e, f, g, options, norm_operand,
-                      loss, num_pos);
+                            ffi::RemainingArgs extra, std::string_view options,
+                            int64_t norm_operand, int64_t optional_inputs,
+                            ffi::Span<const int32_t> levels, ffi::Result<ffi::AnyBuffer> loss,
+                            ffi::Result<ffi::AnyBuffer> num_pos) {
+  return loss_forward(cpu_device(), nullptr, nullptr, a, b, c, d, e, f, g, extra, options,
+                      norm_operand, optional_inputs, levels, loss, num_pos);
 }
 
 ffi::Error loss_forward_cuda(void* stream, ffi::ScratchAllocator scratch, int32_t ordinal,
-                             ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer c,
-                             ffi::AnyBuffer d, ffi::AnyBuffer e, ffi::AnyBuffer f,
-                             ffi::AnyBuffer g, std::string_view options, int64_t norm_operand,
-                             ffi::Result<ffi::AnyBuffer> loss,
+                             ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer c, ffi::AnyBuffer d,
+                             ffi::AnyBuffer e, ffi::AnyBuffer f, ffi::AnyBuffer g,
+                             ffi::RemainingArgs extra, std::string_view options,
+                             int64_t norm_operand, int64_t optional_inputs,
+                             ffi::Span<const int32_t> levels, ffi::Result<ffi::AnyBuffer> loss,
                              ffi::Result<ffi::AnyBuffer> num_pos) {
-  return loss_forward(cuda_device(ordinal), stream, &scratch, a, b, c, d, e, f, g, options,
-                      norm_operand, loss, num_pos);
+  return loss_forward(cuda_device(ordinal), stream, &scratch, a, b, c, d, e, f, g, extra, options,
+                      norm_operand, optional_inputs, levels, loss, num_pos);
 }
 
-ffi::Error loss_forward_backward_cpu(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer c,
-                                     ffi::AnyBuffer d, ffi::AnyBuffer e, ffi::AnyBuffer f,
-                                     ffi::AnyBuffer g, std::string_view options,
-                                     int64_t norm_operand, ffi::Result<ffi::AnyBuffer> loss,
-                                     ffi::Result<ffi::AnyBuffer> num_pos,
-                                     ffi::Result<ffi::AnyBuffer> grad_loc,
-                                     ffi::Result<ffi::AnyBuffer> grad_conf) {
-  return loss_forward_backward(cpu_device(), nullptr, nullptr, a, b, c, d, e, f, g, options,
-                               norm_operand, loss, num_pos, grad_loc, grad_conf);
+ffi::Error loss_forward_backward_cpu(
+    ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer c, ffi::AnyBuffer d, ffi::AnyBuffer e,
+    ffi::AnyBuffer f, ffi::AnyBuffer g, ffi::RemainingArgs extra, std::string_view options,
+    int64_t norm_operand, int64_t optional_inputs, ffi::Span<const int32_t> levels,
+    ffi::Result<ffi::AnyBuffer> loss, ffi::Result<ffi::AnyBuffer> num_pos,
+    ffi::Result<ffi::AnyBuffer> grad_loc, ffi::Result<ffi::AnyBuffer> grad_conf) {
+  return loss_forward_backward(cpu_device(), nullptr, nullptr, a, b, c, d, e, f, g, extra, options,
+                               norm_operand, optional_inputs, levels, loss, num_pos, grad_loc,
+                               grad_conf);
 }
 
-ffi::Error loss_forward_backward_cuda(void* stream, ffi::ScratchAllocator scratch, int32_t ordinal,
-                                      ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer c,
-                                      ffi::AnyBuffer d, ffi::AnyBuffer e, ffi::AnyBuffer f,
-                                      ffi::AnyBuffer g, std::string_view options,
-                                      int64_t norm_operand, ffi::Result<ffi::AnyBuffer> loss,
-                                      ffi::Result<ffi::AnyBuffer> num_pos,
-                                      ffi::Result<ffi::AnyBuffer> grad_loc,
-                                      ffi::Result<ffi::AnyBuffer> grad_conf) {
-  return loss_forward_backward(cuda_device(ordinal), stream, &scratch, a, b, c, d, e, f, g,
-                               options, norm_operand, loss, num_pos, grad_loc, grad_conf);
+ffi::Error loss_forward_backward_cuda(
+    void* stream, ffi::ScratchAllocator scratch, int32_t ordinal, ffi::AnyBuffer a,
+    ffi::AnyBuffer b, ffi::AnyBuffer c, ffi::AnyBuffer d, ffi::AnyBuffer e, ffi::AnyBuffer f,
+    ffi::AnyBuffer g, ffi::RemainingArgs extra, std::string_view options, int64_t norm_operand,
+    int64_t optional_inputs, ffi::Span<const int32_t> levels, ffi::Result<ffi::AnyBuffer> loss,
+    ffi::Result<ffi::AnyBuffer> num_pos, ffi::Result<ffi::AnyBuffer> grad_loc,
+    ffi::Result<ffi::AnyBuffer> grad_conf) {
+  return loss_forward_backward(cuda_device(ordinal), stream, &scratch, a, b, c, d, e, f, g, extra,
+                               options, norm_operand, optional_inputs, levels, loss, num_pos,
+                               grad_loc, grad_conf);
 }
 
 ffi::Error match_cpu(ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer c, ffi::AnyBuffer d,
-                     std::string_view options, int64_t num_classes,
+                     ffi::RemainingArgs extra, std::string_view options, int64_t num_classes,
+                     int64_t optional_inputs, ffi::Span<const int32_t> levels,
                      ffi::Result<ffi::AnyBuffer> conf_target,
-                     ffi::Result<ffi::AnyBuffer> matched_gt,
-                     ffi::Result<ffi::AnyBuffer> loc_target, ffi::Result<ffi::AnyBuffer> num_pos) {
-  return match(cpu_device(), nullptr, nullptr, a, b, c, d, options, num_classes, conf_target,
-               matched_gt, loc_target, num_pos);
+                     ffi::Result<ffi::AnyBuffer> matched_gt, ffi::Result<ffi::AnyBuffer> loc_target,
+                     ffi::Result<ffi::AnyBuffer> num_pos) {
+  return match(cpu_device(), nullptr, nullptr, a, b, c, d, extra, options, num_classes,
+               optional_inputs, levels, conf_target, matched_gt, loc_target, num_pos);
 }
 
 ffi::Error match_cuda(void* stream, ffi::ScratchAllocator scratch, int32_t ordinal,
                       ffi::AnyBuffer a, ffi::AnyBuffer b, ffi::AnyBuffer c, ffi::AnyBuffer d,
-                      std::string_view options, int64_t num_classes,
+                      ffi::RemainingArgs extra, std::string_view options, int64_t num_classes,
+                      int64_t optional_inputs, ffi::Span<const int32_t> levels,
                       ffi::Result<ffi::AnyBuffer> conf_target,
                       ffi::Result<ffi::AnyBuffer> matched_gt,
                       ffi::Result<ffi::AnyBuffer> loc_target, ffi::Result<ffi::AnyBuffer> num_pos) {
-  return match(cuda_device(ordinal), stream, &scratch, a, b, c, d, options, num_classes,
-               conf_target, matched_gt, loc_target, num_pos);
+  return match(cuda_device(ordinal), stream, &scratch, a, b, c, d, extra, options, num_classes,
+               optional_inputs, levels, conf_target, matched_gt, loc_target, num_pos);
 }
 
 }  // namespace
@@ -547,14 +639,20 @@ ffi::Error match_cuda(void* stream, ffi::ScratchAllocator scratch, int32_t ordin
       .Arg<ffi::AnyBuffer>() /* gt_labels */.Arg<ffi::AnyBuffer>() /* gt_counts */          \
       .Arg<ffi::AnyBuffer>() /* loc */.Arg<ffi::AnyBuffer>() /* conf */                     \
       .Arg<ffi::AnyBuffer>() /* external_norm */                                            \
+      .RemainingArgs() /* gt_flags when optional_inputs says so */                        \
       .Attr<std::string_view>("options")                                                    \
-      .Attr<int64_t>("norm_operand")
+      .Attr<int64_t>("norm_operand")                                                        \
+      .Attr<int64_t>("optional_inputs")                                                     \
+      .Attr<ffi::Span<const int32_t>>("prior_levels")
 #define MBX_JAX_CUDA_CTX                                                                    \
   .Ctx<ffi::PlatformStream<void*>>().Ctx<ffi::ScratchAllocator>().Ctx<ffi::DeviceOrdinal>()
 #define MBX_JAX_MATCH_ARGS                                                                  \
   .Arg<ffi::AnyBuffer>().Arg<ffi::AnyBuffer>().Arg<ffi::AnyBuffer>().Arg<ffi::AnyBuffer>()  \
+      .RemainingArgs() /* gt_flags when optional_inputs says so */                        \
       .Attr<std::string_view>("options")                                                    \
       .Attr<int64_t>("num_classes")                                                         \
+      .Attr<int64_t>("optional_inputs")                                                     \
+      .Attr<ffi::Span<const int32_t>>("prior_levels")                                       \
       .Ret<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>().Ret<ffi::AnyBuffer>()
 
 // The handler symbols mbx.jax looks up with ctypes (the library is built with

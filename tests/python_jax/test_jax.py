@@ -39,15 +39,20 @@ def _args(arr, device=None):
     return [jax.device_put(a, device) for a in out] if device is not None else out
 
 
-def _loss_fn(meta):
+def _optional(arr):
+    """The case's optional inputs (gt_flags.npy, prior_levels.npy) as JAX arrays, by keyword."""
+    return {k: jnp.asarray(arr[k]) for k in ("gt_flags", "prior_levels") if k in arr}
+
+
+def _loss_fn(meta, optional=None):
     def f(priors, gt_boxes, gt_labels, gt_counts, loc, conf):
         return mj.multibox_loss(priors, gt_boxes, gt_labels, gt_counts, loc, conf,
-                                preset=meta["preset"], **meta["options"])
+                                preset=meta["preset"], **(optional or {}), **meta["options"])
     return f
 
 
-def _value_and_grad(meta):
-    f = _loss_fn(meta)
+def _value_and_grad(meta, optional=None):
+    f = _loss_fn(meta, optional)
 
     def total(loc, conf, priors, gt_boxes, gt_labels, gt_counts):
         loss_loc, loss_conf, num_pos = f(priors, gt_boxes, gt_labels, gt_counts, loc, conf)
@@ -69,21 +74,23 @@ def test_cases_found():
 def test_case_jit_loss_and_grad(case_dir):
     meta, arr = load_case(case_dir)
     args = _args(arr)
-    loss_loc, loss_conf, num_pos = jax.jit(_loss_fn(meta))(*args)
+    optional = _optional(arr)
+    loss_loc, loss_conf, num_pos = jax.jit(_loss_fn(meta, optional))(*args)
     assert loss_loc.dtype == jnp.float32 and num_pos.dtype == jnp.int32
     assert_loss_close(loss_loc, arr["loss_loc"], "loss_loc")
     assert_loss_close(loss_conf, arr["loss_conf"], "loss_conf")
     # The loss's num_pos (after HARD_EXAMPLE mining where a case has it).
     np.testing.assert_array_equal(np.asarray(num_pos), arr.get("num_pos_loss", arr["num_pos"]))
 
-    (g_loss_loc, g_loss_conf, g_num_pos), (grad_loc, grad_conf) = _value_and_grad(meta)(*args)
+    (g_loss_loc, g_loss_conf, g_num_pos), (grad_loc, grad_conf) = _value_and_grad(
+        meta, optional)(*args)
     assert_loss_close(g_loss_loc, arr["loss_loc"], "loss_loc (grad)")
     assert_loss_close(g_loss_conf, arr["loss_conf"], "loss_conf (grad)")
     assert_grad_close(grad_loc, arr["grad_loc"], "grad_loc")
     assert_grad_close(grad_conf, arr["grad_conf"], "grad_conf")
 
     # Bitwise the eager C call (JAX in -> JAX out, float32 losses).
-    eager = mbx.MultiBoxLoss(meta["preset"], **meta["options"])(*args, grad=True)
+    eager = mbx.MultiBoxLoss(meta["preset"], **meta["options"])(*args, grad=True, **optional)
     assert isinstance(eager.grad_conf, jax.Array) and isinstance(eager.loss_loc, jax.Array)
     for got, want in ((loss_loc, eager.loss_loc), (loss_conf, eager.loss_conf),
                       (g_loss_loc, eager.loss_loc), (g_loss_conf, eager.loss_conf),
@@ -97,13 +104,15 @@ def test_case_jit_match(case_dir):
     meta, arr = load_case(case_dir)
     args = _args(arr)[:4]
     k = num_classes(meta, arr)
-    f = jax.jit(lambda *a: mj.match(*a, preset=meta["preset"], num_classes=k, **meta["options"]))
+    optional = _optional(arr)
+    f = jax.jit(lambda *a: mj.match(*a, preset=meta["preset"], num_classes=k, **optional,
+                                    **meta["options"]))
     conf_target, matched_gt, loc_target, num_pos = f(*args)
     np.testing.assert_array_equal(np.asarray(conf_target), arr["conf_target"])
     np.testing.assert_array_equal(np.asarray(matched_gt), arr["matched_gt"])
     np.testing.assert_array_equal(np.asarray(num_pos), arr["num_pos"])
     assert_loc_target_close(loc_target, arr["loc_target"], "loc_target")
-    eager = mbx.match(*args, preset=meta["preset"], num_classes=k, **meta["options"])
+    eager = mbx.match(*args, preset=meta["preset"], num_classes=k, **optional, **meta["options"])
     np.testing.assert_array_equal(np.asarray(loc_target), np.asarray(eager.loc_target))
 
 
@@ -341,6 +350,56 @@ def test_invalid_values_raise_runtime_error_with_mbx_message(field, bad):
         jax.block_until_ready(_value_and_grad(meta)(*args))
     assert eager.value.message in str(err.value), (eager.value.message, str(err.value))
     assert "INVALID_ARGUMENT" in str(err.value)
+
+
+# --- optional inputs (gt_flags, prior_levels) -------------------------------
+
+def test_optional_inputs_zero_flags_and_levels_change_nothing():
+    """All-zero gt_flags and a level split MAX_IOU validates but does not use:
+    bitwise the call without them, jitted loss, gradient and match."""
+    meta, arr = load_case(_pick("v05_torchvision_retinanet_basic"))
+    args = _args(arr)
+    p = arr["priors"].shape[0]
+    optional = {"gt_flags": jnp.zeros(arr["gt_labels"].shape, jnp.int32),
+                "prior_levels": jnp.asarray([p // 2, p - p // 2], jnp.int32)}
+    for extra in ({"gt_flags": optional["gt_flags"]}, {"prior_levels": [p]}, optional):
+        got = _value_and_grad(meta, extra)(*args)
+        want = _value_and_grad(meta)(*args)
+        for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+            np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+        m = jax.jit(lambda *a: mj.match(*a, preset=meta["preset"], **extra,
+                                        **meta["options"]))(*args[:4])
+        m0 = mj.match(*args[:4], preset=meta["preset"], **meta["options"])
+        for g, w in zip(m, m0):
+            np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+    text = jax.jit(_loss_fn(meta, optional)).lower(*args).as_text()
+    assert "optional_inputs = 3" in text
+
+
+def test_optional_inputs_errors_name_the_argument():
+    meta, arr = load_case(_pick("v05_torchvision_retinanet_basic"))
+    args = _args(arr)
+    flags = jnp.zeros(arr["gt_labels"].shape, jnp.int32)
+    with pytest.raises(mbx.InvalidArgumentError, match=r"gt_flags: shape .* does not match"):
+        mj.multibox_loss(*args, preset=meta["preset"], gt_flags=flags[:, :-1], **meta["options"])
+    with pytest.raises(mbx.InvalidArgumentError, match="gt_flags: dtype float32"):
+        mj.match(*args[:4], preset=meta["preset"], gt_flags=flags.astype(jnp.float32),
+                 **meta["options"])
+    with pytest.raises(mbx.InvalidArgumentError, match="prior_levels: ndim"):
+        mj.match(*args[:4], preset=meta["preset"], prior_levels=jnp.ones((1, 1), jnp.int32),
+                 **meta["options"])
+    with pytest.raises(mbx.InvalidArgumentError, match="prior_levels: must be static"):
+        jax.jit(lambda lv, *a: mj.match(*a, preset=meta["preset"], prior_levels=lv,
+                                        **meta["options"]))(jnp.asarray([1], jnp.int32), *args[:4])
+    # Values are mbx's check when the computation runs (CPU): its message.
+    bad = {"prior_levels": jnp.asarray([arr["priors"].shape[0] + 1], jnp.int32)}
+    with pytest.raises(mbx.InvalidArgumentError) as eager:
+        mbx.match(*[arr[k] for k in INPUTS[:4]], preset=meta["preset"],
+                  prior_levels=np.asarray(bad["prior_levels"]), **meta["options"])
+    with pytest.raises(Exception) as err:
+        jax.block_until_ready(_value_and_grad(meta, bad)(*args))
+    assert "prior_levels" in eager.value.message
+    assert eager.value.message in str(err.value), (eager.value.message, str(err.value))
 
 
 # --- eager API: JAX in, JAX out ---------------------------------------------

@@ -576,14 +576,29 @@ def _from_torch(t):
     return _Tensor(t, "torch")
 
 
+# dtype name by dtype object (numpy, torch, a numpy scalar type): the names
+# are formed once, not on every call (np.dtype(...).name and str(torch dtype)
+# cost microseconds each).
+_DTYPE_NAMES = {}
+
+
+def _dtype_name(dtype):
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = str(dtype).replace("torch.", "") if hasattr(dtype, "is_floating_point") \
+            else np.dtype(dtype).name
+        _DTYPE_NAMES[dtype] = name
+    return name
+
+
 def _input(x, name, dtype, exact=False):
     """Prepare an input. ``dtype`` (numpy) is used for plain sequences, and
     checked here when ``exact`` (for a clearer message than the C API's)."""
     t = _input_any(x, name, dtype)
     if exact:
-        got = str(t.obj.dtype).replace("torch.", "")
-        if got != np.dtype(dtype).name:
-            raise _invalid("%s: dtype %s, expected %s" % (name, got, np.dtype(dtype).name))
+        got = _dtype_name(t.obj.dtype)
+        if got != _dtype_name(dtype):
+            raise _invalid("%s: dtype %s, expected %s" % (name, got, _dtype_name(dtype)))
     return t
 
 

@@ -56,6 +56,14 @@ holds a ``custom_call`` to it; there is no host callback.
 * Threads: the shim keeps one mbx context per thread that runs a handler
   (several CPU devices executing at once share nothing).
 
+* Optional inputs: ``gt_flags`` int32 [B, G] (bit 0: an ignore region) and
+  ``prior_levels`` [L] (priors per pyramid level, for ``assigner="ATSS"``),
+  keywords of ``multibox_loss`` and ``match`` as of ``mbx.MultiBoxLoss`` /
+  ``mbx.match``, neither differentiated. gt_flags is an operand of the
+  custom call (a traced value); prior_levels is static under jit (a list,
+  numpy array or concrete JAX array, like a shape) and travels as an
+  attribute, so mbx reads it on the host without a device copy.
+
 Loss outputs are float32 scalars (``x64`` off or on), ``num_pos`` int32
 [B]. ``loc`` / ``conf`` may be float32, float16 or bfloat16 (float32 math
 inside; gradients in the input's dtype).
@@ -203,6 +211,42 @@ def _as_array(x, name, dtype):
     return jnp.asarray(a)
 
 
+# Bits of the shim's ``optional_inputs`` attribute: gt_flags (the operand
+# after the fixed ones) and prior_levels (the ``prior_levels`` attribute).
+_GT_FLAGS, _PRIOR_LEVELS = 1, 2
+
+
+def _optional_inputs(B, G, gt_flags, prior_levels):
+    """(mask, operands, levels) of the optional inputs: gt_flags int32
+    [B, G] as an operand (not differentiated), prior_levels [L] as a static
+    tuple of ints (the attribute)."""
+    mask, operands, levels = 0, (), ()
+    if gt_flags is not None:
+        x = _as_array(gt_flags, "gt_flags", np.int32)
+        _check(x, "gt_flags", "[B, G]", (B, G), ("int32",))
+        mask |= _GT_FLAGS
+        operands = (jax.lax.stop_gradient(x),)
+    if prior_levels is not None:
+        try:
+            a = np.asarray(prior_levels)
+        except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+            raise _core._invalid("prior_levels: must be static under jax.jit (a list, numpy array "
+                                 "or concrete array, like a shape), got a traced value") from None
+        if isinstance(prior_levels, (list, tuple)):
+            a = a.astype(np.int32)
+        _check(a, "prior_levels", "[L]", (-1,), ("int32",))
+        mask |= _PRIOR_LEVELS
+        levels = tuple(int(n) for n in a)
+    return mask, operands, levels
+
+
+def _levels_attr(levels):
+    """The shim's ``prior_levels`` attribute: the levels, or [0] (unread, the
+    mask bit is clear) when not given, since JAX drops an empty array
+    attribute."""
+    return np.asarray(levels if levels else (0,), dtype=np.int32).reshape(-1)
+
+
 def _gt_inputs(priors, gt_boxes, gt_labels, gt_counts):
     priors = _as_array(priors, "priors", np.float32)
     gt_boxes = _as_array(gt_boxes, "gt_boxes", np.float32)
@@ -256,20 +300,24 @@ def _loss_results(conf, loc, with_grad):
     return out
 
 
-def _call_loss(text, external, norm, with_grad, args):
+def _call_loss(text, external, mask, levels, norm, with_grad, args, optional):
     """One custom call. ``external``: the EXTERNAL norm is the traced
     ``norm`` operand (read on the host on the CPU; on other platforms the
-    call runs with external_norm = 1 and the outputs are divided here)."""
+    call runs with external_norm = 1 and the outputs are divided here).
+    ``optional``: the gt_flags operand if ``mask`` names it, after the norm;
+    ``levels``: prior_levels (static)."""
     loc, conf = args[4], args[5]
     target = "mbx_loss_forward_backward" if with_grad else "mbx_loss_forward"
     results = _loss_results(conf, loc, with_grad)
+    attrs = dict(optional_inputs=np.int64(mask), prior_levels=_levels_attr(levels))
 
     def host_norm(*operands):
-        return tuple(_ffi(target, results, *operands, options=text, norm_operand=np.int64(1)))
+        return tuple(_ffi(target, results, *operands, options=text, norm_operand=np.int64(1),
+                          **attrs))
 
     def scaled(*operands):
         outs = _ffi(target, results, *operands, options=text + "\nexternal_norm=1.0",
-                    norm_operand=np.int64(0))
+                    norm_operand=np.int64(0), **attrs)
         n = operands[6].astype(jnp.float32)
         outs = list(outs)
         outs[0] = outs[0] / n
@@ -279,21 +327,25 @@ def _call_loss(text, external, norm, with_grad, args):
         return tuple(outs)
 
     if not external:
-        return tuple(_ffi(target, results, *args, norm, options=text, norm_operand=np.int64(0)))
-    return jax.lax.platform_dependent(*args, norm, cpu=host_norm, default=scaled)
+        return tuple(_ffi(target, results, *args, norm, *optional, options=text,
+                          norm_operand=np.int64(0), **attrs))
+    return jax.lax.platform_dependent(*args, norm, *optional, cpu=host_norm, default=scaled)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _loss(text, external, priors, gt_boxes, gt_labels, gt_counts, loc, conf, norm):
-    loss, num_pos = _call_loss(text, external, norm, False,
-                               (priors, gt_boxes, gt_labels, gt_counts, loc, conf))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2, 3))
+def _loss(text, external, mask, levels, priors, gt_boxes, gt_labels, gt_counts, loc, conf, norm,
+          optional):
+    loss, num_pos = _call_loss(text, external, mask, levels, norm, False,
+                               (priors, gt_boxes, gt_labels, gt_counts, loc, conf), optional)
     return loss[0], loss[1], num_pos
 
 
-def _loss_fwd(text, external, priors, gt_boxes, gt_labels, gt_counts, loc, conf, norm):
+def _loss_fwd(text, external, mask, levels, priors, gt_boxes, gt_labels, gt_counts, loc, conf,
+              norm, optional):
     loss, num_pos, grad_loc, grad_conf = _call_loss(
-        text, external, norm, True, (priors, gt_boxes, gt_labels, gt_counts, loc, conf))
-    return (loss[0], loss[1], num_pos), (grad_loc, grad_conf, loss, norm)
+        text, external, mask, levels, norm, True,
+        (priors, gt_boxes, gt_labels, gt_counts, loc, conf), optional)
+    return (loss[0], loss[1], num_pos), (grad_loc, grad_conf, loss, norm, optional)
 
 
 def _scale(grad, g):
@@ -303,8 +355,8 @@ def _scale(grad, g):
     return jnp.where(g == 1.0, grad, scaled)
 
 
-def _loss_bwd(text, external, residuals, cotangents):
-    grad_loc, grad_conf, loss, norm = residuals
+def _loss_bwd(text, external, mask, levels, residuals, cotangents):
+    grad_loc, grad_conf, loss, norm, optional = residuals
     g_loc, g_conf = cotangents[0].astype(jnp.float32), cotangents[1].astype(jnp.float32)
     if external:
         d_norm = (-(g_loc * loss[0] + g_conf * loss[1]) / norm.astype(jnp.float32)).astype(norm.dtype)
@@ -314,7 +366,7 @@ def _loss_bwd(text, external, residuals, cotangents):
     if extra:  # a norm shared by every shard (a psum) collects each shard's share
         d_norm = jax.lax.psum(d_norm, tuple(sorted(extra)))
     grad_loc, grad_conf = _scale_gradients(grad_loc, grad_conf, g_loc, g_conf)
-    return (None, None, None, None, grad_loc, grad_conf, d_norm)
+    return (None, None, None, None, grad_loc, grad_conf, d_norm, tuple(None for _ in optional))
 
 
 def _scale_gradients(grad_loc, grad_conf, g_loc, g_conf):
@@ -337,7 +389,7 @@ _loss.defvjp(_loss_fwd, _loss_bwd)
 
 
 def multibox_loss(priors, gt_boxes, gt_labels, gt_counts, loc, conf, *, preset="ssd_pytorch",
-                  **options):
+                  gt_flags=None, prior_levels=None, **options):
     """SSD MultiBox / RetinaNet focal loss as a differentiable JAX function.
 
     Arguments and options as ``mbx.MultiBoxLoss(preset, **options)(priors,
@@ -345,6 +397,8 @@ def multibox_loss(priors, gt_boxes, gt_labels, gt_counts, loc, conf, *, preset="
     gt_boxes float32 [B, G, 4], gt_labels int32 [B, G], gt_counts int32
     [B], loc [B, P, 4] and conf [B, P, C] float32 / float16 / bfloat16.
     ``external_norm`` may be a JAX scalar (with normalization="EXTERNAL").
+    ``gt_flags`` (int32 [B, G]) and ``prior_levels`` (int32 [L]) are the
+    optional inputs of ``mbx.MultiBoxLoss``.
 
     Returns ``(loss_loc, loss_conf, num_pos)``: float32 scalars and int32
     [B]. Differentiable wrt loc and conf (and a JAX ``external_norm``);
@@ -372,14 +426,17 @@ def multibox_loss(priors, gt_boxes, gt_labels, gt_counts, loc, conf, *, preset="
             norm = jnp.reshape(norm, ()).astype(jnp.float32)
     priors, gt_boxes, gt_labels, gt_counts = (jax.lax.stop_gradient(x) for x in
                                               (priors, gt_boxes, gt_labels, gt_counts))
-    return _loss(text, external, priors, gt_boxes, gt_labels, gt_counts, loc, conf, norm)
+    mask, optional, levels = _optional_inputs(B, gt_boxes.shape[1], gt_flags, prior_levels)
+    return _loss(text, external, mask, levels, priors, gt_boxes, gt_labels, gt_counts, loc, conf,
+                 norm, optional)
 
 
 def match(priors, gt_boxes, gt_labels, gt_counts, *, preset="ssd_pytorch", num_classes=0,
-          **options):
+          gt_flags=None, prior_levels=None, **options):
     """Match GT boxes to priors and encode the regression targets (jittable).
 
-    Inputs and options as ``mbx.match``. Returns ``(conf_target [B, P]
+    Inputs and options as ``mbx.match`` (with its optional ``gt_flags`` and
+    ``prior_levels``). Returns ``(conf_target [B, P]
     int32, matched_gt [B, P] int32, loc_target [B, P, 4] float32,
     num_pos [B] int32)``. Not differentiable (the outputs are targets).
     """
@@ -392,7 +449,9 @@ def match(priors, gt_boxes, gt_labels, gt_counts, *, preset="ssd_pytorch", num_c
     if not isinstance(num_classes, numbers.Integral) or num_classes < 0:
         raise _core._invalid("num_classes = %r: expected K >= 0 (0 = unchecked)" % (num_classes,))
     B, P = gt_boxes.shape[0], priors.shape[0]
+    mask, optional, levels = _optional_inputs(B, gt_boxes.shape[1], gt_flags, prior_levels)
     results = [jax.ShapeDtypeStruct((B, P), jnp.int32), jax.ShapeDtypeStruct((B, P), jnp.int32),
                jax.ShapeDtypeStruct((B, P, 4), jnp.float32), jax.ShapeDtypeStruct((B,), jnp.int32)]
-    return tuple(_ffi("mbx_match", results, priors, gt_boxes, gt_labels, gt_counts, options=text,
-                      num_classes=np.int64(num_classes)))
+    return tuple(_ffi("mbx_match", results, priors, gt_boxes, gt_labels, gt_counts, *optional,
+                      options=text, num_classes=np.int64(num_classes),
+                      optional_inputs=np.int64(mask), prior_levels=_levels_attr(levels)))

@@ -14,7 +14,9 @@ TARGETS: Dict[str, Tuple[str, Optional[str]]]
 def library_path() -> str: ...
 def multibox_loss(priors: _Array, gt_boxes: _Array, gt_labels: _Array, gt_counts: _Array,
                   loc: _Array, conf: _Array, *, preset: _PresetLike = ...,
+                  gt_flags: Optional[_Array] = ..., prior_levels: Optional[_Array] = ...,
                   **options: Any) -> Tuple[_Array, _Array, _Array]: ...
 def match(priors: _Array, gt_boxes: _Array, gt_labels: _Array, gt_counts: _Array, *,
           preset: _PresetLike = ..., num_classes: int = ...,
+          gt_flags: Optional[_Array] = ..., prior_levels: Optional[_Array] = ...,
           **options: Any) -> Tuple[_Array, _Array, _Array, _Array]: ...
