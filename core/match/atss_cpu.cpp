@@ -46,9 +46,12 @@ void select_candidates(const AtssPlan& plan, const PriorGeometry& pg, const uint
     const auto take = static_cast<size_t>(atss_level_take(plan.topk, p1 - p0));
     heap.clear();
     // Squared distances a chunk at a time (a loop the compiler vectorises;
-    // the same IEEE operations as atss_distance, never fused), then the
-    // heap sees only the priors that could enter it.
+    // the same IEEE operations as atss_distance, never fused; +inf inside an
+    // ignore region, whose root is +inf = atss_far()), then the heap sees
+    // only the priors that could enter it.
     double chunk[kChunk];
+    bool full = false;
+    double top_squared = 0.0;  // the heap top's, once the heap is full
     for (int64_t c0 = p0; c0 < p1; c0 += kChunk) {
       const int64_t n = std::min<int64_t>(kChunk, p1 - c0);
       const double* cx = pg.cx.data() + c0;
@@ -57,16 +60,17 @@ void select_candidates(const AtssPlan& plan, const PriorGeometry& pg, const uint
         const double dx = exact_sub(cx[i], gcx), dy = exact_sub(cy[i], gcy);
         chunk[i] = exact_add(exact_mul(dx, dx), exact_mul(dy, dy));
       }
+      if (ignored)
+        for (int64_t i = 0; i < n; ++i)
+          if (ignored[c0 + i]) chunk[i] = atss_far();
       for (int64_t i = 0; i < n; ++i) {
-        const int64_t p = c0 + i;
-        const bool far = ignored && ignored[p];
-        const double squared = far ? atss_far() : chunk[i];
+        const double squared = chunk[i];
         // Priors come in increasing index, so one whose squared distance is
-        // not below the heap top's cannot precede it (the correctly rounded
-        // square root is monotone): skip the root.
-        if (heap.size() == take && !(squared < heap.front().squared)) continue;
-        const HeapEntry e{far ? atss_far() : exact_sqrt(squared), squared, p};
-        if (heap.size() < take) {
+        // not below the full heap top's cannot precede it (the correctly
+        // rounded square root is monotone): skip the root.
+        if (full && !(squared < top_squared)) continue;
+        const HeapEntry e{exact_sqrt(squared), squared, c0 + i};
+        if (!full) {
           heap.push_back(e);
           std::push_heap(heap.begin(), heap.end(), heap_less);
         } else if (heap_less(e, heap.front())) {
@@ -74,6 +78,8 @@ void select_candidates(const AtssPlan& plan, const PriorGeometry& pg, const uint
           heap.back() = e;
           std::push_heap(heap.begin(), heap.end(), heap_less);
         }
+        full = heap.size() == take;
+        if (full) top_squared = heap.front().squared;
       }
     }
     std::sort_heap(heap.begin(), heap.end(), heap_less);
