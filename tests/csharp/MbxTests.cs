@@ -287,9 +287,10 @@ static class Program {
 
   // --- golden cases ------------------------------------------------------------
 
-  static void GoldenTests(string goldenDir) {
+  static void GoldenTests(string goldenDir, Func<string, bool> filter = null) {
     var dirs = Directory.GetDirectories(goldenDir)
                         .Where(d => File.Exists(Path.Combine(d, "case.json")))
+                        .Where(d => filter == null || filter(d))
                         .OrderBy(d => d, StringComparer.Ordinal).ToList();
     Test("golden cases found in " + goldenDir, () => Check(dirs.Count > 0, "no case.json"));
     foreach (var dir in dirs) {
@@ -380,7 +381,8 @@ static class Program {
         using (var opts = c.BuildOptions()) {
           var r = MultiBox.Forward(null, opts, c["priors"].Floats(), c["gt_boxes"].Floats(),
                                    c["gt_labels"].Ints(), c["gt_counts"].Ints(),
-                                   c["loc"].Floats(), c["conf"].Floats());
+                                   c["loc"].Floats(), c["conf"].Floats(), c.GtFlags(),
+                                   c.PriorLevels());
           LossClose(c["loss_conf"].Doubles()[0], r.LossConf, "loss_conf");
         }
       });
@@ -640,6 +642,12 @@ static class Program {
     string golden = args.Length > 0 ? args[0]
         : Path.Combine(AppDomain.CurrentDomain.BaseDirectory, "golden");
     GoldenTests(golden);
+    // The generated cases with optional inputs (next to the golden set), through the overloads.
+    string generated = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(golden).TrimEnd('/')),
+                                    "generated");
+    if (Directory.Exists(generated))
+      GoldenTests(generated, d => File.Exists(Path.Combine(d, "gt_flags.npy")) ||
+                                  File.Exists(Path.Combine(d, "prior_levels.npy")));
     ErrorTests();
     OptionalInputTests();
     if (args.Length > 1) {

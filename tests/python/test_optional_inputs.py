@@ -13,7 +13,7 @@ import pytest
 
 import mbx
 from conftest import (INPUTS, KINDS, REPO, assert_grad_close, assert_loc_target_close,
-                      assert_loss_close, load_case, to_kind, to_numpy)
+                      assert_loss_close, cuda_ok, load_case, to_kind, to_numpy)
 
 CASE = os.path.join(REPO, "tests", "data", "golden", "v06_ssd300_realistic")
 FOCAL_CASE = os.path.join(REPO, "tests", "data", "golden", "v05_torchvision_retinanet_basic")
@@ -92,6 +92,41 @@ def test_torch_lists_land_on_the_inputs_device():
                     gt_flags=_zero_flags(arr).tolist(), **meta["options"])
     assert isinstance(got.conf_target, torch.Tensor)
     np.testing.assert_array_equal(got.conf_target.numpy(), arr["conf_target"])
+
+
+def test_prior_levels_may_stay_on_the_host():
+    """prior_levels as a numpy array / list next to torch inputs: read on the host."""
+    torch = pytest.importorskip("torch")
+    meta, arr, args = _case()
+    t_args = [torch.from_numpy(a) for a in args]
+    loss = mbx.MultiBoxLoss(meta["preset"], **meta["options"])
+    _assert_same(_loss_tuple(loss(*t_args, prior_levels=_two_levels(arr))),
+                 _loss_tuple(loss(*t_args)))
+
+
+@pytest.mark.skipif(not cuda_ok(), reason="no CUDA device / mbx without CUDA")
+def test_cuda_inputs_with_optional_inputs_match_the_cpu():
+    """torch CUDA inputs: gt_flags as a list goes to the device, prior_levels
+    stays on the host (a list) or is a CUDA tensor; results equal the cpu
+    path's (ignore regions included)."""
+    torch = pytest.importorskip("torch")
+    meta, arr, args = _case(FOCAL_CASE)
+    flags = _with_regions(arr)
+    levels = _two_levels(arr)
+    want = mbx.match(*args[:4], meta["preset"], gt_flags=flags, prior_levels=levels,
+                     **meta["options"])
+    cuda = [torch.from_numpy(a).cuda() for a in args]
+    for lv in (levels.tolist(), torch.from_numpy(levels).cuda()):
+        got = mbx.match(*cuda[:4], meta["preset"], gt_flags=flags.tolist(), prior_levels=lv,
+                        **meta["options"])
+        assert got.conf_target.is_cuda
+        np.testing.assert_array_equal(to_numpy(got.conf_target), want.conf_target)
+        np.testing.assert_array_equal(to_numpy(got.matched_gt), want.matched_gt)
+    loss = mbx.MultiBoxLoss(meta["preset"], **meta["options"])
+    ref = loss(*args, gt_flags=flags, prior_levels=levels)
+    out = loss(*cuda, gt_flags=torch.from_numpy(flags).cuda(), prior_levels=levels.tolist())
+    assert_loss_close(out.loss_conf, float(ref.loss_conf), "loss_conf")
+    assert_grad_close(out.grad_conf, ref.grad_conf, "grad_conf")
 
 
 def test_torch_autograd_module_takes_the_optional_inputs():

@@ -32,6 +32,16 @@ def _pick(name):
     return next(c for c in CASES if c.rstrip("/").endswith(name))
 
 
+def _gpu_optional(arr):
+    """A case's optional inputs: gt_flags on the GPU (an operand), prior_levels
+    as a numpy array (static under jit: an attribute, read on the host)."""
+    out = {"gt_flags": jax.device_put(jnp.asarray(arr["gt_flags"]), GPUS[0])} \
+        if "gt_flags" in arr else {}
+    if "prior_levels" in arr:
+        out["prior_levels"] = arr["prior_levels"]
+    return out
+
+
 def _vg(meta, **extra):
     opts = dict(meta["options"], **extra)
 
@@ -47,18 +57,20 @@ def _vg(meta, **extra):
 def test_case_on_gpu(case_dir):
     meta, arr = load_case(case_dir)
     args = _gpu_args(arr)
-    (_, (loss_loc, loss_conf, num_pos)), (grad_loc, grad_conf) = _vg(meta)(*args)
+    optional = _gpu_optional(arr)
+    (_, (loss_loc, loss_conf, num_pos)), (grad_loc, grad_conf) = _vg(meta, **optional)(*args)
     assert grad_conf.devices() == {GPUS[0]}
     assert_loss_close(loss_loc, arr["loss_loc"], "loss_loc")
     assert_loss_close(loss_conf, arr["loss_conf"], "loss_conf")
     np.testing.assert_array_equal(np.asarray(num_pos), arr.get("num_pos_loss", arr["num_pos"]))
     assert_grad_close(grad_loc, arr["grad_loc"], "grad_loc")
     assert_grad_close(grad_conf, arr["grad_conf"], "grad_conf")
-    fwd = jax.jit(lambda *a: mj.multibox_loss(*a, preset=meta["preset"], **meta["options"]))(*args)
+    fwd = jax.jit(lambda *a: mj.multibox_loss(*a, preset=meta["preset"], **optional,
+                                              **meta["options"]))(*args)
     assert_loss_close(fwd[0], arr["loss_loc"], "loss_loc (forward)")
     assert_loss_close(fwd[1], arr["loss_conf"], "loss_conf (forward)")
     k = num_classes(meta, arr)
-    t = jax.jit(lambda *a: mj.match(*a, preset=meta["preset"], num_classes=k,
+    t = jax.jit(lambda *a: mj.match(*a, preset=meta["preset"], num_classes=k, **optional,
                                     **meta["options"]))(*args[:4])
     np.testing.assert_array_equal(np.asarray(t[0]), arr["conf_target"])
     np.testing.assert_array_equal(np.asarray(t[1]), arr["matched_gt"])
@@ -174,6 +186,50 @@ def test_shim_call_sequence_is_stream_capturable():
 
     def call(caps):
         mbx.mbx_native.mbx_loss_forward_backward(ctx._h(), opts, *caps[:6], None, *caps[6:])
+    call(capsules())
+    stream.synchronize()
+    caps = capsules()
+    grad_conf.fill(0)
+    cupy.cuda.Device().synchronize()
+    stream.begin_capture()
+    call(caps)
+    graph = stream.end_capture()
+    graph.launch(stream)
+    stream.synchronize()
+    assert_grad_close(cupy.asnumpy(grad_conf), arr["grad_conf"], "grad_conf (graph)")
+    assert_loss_close(float(loss[1]), arr["loss_conf"], "loss_conf (graph)")
+
+
+@pytest.mark.parametrize("name", ["v06_ssd300_realistic", "i06_crowd_region_focal"])
+def test_shim_call_with_optional_inputs_is_stream_capturable(name):
+    """The handler's mbx_run with gt_flags on the device and prior_levels on
+    the host (the shim's attribute) records into a CUDA graph: neither is
+    copied or synchronised on."""
+    cupy = pytest.importorskip("cupy")
+    n = mbx.mbx_native
+    meta, arr = load_case(_pick(name))
+    B, P, C = arr["conf"].shape
+    G = arr["gt_boxes"].shape[1]
+    args = [cupy.asarray(arr[k]) for k in INPUTS]
+    flags = cupy.asarray(arr["gt_flags"] if "gt_flags" in arr else np.zeros((B, G), np.int32))
+    levels = np.array([P // 2, P - P // 2], np.int32)  # validated, unused by MAX_IOU
+    nbytes = mbx.workspace_size(B, P, G, C, meta["preset"], **meta["options"])
+    workspace = cupy.empty(nbytes + 256, cupy.uint8)
+    stream = cupy.cuda.Stream(non_blocking=True)
+    ctx = mbx.Context(cuda_validation=False, cuda_stream=stream.ptr)
+    ctx.set_workspace(((workspace.data.ptr + 255) // 256 * 256, nbytes))
+    opts = mbx.Options(meta["preset"], **meta["options"]).native
+    loss = cupy.empty(2, cupy.float32)
+    num_pos = cupy.empty(B, cupy.int32)
+    grad_loc, grad_conf = cupy.empty_like(args[4]), cupy.empty_like(args[5])
+
+    def capsules():
+        return [a.__dlpack__() for a in args + [flags, num_pos, loss, grad_loc, grad_conf]] + [
+            levels.__dlpack__()]
+
+    def call(c):
+        n.mbx_py_run(ctx._h(), opts, n.MBX_OP_LOSS_FORWARD_BACKWARD, 0, *c[:6], None, c[6], c[11],
+                     None, None, None, *c[7:11], None)
     call(capsules())
     stream.synchronize()
     caps = capsules()

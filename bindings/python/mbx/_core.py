@@ -714,13 +714,17 @@ def _cap(t):
     return None if t is None else t.capsule
 
 
-def _optional_int32(x, name, ref):
+def _optional_int32(x, name, ref, host=False):
     """An optional int32 input (gt_flags [B, G], prior_levels [L]): None
     stays None; a plain sequence becomes an int32 tensor of ref's kind and
-    device; arrays and tensors are taken as given (an int32 dtype is
+    device, or a numpy array when ``host`` (prior_levels: the library reads
+    it on the host, also next to CUDA inputs, so a host copy saves a device
+    round trip); arrays and tensors are taken as given (an int32 dtype is
     required, the library checks shape, device and content)."""
     if x is None:
         return None
+    if isinstance(x, (list, tuple)) and host:
+        return _from_numpy(np.asarray(x, dtype=np.int32))
     if isinstance(x, (list, tuple)):
         values = np.asarray(x, dtype=np.int32)
         t = _empty_like_kind(ref, values.shape, "int32")
@@ -783,12 +787,14 @@ class MultiBoxLoss:
     ========== ======= =========== =========================================
 
     Optional keyword inputs (docs/SPEC.md; numpy / torch / DLPack like the
-    others, on the same device; a list is converted to int32 there):
-    ``gt_flags`` int32 [B, G] per-GT flags (bit 0: an ignore region; other
-    bits must be 0; None: all zero) and ``prior_levels`` int32 [L], the
-    number of priors of each pyramid level in prior order (sum P; used by
-    ``assigner="ATSS"``; see ``priors_retinanet_levels``). Given either, the
-    call goes through the library's ``mbx_run``.
+    others): ``gt_flags`` int32 [B, G] per-GT flags (bit 0: an ignore
+    region; other bits must be 0; None: all zero), on the inputs' device (a
+    list is converted there), and ``prior_levels`` int32 [L], the number of
+    priors of each pyramid level in prior order (sum P; used by
+    ``assigner="ATSS"``; see ``priors_retinanet_levels``), on the inputs'
+    device or on the host (a list or numpy array; the library reads it on
+    the host). Given either, the call goes through the library's
+    ``mbx_run``.
 
     ``grad=True`` uses the fused forward+backward entry point; ``grad_loss``
     (upstream gradients of (loss_loc, loss_conf), two numbers or a [2]
@@ -841,7 +847,7 @@ class MultiBoxLoss:
              loss_dtype=None, out=None, gt_flags=None, prior_levels=None):
         p, gb, gl, gc, lo, co = self._inputs(priors, gt_boxes, gt_labels, gt_counts, loc, conf)
         gf = _optional_int32(gt_flags, "gt_flags", co)
-        pl = _optional_int32(prior_levels, "prior_levels", co)
+        pl = _optional_int32(prior_levels, "prior_levels", co, host=True)
         if loss_dtype is None:
             loss_dtype = "float32" if co.kind == "torch" else "float64"
         loss = _empty_like_kind(co, (2,), loss_dtype)
@@ -900,7 +906,7 @@ class MultiBoxLoss:
         ``__call__(grad=True)``."""
         p, gb, gl, gc, lo, co = self._inputs(priors, gt_boxes, gt_labels, gt_counts, loc, conf)
         gf = _optional_int32(gt_flags, "gt_flags", co)
-        pl = _optional_int32(prior_levels, "prior_levels", co)
+        pl = _optional_int32(prior_levels, "prior_levels", co, host=True)
         g = self._grad_loss(grad_loss, co)
         grad_loc, grad_conf = self._grad_outputs(out, lo, co)
         if gf is None and pl is None:
@@ -953,7 +959,7 @@ def match(priors, gt_boxes, gt_labels, gt_counts, preset="ssd_pytorch", *, num_c
     gl = _input(gt_labels, "gt_labels", np.int32, exact=True)
     gc = _input(gt_counts, "gt_counts", np.int32, exact=True)
     gf = _optional_int32(gt_flags, "gt_flags", gb)
-    pl = _optional_int32(prior_levels, "prior_levels", gb)
+    pl = _optional_int32(prior_levels, "prior_levels", gb, host=True)
     b = _dim(gb, 0, "gt_boxes", "[B, G, 4]")
     n_priors = _dim(p, 0, "priors", "[P, 4]")
     conf_target = _empty_like_kind(gb, (b, n_priors), "int32")

@@ -323,6 +323,29 @@ class GoldenCasesTest {
   List<DynamicNode> goldenCases() throws IOException {
     List<Path> dirs = caseDirs();
     assertFalse(dirs.isEmpty(), "no golden cases (case.json) under " + goldenDir());
+    return caseNodes(dirs);
+  }
+
+  /**
+   * The generated cases with optional inputs (gt_flags.npy, prior_levels.npy)
+   * in the set next to the golden one (tests/data/generated), through the
+   * overloads that take them.
+   */
+  @TestFactory
+  List<DynamicNode> generatedCasesWithOptionalInputs() throws IOException {
+    Path generated = goldenDir().toAbsolutePath().normalize().resolveSibling("generated");
+    List<Path> dirs;
+    try (Stream<Path> s = Files.list(generated)) {
+      dirs = s.filter(p -> Files.isRegularFile(p.resolve("case.json"))
+              && (Files.exists(p.resolve("gt_flags.npy"))
+                  || Files.exists(p.resolve("prior_levels.npy"))))
+          .sorted().collect(Collectors.toList());
+    }
+    assertFalse(dirs.isEmpty(), "no case with gt_flags.npy / prior_levels.npy under " + generated);
+    return caseNodes(dirs);
+  }
+
+  static List<DynamicNode> caseNodes(List<Path> dirs) throws IOException {
     List<DynamicNode> nodes = new ArrayList<>();
     for (Path dir : dirs) {
       Case c = new Case(dir);

@@ -73,6 +73,27 @@ class OptionalInputsTest {
   }
 
   @Test
+  void multiBoxLossObject_takesTheOptionalInputs() {
+    try (MultiBoxLoss loss = new MultiBoxLoss(options())) {
+      LossResult base = loss.forwardBackward(priors(), gtBoxes(), gtLabels(), gtCounts(), loc(),
+          conf());
+      assertSameLoss(base, loss.forwardBackward(priors(), gtBoxes(), gtLabels(), gtCounts(),
+          loc(), conf(), zeroFlags(), levels()));
+      assertEquals(base.lossConf(), loss.forward(priors(), gtBoxes(), gtLabels(), gtCounts(),
+          loc(), conf(), zeroFlags(), null).lossConf());
+      assertArrayEquals(loss.match(2, priors(), gtBoxes(), gtLabels(), gtCounts()).confTarget(),
+          loss.match(2, priors(), gtBoxes(), gtLabels(), gtCounts(), null, levels())
+              .confTarget());
+      // An ignore region (bit 0): GT 1's row is no longer matched, prior 3 is ignored.
+      MatchResult m = loss.match(2, priors(), gtBoxes(), gtLabels(), gtCounts(),
+          new int[] {0, 1}, null);
+      assertEquals(1, m.confTarget()[0]);
+      assertEquals(-1, m.confTarget()[3]);
+      assertEquals(-1, m.matchedGt()[3]);
+    }
+  }
+
+  @Test
   void directBuffersAtAnOffset_areAccepted() {
     IntBuffer flags = Mbx.allocateInts(5);
     flags.position(3);

@@ -73,6 +73,30 @@ public final class MultiBoxLoss implements AutoCloseable {
     return Mbx.match(context, options, numClasses, priors, gtBoxes, gtLabels, gtCounts);
   }
 
+  /**
+   * Forward only, on arrays, with the optional inputs gtFlags [B*G] and
+   * priorLevels [L] (null: absent; see {@link Mbx}).
+   */
+  public LossResult forward(float[] priors, float[] gtBoxes, int[] gtLabels, int[] gtCounts,
+      float[] loc, float[] conf, int[] gtFlags, int[] priorLevels) {
+    return Mbx.forward(context, options, priors, gtBoxes, gtLabels, gtCounts, loc, conf,
+        gtFlags, priorLevels);
+  }
+
+  /** Fused forward + backward on arrays with the optional inputs (null: absent). */
+  public LossResult forwardBackward(float[] priors, float[] gtBoxes, int[] gtLabels,
+      int[] gtCounts, float[] loc, float[] conf, int[] gtFlags, int[] priorLevels) {
+    return Mbx.forwardBackward(context, options, priors, gtBoxes, gtLabels, gtCounts, loc,
+        conf, gtFlags, priorLevels);
+  }
+
+  /** Matching with the optional inputs (null: absent). */
+  public MatchResult match(long numClasses, float[] priors, float[] gtBoxes, int[] gtLabels,
+      int[] gtCounts, int[] gtFlags, int[] priorLevels) {
+    return Mbx.match(context, options, numClasses, priors, gtBoxes, gtLabels, gtCounts, gtFlags,
+        priorLevels);
+  }
+
   @Override
   public void close() {
     context.close();
