@@ -265,15 +265,6 @@ void check_values(const Options& o, mbx_op_t op, bool cuda, bool validate_cuda, 
                       counts_host);
 }
 
-// Features whose options and inputs exist but whose algorithms are not
-// implemented yet: refused by name, never computed wrongly.
-void check_implemented(const Options& o, const Inputs& /*in*/, bool /*loss*/) {
-  const char* what = nullptr;
-  if (o.assigner == Assigner::kAtss) what = "assigner = ATSS";
-  if (what)
-    throw Error(Status::kUnsupported, std::string(what) + " is not implemented yet");
-}
-
 // Step 5: the core path.
 void dispatch(const Options& o, mbx_op_t op, mbx_path_t path, const Call& call, const Exec& ex) {
   if (op == MBX_OP_DECODE) {
@@ -287,7 +278,6 @@ void dispatch(const Options& o, mbx_op_t op, mbx_path_t path, const Call& call, 
     }
     return;
   }
-  check_implemented(o, call.in, is_loss(op));
   switch (path) {
     case MBX_PATH_CUDA: run_cuda(o, call.in, call.out, ex); break;
     case MBX_PATH_CPU_SCALAR: run_scalar(o, call.in, call.out); break;

@@ -18,6 +18,7 @@
 //     order per image (a warp per image), so a later GT overwrites:
 //     highest g wins.
 //  (BIPARTITE) bipartite.cu instead of 2-3: Caffe's greedy pairs.
+//  (assigner = ATSS: atss.cu's launch_atss replaces steps 1-3.)
 //  4. match_finalize_kernel turns (state, best_gt) into conf_target,
 //     matched_gt, loc_target and counts positives (integer atomics).
 #include "common/cuda_util.cuh"
@@ -333,11 +334,16 @@ void launch_match(const Options& o, const Inputs& in, const MatchBuffers& buf,
     MBX_CUDA_CHECK(cudaMemsetAsync(buf.gt_arg, 0x7f, sizeof(int32_t) * in.B * in.G, stream));
   }
   const dim3 grid(static_cast<unsigned>((in.P + kBlock - 1) / kBlock), grid_images(in.B));
-  match_best_gt_kernel<<<grid, kBlock, 0, stream>>>(a);
-  check_launch("match_best_gt_kernel");
-  if (o.force_match == ForceMatch::kBipartite) {
+  const bool atss = o.assigner == Assigner::kAtss;
+  if (atss) {
+    launch_atss(o, in, buf, stream);  // replaces the thresholds and forced matching
+  } else {
+    match_best_gt_kernel<<<grid, kBlock, 0, stream>>>(a);
+    check_launch("match_best_gt_kernel");
+  }
+  if (!atss && o.force_match == ForceMatch::kBipartite) {
     if (in.G > 0) launch_bipartite(o, in, buf, stream);
-  } else if (o.force_match != ForceMatch::kNone && in.G > 0) {
+  } else if (!atss && o.force_match != ForceMatch::kNone && in.G > 0) {
     match_force_scan_kernel<<<grid, kBlock, 0, stream>>>(a);
     check_launch("match_force_scan_kernel");
     if (o.force_match == ForceMatch::kBestPriorPerGt) {

@@ -88,12 +88,20 @@ struct MatchBuffers {
   float* loc_target = nullptr;       // [B,P,4] or null
   unsigned long long* gt_max = nullptr;  // [B*G] scratch
   int32_t* gt_arg = nullptr;         // [B*G] scratch
+  // assigner = ATSS (atss.cu): each GT row's candidates, then positives,
+  // [B*G*K] scratch (K of atss.h's AtssPlan).
+  int32_t* atss_candidates = nullptr;
   uint8_t* prior_used = nullptr;     // [B*P] scratch (BIPARTITE only)
 };
 
 // Matching + encoding of every image on `stream` (docs/SPEC.md §2, §3).
 void launch_match(const Options& o, const Inputs& in, const MatchBuffers& buf,
                   cudaStream_t stream);
+
+// assigner = ATSS (docs/SPEC.md §2.8): the matching states (1 / 0 / -1) and
+// positive rows into buf.conf_target / buf.matched_gt, for launch_match's
+// finalize step.
+void launch_atss(const Options& o, const Inputs& in, const MatchBuffers& buf, cudaStream_t stream);
 
 // force_match = BIPARTITE (bipartite.cu): after match_best_gt_kernel, marks
 // each greedy pair's prior positive with its GT row; uses gt_max / gt_arg

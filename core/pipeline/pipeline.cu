@@ -16,6 +16,7 @@
 #include "common/workspace.h"
 #include "encode/encode_device.cuh"
 #include "focal/focal_device.cuh"
+#include "match/atss.h"
 #include "match/match_device.cuh"
 #include "normalize/normalize.h"
 #include "pipeline/pipeline.h"
@@ -162,8 +163,8 @@ __global__ void __launch_bounds__(kFinalBlock)
 // instead); bytes = the whole block.
 struct Layout {
   std::size_t off_conf_target = 0, off_matched_gt = 0, off_num_pos = 0, off_gt_max = 0,
-              off_gt_arg = 0, off_scales = 0, off_loc_partials = 0, off_conf_partials = 0,
-              off_image_sums = 0, off_row_stats = 0, off_keys = 0, off_weight = 0,
+              off_gt_arg = 0, off_atss_candidates = 0, off_scales = 0, off_loc_partials = 0,
+              off_conf_partials = 0, off_image_sums = 0, off_row_stats = 0, off_keys = 0, off_weight = 0,
               off_prior_used = 0, off_loss_target = 0, off_he_keys = 0, off_he_order = 0,
               off_he_boxes = 0, off_he_kept = 0;
   int nb_loc = 0, nb_conf = 0;
@@ -175,8 +176,10 @@ bool hard_example(const Options& o) {
   return o.mining == Mining::kHardExample && o.conf_loss != ConfLoss::kSigmoidFocal;
 }
 
+// atss_candidates: K of the call's AtssPlan (assigner = ATSS), else unused.
 Layout scratch_layout(const Options& o, int64_t B, int64_t P, int64_t G, int64_t C,
-                      bool conf_target_given, bool matched_gt_given, bool num_pos_given, bool losses) {
+                      bool conf_target_given, bool matched_gt_given, bool num_pos_given, bool losses,
+                      int64_t atss_candidates) {
   const bool softmax = o.conf_loss == ConfLoss::kSoftmaxCE;
   const bool logistic = o.conf_loss == ConfLoss::kLogistic;
   Carve c;
@@ -187,6 +190,8 @@ Layout scratch_layout(const Options& o, int64_t B, int64_t P, int64_t G, int64_t
   L.off_num_pos = num_pos_given ? 0 : c.take(B * sizeof(int32_t));
   L.off_gt_max = c.take(static_cast<std::size_t>(B * G) * sizeof(unsigned long long));
   L.off_gt_arg = c.take(static_cast<std::size_t>(B * G) * sizeof(int32_t));
+  if (o.assigner == Assigner::kAtss)
+    L.off_atss_candidates = c.take(static_cast<std::size_t>(B * G * atss_candidates) * sizeof(int32_t));
   if (o.force_match == ForceMatch::kBipartite) L.off_prior_used = c.take(BP * sizeof(uint8_t));
   if (losses) {
     L.nb_loc = cuda::loc_loss_blocks(P);
@@ -218,7 +223,10 @@ Layout scratch_layout(const Options& o, int64_t B, int64_t P, int64_t G, int64_t
 }  // namespace
 
 std::size_t cuda_workspace_bytes(const Options& o, int64_t B, int64_t P, int64_t G, int64_t C) {
-  return scratch_layout(o, B, P, G, C, false, false, false, true).bytes;
+  // ATSS: the most candidates any pyramid of P priors gives a GT on the cuda
+  // path, min(P, atss_topk * kAtssCudaMaxLevels).
+  const int64_t most = static_cast<int64_t>(o.atss_topk) * kAtssCudaMaxLevels;
+  return scratch_layout(o, B, P, G, C, false, false, false, true, P < most ? P : most).bytes;
 }
 
 void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec& ex) {
@@ -233,8 +241,20 @@ void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec
   const bool hard = hard_example(o);
 
   // --- scratch layout --------------------------------------------------------
+  int64_t atss_candidates = 0;
+  if (o.assigner == Assigner::kAtss) {
+    const AtssPlan plan = atss_plan(o, in);
+    if (plan.levels() > kAtssCudaMaxLevels)
+      throw Error(Status::kUnsupported,
+                  "prior_levels: " + std::to_string(plan.levels()) +
+                      " non-empty pyramid levels; the cuda path takes at most " +
+                      std::to_string(kAtssCudaMaxLevels) +
+                      " under assigner = ATSS (use the cpu or cpu-scalar path)");
+    atss_candidates = plan.K;
+  }
   const Layout L = scratch_layout(o, B, P, G, in.C, out.conf_target != nullptr,
-                                  out.matched_gt != nullptr, out.num_pos != nullptr, losses);
+                                  out.matched_gt != nullptr, out.num_pos != nullptr, losses,
+                                  atss_candidates);
   const std::size_t BP = static_cast<std::size_t>(B * P);
   Scratch scratch(ex, L.bytes, in.device_id, s);
 
@@ -246,6 +266,7 @@ void run_cuda(const Options& o, const Inputs& in, const Outputs& out, const Exec
   mb.loc_target = out.loc_target;
   mb.gt_max = scratch.at<unsigned long long>(L.off_gt_max);
   mb.gt_arg = scratch.at<int32_t>(L.off_gt_arg);
+  if (o.assigner == Assigner::kAtss) mb.atss_candidates = scratch.at<int32_t>(L.off_atss_candidates);
   if (o.force_match == ForceMatch::kBipartite) mb.prior_used = scratch.at<uint8_t>(L.off_prior_used);
   cuda::launch_match(o, in, mb, s);
   if (!losses) return;

@@ -24,6 +24,7 @@
 #include "focal/focal.h"
 #include "loc_loss/iou_loss_math.h"
 #include "loc_loss/loc_loss.h"
+#include "match/atss.h"
 #include "match/match.h"
 #include "normalize/normalize.h"
 #include "pipeline/cpu_kernels.h"
@@ -102,7 +103,11 @@ void match_step(CpuRun& r, int num_threads) {
   r.matched_gt = r.out.matched_gt ? r.out.matched_gt
                                   : r.scratch<int32_t>(kSlotMatchedGt, r.B * r.P);
   r.num_pos = r.scratch<int64_t>(kSlotNumPos, r.B);
-  match_batch_cpu(r.o, r.in, r.pg, r.conf_target, r.matched_gt, r.num_pos, num_threads);
+  if (r.o.assigner == Assigner::kAtss)
+    match_batch_atss_cpu(r.o, atss_plan(r.o, r.in), r.in, r.pg, r.conf_target, r.matched_gt, r.num_pos,
+                         num_threads);
+  else
+    match_batch_cpu(r.o, r.in, r.pg, r.conf_target, r.matched_gt, r.num_pos, num_threads);
 }
 
 // mbx_match only (docs/SPEC.md §3): the encoded targets of the positives,

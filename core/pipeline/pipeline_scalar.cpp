@@ -15,6 +15,7 @@
 #include "focal/focal.h"
 #include "loc_loss/iou_loss_math.h"
 #include "loc_loss/loc_loss.h"
+#include "match/atss.h"
 #include "match/match.h"
 #include "normalize/normalize.h"
 #include "pipeline/pipeline.h"
@@ -133,10 +134,13 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
   std::vector<int32_t> conf_target(B * P), matched_gt(B * P);
   std::vector<double> loc_target(B * P * 4, 0.0);
   std::vector<int64_t> num_pos(B);
+  const bool atss = o.assigner == Assigner::kAtss;
+  const AtssPlan plan = atss ? atss_plan(o, in) : AtssPlan();
   for_images(B, num_threads, [&](int64_t b) {
     ImageGt gt;
     image_gt_rows(in, b, &gt);
-    num_pos[b] = match_image_scalar(o, gt, pg, &conf_target[b * P], &matched_gt[b * P]);
+    num_pos[b] = atss ? match_image_atss_scalar(o, plan, gt, pg, &conf_target[b * P], &matched_gt[b * P])
+                      : match_image_scalar(o, gt, pg, &conf_target[b * P], &matched_gt[b * P]);
     for (int64_t p = 0; p < P; ++p) {
       const int32_t g = matched_gt[b * P + p];
       if (g >= 0)

@@ -1,7 +1,7 @@
 // GPU benchmark of the CUDA path through the C API: match, loss forward and
 // fused forward+backward for SSD300 (B=32, P=8732, C=21; also the caffe_ssd
 // preset, +HARD_EXAMPLE, +HARD_EXAMPLE with NMS 0.45, +LOGISTIC) and
-// RetinaNet (B=16, P=99765, C=80). Each timing is the median of kReps calls after a
+// RetinaNet (B=16, P=99765, C=80; also with assigner = ATSS). Each timing is the median of kReps calls after a
 // warm-up, measured with cudaEvents on the context's stream (host
 // validation off, so a call is one asynchronous launch sequence). The DRAM
 // floor is the bytes a call must read and write at the measured
@@ -118,7 +118,8 @@ double median_ms(cudaStream_t s, F&& call) {
 }
 
 // `overrides`: "name=value" pairs separated by spaces, applied with
-// mbx_options_set after the preset.
+// mbx_options_set after the preset. assigner=ATSS passes the RetinaNet
+// pyramid's prior_levels (host tensor), the calls through mbx_run.
 void bench(const char* name, mbx_preset_t preset, int64_t B, int64_t C, bool ssd, double bw,
            cudaStream_t stream, const std::string& overrides = "") {
   mbx_options_t o;
@@ -131,6 +132,7 @@ void bench(const char* name, mbx_preset_t preset, int64_t B, int64_t C, bool ssd
     if (eq != std::string::npos) MK(mbx_options_set(&o, kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str()));
     at = end + 1;
   }
+  const bool atss = o.assigner == MBX_ASSIGNER_ATSS;
   int64_t P = 0;
   std::vector<float> priors;
   if (ssd) {
@@ -187,15 +189,52 @@ void bench(const char* name, mbx_preset_t preset, int64_t B, int64_t C, bool ssd
   MK(mbx_context_set_cuda_stream(ctx, stream));
   MK(mbx_context_set_cuda_validation(ctx, 0));
 
+  std::vector<int32_t> levels(MBX_RETINANET_NUM_LEVELS);
+  std::vector<int64_t> lshape{MBX_RETINANET_NUM_LEVELS};
+  DLTensor hl{};
+  hl.data = levels.data();
+  hl.device = {kDLCPU, 0};
+  hl.ndim = 1;
+  hl.dtype = kI32;
+  hl.shape = lshape.data();
+  if (atss) MK(mbx_priors_retinanet_levels(640, 832, &hl));
+  auto run = [&](mbx_op_t op) {  // the call through mbx_run, with prior_levels
+    mbx_tensors_t t;
+    MK(mbx_tensors_init(&t));
+    t.priors = &d_priors.t;
+    t.gt_boxes = &d_boxes.t;
+    t.gt_labels = &d_labels.t;
+    t.gt_counts = &d_counts.t;
+    t.prior_levels = &hl;
+    t.num_pos = &np.t;
+    if (op == MBX_OP_MATCH) {
+      t.num_classes = K;
+      t.conf_target = &ct.t;
+      t.matched_gt = &mg.t;
+      t.loc_target = &lt.t;
+    } else {
+      t.loc = &d_loc.t;
+      t.conf = &d_conf.t;
+      t.loss = &loss.t;
+      if (op == MBX_OP_LOSS_FORWARD_BACKWARD) {
+        t.grad_loc = &gl.t;
+        t.grad_conf = &gc.t;
+      }
+    }
+    MK(mbx_run(ctx, &o, op, &t));
+  };
   const double t_match = median_ms(stream, [&] {
+    if (atss) { run(MBX_OP_MATCH); return; }
     MK(mbx_match(ctx, &o, K, &d_priors.t, &d_boxes.t, &d_labels.t, &d_counts.t, &ct.t, &mg.t,
                  &lt.t, &np.t));
   });
   const double t_fwd = median_ms(stream, [&] {
+    if (atss) { run(MBX_OP_LOSS_FORWARD); return; }
     MK(mbx_loss_forward(ctx, &o, &d_priors.t, &d_boxes.t, &d_labels.t, &d_counts.t, &d_loc.t,
                         &d_conf.t, &loss.t, &np.t));
   });
   const double t_fb = median_ms(stream, [&] {
+    if (atss) { run(MBX_OP_LOSS_FORWARD_BACKWARD); return; }
     MK(mbx_loss_forward_backward(ctx, &o, &d_priors.t, &d_boxes.t, &d_labels.t, &d_counts.t,
                                  &d_loc.t, &d_conf.t, nullptr, &loss.t, &np.t, &gl.t, &gc.t));
   });
@@ -241,6 +280,7 @@ int main() {
         "mining=HARD_EXAMPLE mining_nms_threshold=0.45");
   bench("SSD300 caffe+LOG", MBX_PRESET_CAFFE_SSD, 32, 21, true, bw, stream, "conf_loss=LOGISTIC");
   bench("RetinaNet", MBX_PRESET_TORCHVISION_RETINANET, 16, 80, false, bw, stream);
+  bench("Retina+ATSS", MBX_PRESET_TORCHVISION_RETINANET, 16, 80, false, bw, stream, "assigner=ATSS");
   CK(cudaStreamDestroy(stream));
   return 0;
 }

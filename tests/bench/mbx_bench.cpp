@@ -102,6 +102,13 @@ struct Reg {
         benchmark::RegisterBenchmark((std::string("retinanet/") + pr.first + "/" + op.first).c_str(), BM_Op,
                                      std::string("retinanet"), pr.second, op.second)
             ->Args({1, tiny ? 1 : 8})->Args({2, tiny ? 1 : 8})->Unit(benchmark::kMillisecond)->UseRealTime();
+    // The ATSS assigner against the preset's MAX_IOU rows above (the
+    // pyramid's prior_levels through mbx_run).
+    for (auto& op : {ops[0], ops[3]})
+      benchmark::RegisterBenchmark((std::string("retinanet/torchvision_retinanet+atss/") + op.first).c_str(),
+                                   BM_OpWith, std::string("retinanet"), MBX_PRESET_TORCHVISION_RETINANET, op.second,
+                                   std::string("assigner=ATSS"))
+          ->Args({1, tiny ? 1 : 8})->Args({2, tiny ? 1 : 8})->Unit(benchmark::kMillisecond)->UseRealTime();
     // The IoU-family box losses against the preset's L1 (retinanet/torchvision_retinanet/fused).
     for (const char* loss : {"GIOU", "DIOU", "CIOU"})
       for (auto& op : {ops[1], ops[3]})

@@ -22,10 +22,11 @@ struct Workload {
   int64_t B, P, C, G;
   std::vector<float> priors, gt_boxes, loc, conf, grad_loc, grad_conf;
   std::vector<int32_t> gt_labels, gt_counts, conf_target, num_pos;
+  std::vector<int32_t> prior_levels;  // RetinaNet: anchors per pyramid level (assigner = ATSS)
   double loss[2];
-  std::vector<int64_t> s_pri, s_box, s_lab, s_cnt, s_loc, s_conf, s_bp, s_two;
+  std::vector<int64_t> s_pri, s_box, s_lab, s_cnt, s_loc, s_conf, s_bp, s_two, s_lv;
   DLTensor priors_t, gt_boxes_t, gt_labels_t, gt_counts_t, loc_t, conf_t, grad_loc_t, grad_conf_t,
-      conf_target_t, num_pos_t, loss_t;
+      conf_target_t, num_pos_t, loss_t, prior_levels_t;
 
   // Bytes the fused call must read and write at the least: loc, conf (read),
   // grad_loc, grad_conf (written), priors, GT.
@@ -66,6 +67,12 @@ inline Workload make_workload(const std::string& kind, mbx_preset_t preset, int6
   w.priors_t = make(w.priors.data(), f32, w.s_pri);
   if (ssd ? mbx_priors_ssd(MBX_SSD300_VOC, &w.priors_t) : mbx_priors_retinanet(640, 832, &w.priors_t))
     throw std::runtime_error(mbx_last_error());
+  if (!ssd) {
+    w.prior_levels.resize(MBX_RETINANET_NUM_LEVELS);
+    w.s_lv = {MBX_RETINANET_NUM_LEVELS};
+    w.prior_levels_t = make(w.prior_levels.data(), DLDataType{kDLInt, 32, 1}, w.s_lv);
+    if (mbx_priors_retinanet_levels(640, 832, &w.prior_levels_t)) throw std::runtime_error(mbx_last_error());
+  }
   mbx_options_t o;
   mbx_options_init(&o, preset);
   // Presets on the other prior format get the same boxes converted.
@@ -130,8 +137,36 @@ inline Workload make_workload(const std::string& kind, mbx_preset_t preset, int6
 
 enum class Op { kMatch, kForward, kBackward, kFused };
 
+// assigner = ATSS on the RetinaNet workload: the same call through mbx_run
+// with the pyramid's prior_levels.
+inline mbx_status_t run_op_levels(mbx_context_t* ctx, const mbx_options_t& o, Workload& w, Op op) {
+  const int64_t K = o.conf_loss == MBX_CONF_LOSS_SOFTMAX_CE ? w.C - 1 : w.C;
+  mbx_tensors_t t;
+  mbx_tensors_init(&t);
+  t.priors = &w.priors_t;
+  t.gt_boxes = &w.gt_boxes_t;
+  t.gt_labels = &w.gt_labels_t;
+  t.gt_counts = &w.gt_counts_t;
+  t.prior_levels = &w.prior_levels_t;
+  mbx_op_t id = MBX_OP_MATCH;
+  if (op == Op::kMatch) {
+    t.num_classes = K;
+    t.conf_target = &w.conf_target_t;
+    t.num_pos = &w.num_pos_t;
+  } else {
+    t.loc = &w.loc_t;
+    t.conf = &w.conf_t;
+    if (op != Op::kBackward) { t.loss = &w.loss_t; t.num_pos = &w.num_pos_t; }
+    if (op != Op::kForward) { t.grad_loc = &w.grad_loc_t; t.grad_conf = &w.grad_conf_t; }
+    id = op == Op::kForward ? MBX_OP_LOSS_FORWARD
+                            : (op == Op::kBackward ? MBX_OP_LOSS_BACKWARD : MBX_OP_LOSS_FORWARD_BACKWARD);
+  }
+  return mbx_run(ctx, &o, id, &t);
+}
+
 inline mbx_status_t run_op(mbx_context_t* ctx, const mbx_options_t& o, Workload& w, Op op) {
   const int64_t K = o.conf_loss == MBX_CONF_LOSS_SOFTMAX_CE ? w.C - 1 : w.C;
+  if (o.assigner == MBX_ASSIGNER_ATSS && !w.prior_levels.empty()) return run_op_levels(ctx, o, w, op);
   switch (op) {
     case Op::kMatch:
       return mbx_match(ctx, &o, K, &w.priors_t, &w.gt_boxes_t, &w.gt_labels_t, &w.gt_counts_t,

@@ -26,7 +26,7 @@ SAN=${COMPUTE_SANITIZER:-compute-sanitizer}
 command -v "$SAN" >/dev/null || SAN=/usr/local/cuda/bin/compute-sanitizer
 PY=${PYTHON:-python3}
 # The CUDA tests that are cheap enough to run under the sanitizers.
-SAN_FILTER='CudaEdge.*:CudaExec.*:CudaHalf.*:CudaErrors.*:CudaParityOptions.*:CudaGolden.*:Modes/CudaCaffe.*:CudaCaffeMining.*:CudaCaffeExec.*'
+SAN_FILTER='CudaEdge.*:CudaExec.*:CudaHalf.*:CudaErrors.*:CudaParityOptions.*:CudaGolden.*:Modes/CudaCaffe.*:CudaCaffeMining.*:CudaCaffeExec.*:CudaAtss.OneLevel*:CudaAtss.MoreThan*'
 
 # compute-sanitizer TOOL over `mbx_golden --path cuda` on DIRS (skipped when
 # empty), then over mbx_cuda_tests with the gtest FILTER; extra arguments go

@@ -1190,14 +1190,18 @@ std::vector<int32_t> add_regions(Problem* pb, unsigned seed) {
   return flags;
 }
 
-// match + fused forward/backward through mbx_run with gt_flags, on the cpu
-// (ctx null) or on cuda tensors. Returns the first non-OK status.
+// match + fused forward/backward through mbx_run with gt_flags (empty: none)
+// and prior_levels (empty: none), on the cpu (ctx null) or on cuda tensors.
+// Returns the first non-OK status.
 mbx_status_t run_flags(const Problem& pb, const std::vector<int32_t>& flags,
-                       const mbx_options_t& o, bool cuda, mbx_context_t* ctx, Result* r) {
+                       const mbx_options_t& o, bool cuda, mbx_context_t* ctx, Result* r,
+                       const std::vector<int32_t>& levels = {}) {
   const int64_t B = pb.B, P = pb.P, C = pb.C;
   MatchInputs m(pb);
   Tensor fl({B, pb.G}, kI32), loc({B, P, 4}, kF32), conf({B, P, C}, kF32);
-  std::memcpy(fl.host.data(), flags.data(), fl.bytes());
+  Tensor lv({static_cast<int64_t>(levels.size())}, kI32);
+  if (!flags.empty()) std::memcpy(fl.host.data(), flags.data(), fl.bytes());
+  if (!levels.empty()) std::memcpy(lv.host.data(), levels.data(), lv.bytes());
   std::memcpy(loc.host.data(), pb.loc.data(), loc.bytes());
   std::memcpy(conf.host.data(), pb.conf.data(), conf.bytes());
   Tensor ct({B, P}, kI32), mg({B, P}, kI32), lt({B, P, 4}, kF32), np({B}, kI32), np2({B}, kI32);
@@ -1211,7 +1215,8 @@ mbx_status_t run_flags(const Problem& pb, const std::vector<int32_t>& flags,
   t.gt_boxes = in(m.boxes);
   t.gt_labels = in(m.labels);
   t.gt_counts = in(m.counts);
-  t.gt_flags = in(fl);
+  t.gt_flags = flags.empty() ? nullptr : in(fl);
+  t.prior_levels = levels.empty() ? nullptr : in(lv);
   t.conf_target = out(ct);
   t.matched_gt = out(mg);
   t.loc_target = out(lt);
@@ -1226,6 +1231,7 @@ mbx_status_t run_flags(const Problem& pb, const std::vector<int32_t>& flags,
   u.gt_labels = t.gt_labels;
   u.gt_counts = t.gt_counts;
   u.gt_flags = t.gt_flags;
+  u.prior_levels = t.prior_levels;
   u.loc = in(loc);
   u.conf = in(conf);
   u.loss = out(loss);
@@ -1317,6 +1323,100 @@ TEST(CudaIgnore, RegionsOnlyAndRegionOverEveryPriorMatchCpu) {
     flags[2 * pb.G] = 1;
     expect_ignore_parity(pb, flags, o, true, "regions only, preset " + std::to_string(ps));
   }
+}
+
+// The ATSS assigner (docs/SPEC.md §2.8): cuda against cpu, bit for bit in
+// the matching, within the tolerances in the losses.
+
+std::vector<int32_t> retinanet_levels() {
+  Tensor t({MBX_RETINANET_NUM_LEVELS}, kI32);
+  EXPECT_EQ(mbx_priors_retinanet_levels(640, 832, t.cpu()), MBX_STATUS_OK);
+  return std::vector<int32_t>(t.h<int32_t>(), t.h<int32_t>() + MBX_RETINANET_NUM_LEVELS);
+}
+
+mbx_options_t atss(mbx_preset_t p, int32_t topk) {
+  mbx_options_t o = preset(p);
+  o.assigner = MBX_ASSIGNER_ATSS;
+  o.atss_topk = topk;
+  return o;
+}
+
+void expect_atss_parity(const Problem& pb, const std::vector<int32_t>& flags,
+                        const std::vector<int32_t>& levels, const mbx_options_t& o, bool validation,
+                        const std::string& what, mbx_context_t* given = nullptr) {
+  Result cpu, gpu;
+  ASSERT_EQ(run_flags(pb, flags, o, false, nullptr, &cpu, levels), MBX_STATUS_OK) << what << ": " << mbx_last_error();
+  Ctx ctx;
+  mbx_context_t* c = given ? given : ctx.c;
+  ASSERT_MBX(mbx_context_set_cuda_validation(c, validation ? 1 : 0));
+  ASSERT_EQ(run_flags(pb, flags, o, true, c, &gpu, levels), MBX_STATUS_OK) << what << ": " << mbx_last_error();
+  int64_t pos = 0;
+  for (int32_t v : cpu.np) pos += v;
+  EXPECT_GT(pos, 0) << what << ": the batch should have positives";
+  SCOPED_TRACE(what);
+  expect_integer_outputs_equal(gpu, cpu);
+  expect_loss_close(gpu, cpu, 1e-4);
+  std::vector<double> lt_g(gpu.lt.begin(), gpu.lt.end()), lt_c(cpu.lt.begin(), cpu.lt.end());
+  expect_close("loc_target", lt_g, lt_c, 1e-5, 1e-5);
+  expect_close("grad_loc", gpu.gl, cpu.gl, 1e-4, 1e-4);
+  const bool ce = o.conf_loss == MBX_CONF_LOSS_SOFTMAX_CE;
+  expect_close("grad_conf", gpu.gc, cpu.gc, 1e-4, 1e-4, pb.C, ce ? pb.B : 0);
+}
+
+TEST(CudaAtss, RetinaNetPyramidMatchesCpuForSeveralTopk) {
+  SKIP_WITHOUT_CUDA();
+  for (mbx_preset_t ps : {MBX_PRESET_TORCHVISION_RETINANET, MBX_PRESET_SSD_PYTORCH}) {
+    const mbx_options_t base = preset(ps);
+    const Problem pb = make_problem(Shape::kRetinaNet, 4, 21, static_cast<mbx_prior_format_t>(base.prior_format), 31);
+    for (int32_t topk : {9, 1, 20})
+      expect_atss_parity(pb, {}, retinanet_levels(), atss(ps, topk), true,
+                         "preset " + std::to_string(ps) + " topk " + std::to_string(topk));
+  }
+}
+
+TEST(CudaAtss, OneLevelWithoutPriorLevelsMatchesCpu) {
+  SKIP_WITHOUT_CUDA();
+  const mbx_options_t o = atss(MBX_PRESET_SSD_PYTORCH, 9);
+  const Problem pb = make_problem(Shape::kSsd300, 6, 21, MBX_PRIOR_CENTER_SIZE, 32);
+  expect_atss_parity(pb, {}, {}, o, true, "ssd300, one level");
+}
+
+TEST(CudaAtss, IgnoreRegionsAndNoHostValidationMatchCpu) {
+  SKIP_WITHOUT_CUDA();
+  const mbx_options_t o = atss(MBX_PRESET_TORCHVISION_RETINANET, 9);
+  Problem pb = make_problem(Shape::kRetinaNet, 4, 21, MBX_PRIOR_CORNERS, 33);
+  const std::vector<int32_t> flags = add_regions(&pb, 34);
+  for (bool validation : {true, false})
+    expect_atss_parity(pb, flags, retinanet_levels(), o, validation,
+                       std::string("regions, validation ") + (validation ? "on" : "off"));
+}
+
+TEST(CudaAtss, CallerWorkspaceOfWorkspaceSizeSuffices) {
+  SKIP_WITHOUT_CUDA();
+  const mbx_options_t o = atss(MBX_PRESET_TORCHVISION_RETINANET, 9);
+  const Problem pb = make_problem(Shape::kRetinaNet, 3, 21, MBX_PRIOR_CORNERS, 35);
+  size_t need = 0;
+  ASSERT_MBX(mbx_workspace_size(&o, pb.B, pb.P, pb.G, pb.C, &need));
+  void* ws = nullptr;
+  ASSERT_CUDA(cudaMalloc(&ws, need));
+  Ctx ctx;
+  ASSERT_MBX(mbx_context_set_workspace(ctx.c, ws, need));
+  expect_atss_parity(pb, {}, retinanet_levels(), o, true, "caller workspace", ctx.c);
+  ASSERT_MBX(mbx_context_set_workspace(ctx.c, nullptr, 0));
+  cudaFree(ws);
+}
+
+TEST(CudaAtss, MoreThanSixteenLevelsAreUnsupportedByName) {
+  SKIP_WITHOUT_CUDA();
+  const mbx_options_t o = atss(MBX_PRESET_SSD_PYTORCH, 9);
+  const Problem pb = make_problem(Shape::kSsd300, 2, 21, MBX_PRIOR_CENTER_SIZE, 36);
+  std::vector<int32_t> levels(17, static_cast<int32_t>(pb.P / 17));
+  levels.back() += static_cast<int32_t>(pb.P - 17 * (pb.P / 17));
+  Result cpu, gpu;
+  ASSERT_EQ(run_flags(pb, {}, o, false, nullptr, &cpu, levels), MBX_STATUS_OK) << mbx_last_error();
+  Ctx ctx;
+  EXPECT_EQ(run_flags(pb, {}, o, true, ctx.c, &gpu, levels), MBX_STATUS_UNSUPPORTED);
+  EXPECT_NE(std::string(mbx_last_error()).find("prior_levels"), std::string::npos) << mbx_last_error();
 }
 
 }  // namespace

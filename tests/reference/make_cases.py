@@ -52,10 +52,14 @@ def robust(out, opts, loc, conf):
 
 
 def write_case(root, name, desc, preset, opts, priors, gt, labels, counts, loc, conf, exact,
-               full=False, generator="tests/reference/make_cases.py"):
+               full=False, generator="tests/reference/make_cases.py", prior_levels=None,
+               gt_flags=None):
     """full: write every option (the Caffe / Tiny-Detector ones too) and
-    num_pos_loss.npy, the loss's positive count after mining."""
-    out = R.compute(priors, gt, labels, counts, loc, conf, opts)
+    num_pos_loss.npy, the loss's positive count after mining. prior_levels:
+    priors per pyramid level (ATSS), written as prior_levels.npy; gt_flags
+    [B,G] as gt_flags.npy."""
+    out = R.compute(priors, gt, labels, counts, loc, conf, opts, gt_flags=gt_flags,
+                    prior_levels=prior_levels)
     d = os.path.join(root, name)
     os.makedirs(d, exist_ok=True)
     tensors = dict(priors=priors.astype(np.float32), gt_boxes=gt.astype(np.float32),
@@ -69,6 +73,10 @@ def write_case(root, name, desc, preset, opts, priors, gt, labels, counts, loc, 
                    grad_conf=out["grad_conf"], conf_weight=out["conf_weight"])
     if full:
         tensors["num_pos_loss"] = out["num_pos_loss"].astype(np.int32)
+    if prior_levels is not None:
+        tensors["prior_levels"] = np.asarray(prior_levels, dtype=np.int32)
+    if gt_flags is not None:
+        tensors["gt_flags"] = np.asarray(gt_flags, dtype=np.int32)
     for k, v in tensors.items():
         np.save(os.path.join(d, k + ".npy"), v)
     B, P, C = conf.shape
