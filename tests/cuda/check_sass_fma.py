@@ -27,8 +27,49 @@ import argparse
 import re
 import sys
 
-WINDOW = 12
-SQRT_WINDOW = 24
+# A quotient (the DMUL of a numerator by the reciprocal chain) may feed the
+# division's residual and correction FMAs within this many instructions.
+QUOTIENT_WINDOW = 8
+REG = re.compile(r"\bR(\d+)\b")
+# Instructions that overwrite a 64-bit register pair (anything else that
+# writes one half, e.g. the MOV of a constant's low word, leaves it alone).
+WRITES_PAIR = re.compile(r"^(?:@!?U?P\w+\s+)?(DADD|DMUL|DFMA|F2F\.F64|I2F\.F64|LDG|LDS|LD|MUFU)\b")
+
+
+class Flow:
+    """Which registers belong to a correctly rounded division or square root:
+    the result of MUFU.RCP64H / MUFU.RSQ64H and every FMA fed by it ("chain"),
+    and the quotient DMUL fed by the chain ("quotient", for a few
+    instructions). An FMA reading neither is a contraction."""
+
+    def __init__(self):
+        self.chain, self.quotient = set(), {}
+
+    def step(self, i, op):
+        """Returns True when `op` is an FMA that is not part of a sequence."""
+        body = re.sub(r"^@!?U?P\w+\s+", "", op)
+        regs = [int(r) & ~1 for r in REG.findall(body)]
+        dest, srcs = (regs[0], regs[1:]) if regs else (None, [])
+        is_fma = re.match(r"[DF]FMA\b", body) is not None
+        bad = False
+        if is_fma:
+            probe = re.match(r"FFMA\S*\s+\S+,\s*RZ,", body) is not None
+            fed = any(r in self.chain or (r in self.quotient and i - self.quotient[r] <= QUOTIENT_WINDOW)
+                      for r in srcs)
+            bad = not (probe or fed)
+            if body.startswith("DFMA") and dest is not None:
+                self.quotient.pop(dest, None)
+                (self.chain.add if fed else self.chain.discard)(dest)
+            return bad
+        if dest is None or not WRITES_PAIR.match(body):
+            return False
+        self.quotient.pop(dest, None)
+        self.chain.discard(dest)
+        if body.startswith("MUFU.RCP64H") or body.startswith("MUFU.RSQ64H"):
+            self.chain.add(dest)
+        elif body.startswith("DMUL") and any(r in self.chain for r in srcs):
+            self.quotient[dest] = i
+        return False
 
 
 def main():
@@ -44,8 +85,10 @@ def main():
     funcs, fn = {}, None
     for line in text.splitlines():
         m = re.search(r"Function : (\S+)", line)
-        if m:
+        if m:  # one listing per architecture: keep them all
             fn = m.group(1)
+            while fn in funcs:
+                fn += "'"
             funcs[fn] = []
             continue
         ins = re.search(r"/\*([0-9a-f]{4,})\*/\s+(.*?);", line)
@@ -59,23 +102,18 @@ def main():
         targets = [int(m.group(1), 16) for _, op in body
                    for m in [re.search(r"CALL\.\S*\s+(0x[0-9a-f]+)", op)] if m]
         end = min(targets) if targets else float("inf")
-        since_rcp = since_rsq = 10 ** 9
-        for addr, op in body:
+        flow = Flow()
+        for i, (addr, op) in enumerate(body):
             if addr >= end:
                 break
-            bad_here = check(op, fn, since_rcp, since_rsq)
-            since_rcp += 1
-            since_rsq += 1
+            if flow.step(i, op):
+                bad.append("%s: %s" % (fn, op))
             if "MUFU.RCP64H" in op:
-                since_rcp = 0
                 divisions += 1
             if "MUFU.RSQ64H" in op:
-                since_rsq = 0
                 roots += 1
             if re.search(r"\bD(ADD|MUL)\b", op):
                 arith += 1
-            if bad_here:
-                bad.append(bad_here)
     print("checked %d kernels: %d double divisions, %d double square roots, %d DADD/DMUL"
           % (len(kernels), divisions, roots, arith))
     if not kernels:
@@ -87,15 +125,6 @@ def main():
         return 1
     print("OK: every FMA in these kernels belongs to a correctly rounded division or square root")
     return 0
-
-
-def check(op, fn, since_rcp, since_rsq=10 ** 9):
-    if re.search(r"\b[DF]FMA\b", op):
-        in_division = since_rcp < WINDOW or since_rsq < SQRT_WINDOW
-        exponent_probe = re.search(r"\bFFMA\S*\s+\S+,\s*RZ,", op) is not None
-        if not (in_division or exponent_probe):
-            return "%s: %s" % (fn, op)
-    return None
 
 
 if __name__ == "__main__":
