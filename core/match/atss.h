@@ -25,6 +25,11 @@ struct AtssPlan {
 };
 AtssPlan atss_plan(const Options& o, const Inputs& in);
 
+// The IoUs of one GT's candidates (ious[i] of candidates[i]) and its
+// threshold, mean + std of them (atss_threshold): step 2 of both CPU paths.
+double atss_candidate_ious(const MatchBox& box, const PriorGeometry& pg,
+                           const std::vector<int64_t>& candidates, std::vector<double>* ious);
+
 // Non-empty pyramid levels the cuda path takes (its plan is a kernel
 // argument); more are refused there as unsupported.
 constexpr int64_t kAtssCudaMaxLevels = 16;

@@ -133,12 +133,7 @@ void match_batch_atss_cpu(const Options& o, const AtssPlan& plan, const Inputs& 
         const uint8_t* image_ignored = ignored ? ignored + b * P : nullptr;
         select_candidates(plan, pg, image_ignored, box_centre(box.x1, box.x2), box_centre(box.y1, box.y2), heap,
                           candidates);
-        ious.resize(candidates.size());
-        for (size_t i = 0; i < candidates.size(); ++i) {
-          const int64_t p = candidates[i];
-          ious[i] = iou(box, pg.x1[p], pg.y1[p], pg.x2[p], pg.y2[p], pg.area[p]);
-        }
-        const double threshold = atss_threshold([&](int64_t i) { return ious[i]; }, static_cast<int64_t>(ious.size()));
+        const double threshold = atss_candidate_ious(box, pg, candidates, &ious);
         for (size_t i = 0; i < candidates.size(); ++i) {
           const int64_t p = candidates[i];
           if (ious[i] >= threshold && atss_centre_inside(box, pg.cx[p], pg.cy[p]))

@@ -9,6 +9,16 @@
 
 namespace mbx {
 
+double atss_candidate_ious(const MatchBox& box, const PriorGeometry& pg,
+                           const std::vector<int64_t>& candidates, std::vector<double>* ious) {
+  ious->resize(candidates.size());
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const int64_t p = candidates[i];
+    (*ious)[i] = iou(box, pg.x1[p], pg.y1[p], pg.x2[p], pg.y2[p], pg.area[p]);
+  }
+  return atss_threshold([&](int64_t i) { return (*ious)[i]; }, static_cast<int64_t>(ious->size()));
+}
+
 AtssPlan atss_plan(const Options& o, const Inputs& in) {
   AtssPlan plan;
   plan.topk = o.atss_topk;
@@ -77,12 +87,7 @@ int64_t match_image_atss_scalar(const Options& o, const AtssPlan& plan, const Im
       for (std::ptrdiff_t i = 0; i < take; ++i) candidates.push_back(level[i].prior);
     }
     // 2. Their IoUs and the GT's threshold, mean + std.
-    ious.resize(candidates.size());
-    for (size_t i = 0; i < candidates.size(); ++i) {
-      const int64_t p = candidates[i];
-      ious[i] = iou(box, pg.x1[p], pg.y1[p], pg.x2[p], pg.y2[p], pg.area[p]);
-    }
-    const double threshold = atss_threshold([&](int64_t i) { return ious[i]; }, static_cast<int64_t>(ious.size()));
+    const double threshold = atss_candidate_ious(box, pg, candidates, &ious);
     // 3. Positives: at or above it, centre inside; a prior claimed by several
     //    GTs keeps the highest IoU, the lowest row on a tie (strict >, rows
     //    visited in order).

@@ -21,7 +21,7 @@ after gt_counts[b] are padding: their flags (and boxes) are random and must
 not matter. Random draws are repeated until they are robust to float32
 evaluation (make_caffe_cases.robust) and show what they are meant to show.
 """
-import argparse, json, os, sys
+import argparse, os, sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -33,34 +33,9 @@ GEN = "tests/reference/make_ignore_cases.py"
 
 
 def write_case(root, name, desc, preset, opts, priors, gt, labels, counts, flags, loc, conf, exact):
-    out = R.compute(priors, gt, labels, counts, loc, conf, opts, gt_flags=flags)
-    d = os.path.join(root, name)
-    os.makedirs(d, exist_ok=True)
-    tensors = dict(priors=priors.astype(np.float32), gt_boxes=gt.astype(np.float32),
-                   gt_labels=labels.astype(np.int32), gt_counts=counts.astype(np.int32),
-                   gt_flags=flags.astype(np.int32),
-                   loc=loc.astype(np.float32), conf=conf.astype(np.float32),
-                   loss_loc=np.array(out["loss_loc"]), loss_conf=np.array(out["loss_conf"]),
-                   num_pos=out["num_pos"].astype(np.int32),
-                   num_pos_loss=out["num_pos_loss"].astype(np.int32),
-                   conf_target=out["conf_target"].astype(np.int32),
-                   matched_gt=out["matched_gt"].astype(np.int32),
-                   loc_target=out["loc_target"], grad_loc=out["grad_loc"],
-                   grad_conf=out["grad_conf"], conf_weight=out["conf_weight"])
-    for k, v in tensors.items():
-        np.save(os.path.join(d, k + ".npy"), v)
-    B, P, C = conf.shape
-    meta = dict(name=name, description=desc, preset=preset, options=opts.to_dict(True),
-                shapes=dict(B=B, P=P, C=C, G=gt.shape[1]),
-                files={k: dict(dtype=str(v.dtype), shape=list(v.shape)) for k, v in tensors.items()},
-                expected=dict(loss_loc=out["loss_loc"], loss_conf=out["loss_conf"],
-                              num_pos=[int(x) for x in out["num_pos"]],
-                              num_pos_total=int(out["num_pos"].sum()),
-                              num_ignored=int((out["conf_target"] < 0).sum())),
-                deliberate_exact=exact, generator=GEN)
-    with open(os.path.join(d, "case.json"), "w") as f:
-        json.dump(meta, f, indent=1)
-    return out
+    """A case with its gt_flags.npy, every option and num_pos_loss.npy (make_cases.write_case)."""
+    M.write_case(root, name, desc, preset, opts, priors, gt, labels, counts, loc, conf, exact,
+                 full=True, generator=GEN, gt_flags=flags)
 
 
 def region_ignored(priors, gt, counts, flags, opts):
