@@ -30,18 +30,9 @@ if [ -n "${MBX_PYTHON_DIR:-}" ]; then
 fi
 export XLA_PYTHON_CLIENT_PREALLOCATE=false  # leave room for CuPy and mbx's eager calls
 
-declare -a SUMMARY
-fails=0
-run_step() {  # name, timeout seconds, command...
-  local name=$1 limit=$2; shift 2
-  local t0=$SECONDS rc
-  echo "=== $name: $*" | tee "$OUTD/$name.log"
-  timeout "$limit" "$@" >>"$OUTD/$name.log" 2>&1
-  rc=$?
-  tail -n 30 "$OUTD/$name.log"
-  SUMMARY+=("$(printf '%-6s rc=%-4s %5ds' "$name" "$rc" $((SECONDS - t0)))")
-  [ "$rc" -eq 0 ] || fails=$((fails + 1))
-}
+STEP_TAIL=30
+# shellcheck source=steps.sh
+source "$REPO/tests/cuda/steps.sh"
 
 run_step info 60 bash -c "nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; \
   $PY -c 'import sys, jax, jaxlib, mbx, mbx.jax; print(sys.version); \
@@ -83,5 +74,5 @@ EOF
 run_step bench 150 "$PY" "$REPO/tests/bench/jax_bench.py" --device gpu --runs 10 \
   --json "$OUTD/jax_bench_gpu.json"
 
-printf '%s\n' "== summary (failed steps: $fails)" "${SUMMARY[@]}" | tee "$OUTD/summary.txt"
+step_summary "== summary (failed steps: $fails)"
 exit "$fails"

@@ -27,18 +27,9 @@ mkdir -p "$OUTD"
 OUTD=$(cd "$OUTD" && pwd)
 cd "$REPO" || exit 1
 
-declare -a SUMMARY
-fails=0
-run_step() {  # name, timeout seconds, command...
-  local name=$1 limit=$2; shift 2
-  local t0=$SECONDS rc
-  echo "=== $name: $*" | tee "$OUTD/$name.log"
-  timeout "$limit" "$@" >>"$OUTD/$name.log" 2>&1
-  rc=$?
-  tail -n 20 "$OUTD/$name.log"
-  SUMMARY+=("$(printf '%-10s rc=%-4s %5ds' "$name" "$rc" $((SECONDS - t0)))")
-  [ "$rc" -eq 0 ] || fails=$((fails + 1))
-}
+STEP_TAIL=20
+# shellcheck source=steps.sh
+source "$REPO/tests/cuda/steps.sh"
 
 STEPS=" ${STEPS:-info pytest bench bench_amp} "
 want() { [[ "$STEPS" == *" $1 "* ]]; }
@@ -57,6 +48,5 @@ want bench && run_step bench 150 "$PY" tests/bench/train_step.py --device cuda -
 want bench_amp && run_step bench_amp 120 "$PY" tests/bench/train_step.py --device cuda --amp --repeat 6 \
   --json "$OUTD/train_step_amp.json"
 
-echo "=== summary ($OUTD)"
-printf '%s\n' "${SUMMARY[@]}" | tee "$OUTD/summary.txt"
+step_summary "=== summary ($OUTD)"
 exit "$fails"

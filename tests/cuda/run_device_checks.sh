@@ -44,80 +44,68 @@ sanitize() {  # tool, golden dirs, gtest filter, sanitizer flags...
 export -f sanitize
 export SAN BUILD
 
-declare -a SUMMARY
-run_step() {  # name, timeout seconds, command or exported function...
-  local name=$1 limit=$2; shift 2
-  local t0=$SECONDS rc
-  echo "=== $name: $*" | tee "$OUTD/$name.log"
-  timeout "$limit" bash -c '"$@"' _ "$@" >>"$OUTD/$name.log" 2>&1
-  rc=$?
-  tail -n 25 "$OUTD/$name.log"
-  SUMMARY+=("$(printf '%-10s rc=%-4s %5ds' "$name" "$rc" $((SECONDS - t0)))")
-  return $rc
-}
-
-fails=0
+# shellcheck source=steps.sh
+source "$REPO/tests/cuda/steps.sh"
 for step in $STEPS; do
   case $step in
     info)
-      run_step info 60 bash -c 'nvidia-smi; nvcc --version | tail -2; uname -a' || fails=$((fails+1)) ;;
+      run_step info 60 bash -c 'nvidia-smi; nvcc --version | tail -2; uname -a' ;;
     golden)
       # shellcheck disable=SC2086
-      run_step golden 200 "$BUILD/tests/golden/mbx_golden" --path all $DATA || fails=$((fails+1)) ;;
+      run_step golden 200 "$BUILD/tests/golden/mbx_golden" --path all $DATA ;;
     cuda_tests)
       run_step cuda_tests 200 "$BUILD/tests/cuda/mbx_cuda_tests" \
-        --gtest_output=xml:"$OUTD/cuda_tests.xml" || fails=$((fails+1)) ;;
+        --gtest_output=xml:"$OUTD/cuda_tests.xml" ;;
     unit)
-      run_step unit 200 "$BUILD/tests/mbx_tests" || fails=$((fails+1)) ;;
+      run_step unit 200 "$BUILD/tests/mbx_tests" ;;
     python)
       run_step python 200 env PYTHONPATH="$BUILD/python" "$PY" -m pytest -q -p no:cacheprovider \
-        "$REPO/tests/python" -k cuda || fails=$((fails+1)) ;;
+        "$REPO/tests/python" -k cuda ;;
     memcheck)
       run_step memcheck 300 sanitize memcheck "$DATA" "$SAN_FILTER:Presets/CudaParity.*ssd300" \
-        --leak-check full || fails=$((fails+1)) ;;
+        --leak-check full ;;
     racecheck)
       run_step racecheck 200 sanitize racecheck "$REPO/tests/data/golden" \
-        'CudaEdge.*:CudaHalf.*:Presets/CudaParity.*ssd_pytorch_ssd300:CudaCaffeMining.*' || fails=$((fails+1)) ;;
+        'CudaEdge.*:CudaHalf.*:Presets/CudaParity.*ssd_pytorch_ssd300:CudaCaffeMining.*' ;;
     initcheck)
       run_step initcheck 150 sanitize initcheck "$REPO/tests/data/golden" \
-        'CudaEdge.*:CudaHalf.*:CudaExec.*:CudaCaffeExec.*' || fails=$((fails+1)) ;;
+        'CudaEdge.*:CudaHalf.*:CudaExec.*:CudaCaffeExec.*' ;;
     sanitize_large)
       # The RetinaNet-sized parity runs (P = 99765, C = 80) under memcheck and
       # racecheck: one softmax and one focal preset.
       run_step sanitize_large 450 bash -c 'sanitize memcheck "" "$1" && sanitize racecheck "" "$1"' _ \
         'Presets/CudaParity.*ssd_pytorch_retina:Presets/CudaParity.*tv_retinanet_retina' \
-        || fails=$((fails+1)) ;;
+        ;;
     synccheck)
       run_step synccheck 100 sanitize synccheck "" 'CudaEdge.*:CudaParityOptions.*:CudaCaffeMining.*' \
-        || fails=$((fails+1)) ;;
+        ;;
     sass)
       # docs/SPEC.md §2: no contracted FMA in the float64 IoU arithmetic that decides
       # matches (tests/cuda/check_sass_fma.py explains what it allows).
       run_step sass 120 bash -c "cuobjdump -sass '$BUILD/capi/libmbx.so.0' > /tmp/libmbx.sass &&
         python3 '$REPO/tests/cuda/check_sass_fma.py' /tmp/libmbx.sass" \
-        || fails=$((fails+1)) ;;
+        ;;
     bench)
-      run_step bench 120 "$BUILD/tests/bench/mbx_cuda_bench" || fails=$((fails+1)) ;;
+      run_step bench 120 "$BUILD/tests/bench/mbx_cuda_bench" ;;
     profile)
       # Per-kernel time and DRAM bytes of one warm call of each benchmark row.
       run_step profile 300 bash -c "MBX_BENCH_REPS=1 ncu --csv --cache-control none --clock-control none --metrics \
           gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum,launch__grid_size,launch__block_size \
           $BUILD/tests/bench/mbx_cuda_bench > '$OUTD/profile.csv'; rc=\$?; tail -n 5 '$OUTD/profile.csv'; exit \$rc" \
-        || fails=$((fails+1)) ;;
+        ;;
     detail)
       # Speed-of-light, occupancy and warp stall reasons of the heavy kernels.
       run_step detail 300 bash -c "MBX_BENCH_REPS=1 ncu --cache-control none --clock-control none \
           --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
           -k regex:'match_best_gt|match_force_scan|mine_kernel|ce_prep|ce_grad|focal_kernel|bipartite|he_|logistic' -c 60 \
           $BUILD/tests/bench/mbx_cuda_bench > '$OUTD/detail.txt'; rc=\$?; grep -c 'Section: GPU Speed' '$OUTD/detail.txt'; exit \$rc" \
-        || fails=$((fails+1)) ;;
+        ;;
     compare)
       run_step compare 200 env PYTHONUNBUFFERED=1 "$PY" "$REPO/tests/bench/compare_cuda.py" \
-        --build "$BUILD" --json "$OUTD/compare_cuda.json" || fails=$((fails+1)) ;;
+        --build "$BUILD" --json "$OUTD/compare_cuda.json" ;;
     *) echo "unknown step $step"; fails=$((fails+1)) ;;
   esac
 done
 echo
-echo "=== summary (logs in $OUTD)"
-printf '%s\n' "${SUMMARY[@]}"
+step_summary "=== summary (logs in $OUTD)"
 exit $fails
