@@ -1,0 +1,120 @@
+// HARD_EXAMPLE / LOGISTIC ranking of the cpu path from bounds (see
+// hard_example_cpu.h): a row is computed exactly only where its bound
+// interval overlaps the decision (the k-th key for a selection, a
+// neighbour's interval for a full order).
+#include "softmax_ce/hard_example_cpu.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "softmax_ce/hard_example_math.h"
+
+namespace mbx {
+
+KeyBounds key_bounds(double a, double err) {
+  const double lo = a - err, hi = a + err;
+  if (!(std::isfinite(lo) && std::isfinite(hi))) return {0, ~0ull};
+  return {hard_example_rank_key(lo), hard_example_rank_key(hi)};
+}
+
+// Softmax CE = (m - x_t) + log1p(r), r = the sum of exp(x_c - m) over the
+// non-maximal columns + (#maximal - 1), as softmax_row_stats_of; the float32
+// terms have a relative error below 2 ulp + |x_c - m| 2^-24 <= 6e-6 (the
+// arguments are clamped at -87.3, an absolute 1.2e-38 per term), summed in
+// float64, so |l - exact l| <= 6e-6 l + C 1.2e-38; the bound below is
+// looser by a factor of about 2.
+double approx_softmax_ce(const CpuRowKernels& k, const float* x, int64_t C, int32_t target,
+                         float* scratch, double* err) {
+  float m = x[0];
+  bool nan = false;
+  for (int64_t c = 0; c < C; ++c) {
+    m = x[c] > m ? x[c] : m;
+    nan |= x[c] != x[c];
+  }
+  if (nan || !std::isfinite(m)) return NAN;
+  k.exp_shifted(x, C, m, scratch);
+  double r = -1.0;
+  for (int64_t c = 0; c < C; ++c) r += x[c] == m ? 1.0 : static_cast<double>(scratch[c]);
+  const double ce = (static_cast<double>(m) - static_cast<double>(x[target])) + std::log1p(r);
+  *err = 1.2e-5 * ce + 1e-30 + static_cast<double>(C) * 1e-37;
+  return ce;
+}
+
+// sum_c softplus(x_c) - x_t from float32 terms of a few ulp each (fast_exp,
+// fast_log1p_unit, one addition; clamped exp: an absolute 1.2e-38), summed in
+// float64: |error| <= 1e-6 S with S the sum of the (non-negative) terms; the
+// bound below is looser by a factor of 4.
+double approx_logistic(const CpuRowKernels& k, const float* x, int64_t C, int32_t target,
+                       float* scratch, double* err) {
+  k.softplus_terms(x, C, scratch);
+  double s = 0.0;
+  bool nan = false;
+  for (int64_t c = 0; c < C; ++c) {
+    s += static_cast<double>(scratch[c]);
+    nan |= x[c] != x[c];
+  }
+  if (nan) return NAN;
+  *err = 4e-6 * s + 1e-30 + static_cast<double>(C) * 1e-37;
+  return s - static_cast<double>(x[target]);
+}
+
+namespace {
+
+// The k-th largest (1-based) of vals[0, n).
+uint64_t kth_largest(std::vector<uint64_t>& vals, int64_t k) {
+  std::nth_element(vals.begin(), vals.begin() + (k - 1), vals.end(), std::greater<uint64_t>());
+  return vals[k - 1];
+}
+
+// Exact keys of ids[i, j) into bounds, then sorted by (key desc, index asc).
+void sort_exact(int32_t* ids, int64_t i, int64_t j, KeyBounds* bounds, const ExactKey& exact) {
+  for (int64_t q = i; q < j; ++q) {
+    const uint64_t key = exact(ids[q]);
+    bounds[ids[q]] = {key, key};
+  }
+  std::sort(ids + i, ids + j, [&](int32_t a, int32_t b) {
+    return hard_example_before(bounds[a].lo, a, bounds[b].lo, b);
+  });
+}
+
+}  // namespace
+
+// With L, H the k-th largest lower and upper bounds, the exact k-th key V
+// lies in [L, H]: a row with lo > H ranks strictly above V (kept), one with
+// hi < L strictly below (dropped); the rest are ranked exactly for the
+// remaining places.
+void exact_top_k(int32_t* ids, int64_t n, int64_t k, KeyBounds* bounds, const ExactKey& exact) {
+  if (k <= 0 || k >= n) return;
+  std::vector<uint64_t> v(n);
+  for (int64_t i = 0; i < n; ++i) v[i] = bounds[ids[i]].lo;
+  const uint64_t L = kth_largest(v, k);
+  for (int64_t i = 0; i < n; ++i) v[i] = bounds[ids[i]].hi;
+  const uint64_t H = kth_largest(v, k);
+  // [kept | undecided | dropped]
+  const auto mid = std::partition(ids, ids + n, [&](int32_t p) { return bounds[p].lo > H; });
+  const auto end = std::partition(mid, ids + n, [&](int32_t p) { return bounds[p].hi >= L; });
+  const int64_t n_in = mid - ids, n_und = end - mid;
+  sort_exact(ids, n_in, n_in + n_und, bounds, exact);
+}
+
+// Sorted by the upper bounds, rows fall into runs whose intervals chain
+// together; rows of different runs are ordered by their bounds alone, each
+// run of two or more is ranked exactly.
+void exact_order(int32_t* ids, int64_t n, KeyBounds* bounds, const ExactKey& exact) {
+  std::sort(ids, ids + n, [&](int32_t a, int32_t b) {
+    return hard_example_before(bounds[a].hi, a, bounds[b].hi, b);
+  });
+  for (int64_t i = 0; i < n;) {
+    uint64_t run_lo = bounds[ids[i]].lo;
+    int64_t j = i + 1;
+    while (j < n && bounds[ids[j]].hi >= run_lo) {
+      run_lo = std::min(run_lo, bounds[ids[j]].lo);
+      ++j;
+    }
+    if (j - i > 1) sort_exact(ids, i, j, bounds, exact);
+    i = j;
+  }
+}
+
+}  // namespace mbx

@@ -1,0 +1,48 @@
+// The cpu path's ranking for HARD_EXAMPLE mining and LOGISTIC's negative
+// mining (docs/SPEC.md §4.6): the exact float64 ranking of the cpu-scalar
+// code (hard_example_rank_key order: higher loss first, NaN above all, equal
+// losses -> the lower prior index), decided from cheap float32 SIMD bounds
+// and the exact float64 loss of only the rows that the bounds cannot place.
+// The kept sets are therefore bitwise those of cpu-scalar, whatever the
+// thread count and the instruction set.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "common/types.h"
+#include "pipeline/cpu_kernels.h"
+
+namespace mbx {
+
+// Bounds of a row's float64 loss as ranking keys: the exact key lies in
+// [lo, hi]. A row whose bounds cannot be formed (non-finite logits) gets the
+// whole range [0, ~0] and is always computed exactly.
+struct KeyBounds {
+  uint64_t lo, hi;
+};
+
+// Bounds from an approximation a of the loss with |a - exact| <= err.
+KeyBounds key_bounds(double a, double err);
+
+// Float32 SIMD approximations with their error bounds of the softmax CE of
+// row x [C] against `target`, and of the LOGISTIC row loss
+// sum_c softplus(x_c) - x_target (logistic_math.h); scratch: C floats.
+// Return NaN (-> whole-range bounds) where they do not apply.
+double approx_softmax_ce(const CpuRowKernels& k, const float* x, int64_t C, int32_t target,
+                         float* scratch, double* err);
+double approx_logistic(const CpuRowKernels& k, const float* x, int64_t C, int32_t target,
+                       float* scratch, double* err);
+
+// exact(p): the exact ranking key of prior p (hard_example_rank_key of its
+// float64 loss, as the cpu-scalar code computes it).
+using ExactKey = std::function<uint64_t(int32_t)>;
+
+// Reorders ids[0, n) so that its first min(k, n) entries are the k
+// top-ranked priors (bounds[p] for prior p).
+void exact_top_k(int32_t* ids, int64_t n, int64_t k, KeyBounds* bounds, const ExactKey& exact);
+
+// Sorts ids[0, n) into the exact ranking order.
+void exact_order(int32_t* ids, int64_t n, KeyBounds* bounds, const ExactKey& exact);
+
+}  // namespace mbx
