@@ -21,7 +21,7 @@ constexpr int64_t W = static_cast<int64_t>(fb::size);
 
 static const CpuRowKernels kTable = {MBX_ISA_NAME, &softmax_rows, &ce_background_rows, &softmax_grad,
                                      &zero_fill_stream, &store_fence, &focal,
-                                     &exp_shifted, &softplus_terms};
+                                     &softplus_terms};
 
 }  // namespace MBX_ISA_NS
 }  // namespace mbx

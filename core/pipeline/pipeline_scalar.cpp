@@ -138,7 +138,12 @@ const float* conf_row_f32(const Inputs& in, int64_t base, int64_t C, float* tmp)
 }
 
 // A gradient output of `n` elements of `dtype` from element i on, zeroed.
-void zero_elems(void* base, DType dtype, int64_t i, int64_t n) {
+void zero_elems(void* base, DType dtype, int64_t i, int64_t n, const CpuRowKernels* fast) {
+  if (fast && dtype == DType::kF32) {  // streaming stores (cpu_kernels.h)
+    fast->zero_fill(static_cast<float*>(base) + i, n);
+    fast->store_fence();
+    return;
+  }
   const size_t es = dtype == DType::kF32 ? 4 : dtype == DType::kF64 ? 8 : 2;
   std::memset(static_cast<char*>(base) + i * es, 0, static_cast<size_t>(n) * es);
 }
@@ -217,17 +222,28 @@ void run_impl(const Options& o, const Inputs& in, const Outputs& out, int num_th
       };
       const ExactKey exact_key = [&](int32_t p) { return hard_example_rank_key(loss_of(p)); };
       std::vector<KeyBounds> bounds(fast ? P : 0);
-      std::vector<float> xrow(fast ? C : 0), scratch(fast ? C : 0);
+      std::vector<float> xrow(fast ? C : 0), scratch(fast ? C : 0), m(0), l(0);
+      if (fast && o.conf_loss == ConfLoss::kSoftmaxCE) {  // the image's row statistics
+        m.resize(P);
+        l.resize(P);
+        if (in.conf_dtype == DType::kF32)
+          fast->softmax_rows(static_cast<const float*>(in.conf) + b * P * C, P, C, m.data(), l.data());
+        else
+          for (int64_t p = 0; p < P; ++p)
+            fast->softmax_rows(conf_row_f32(in, (b * P + p) * C, C, xrow.data()), 1, C, &m[p], &l[p]);
+      }
       int64_t n_cand = 0;
       for (int64_t p = 0; p < P; ++p) {
         if (region[p] && t[p] < 0) continue;
         if (fast) {  // bounds of the loss; the exact value only where they cannot decide
-          const float* x = conf_row_f32(in, (b * P + p) * C, C, xrow.data());
           const int32_t target = t[p] > 0 ? t[p] : 0;
-          double err = 0.0;
-          double a = o.conf_loss == ConfLoss::kLogistic
-                         ? approx_logistic(*fast, x, C, target, scratch.data(), &err)
-                         : approx_softmax_ce(*fast, x, C, target, scratch.data(), &err);
+          double err = 0.0, a;
+          if (o.conf_loss == ConfLoss::kLogistic)
+            a = approx_logistic(*fast, conf_row_f32(in, (b * P + p) * C, C, xrow.data()), C, target,
+                                scratch.data(), &err);
+          else
+            a = approx_softmax_ce(m[p], l[p], load_float(in.conf, in.conf_dtype, (b * P + p) * C + target), C,
+                                  &err);
           if (t[p] > 0) {
             a += positive_loc_loss(o, in, pg, enc, loc_target.data(), div, b, p, matched_gt[b * P + p], nullptr);
             err += 1e-14 * std::fabs(a);  // the two roundings of the sum
@@ -290,7 +306,7 @@ void run_impl(const Options& o, const Inputs& in, const Outputs& out, int num_th
     std::vector<double> loc_sums(B), conf_sums(B);
     for_images(B, num_threads, [&](int64_t b) {
       double sum = 0.0, g4[4];
-      if (fast && out.grad_loc) zero_elems(out.grad_loc, in.loc_dtype, b * P * 4, P * 4);
+      if (fast && out.grad_loc) zero_elems(out.grad_loc, in.loc_dtype, b * P * 4, P * 4, fast);
       for (int64_t p = 0; p < P; ++p) {
         if (conf_target[b * P + p] <= 0 || (hard && !kept[b * P + p])) continue;
         double* g = !out.grad_loc ? nullptr : fast ? g4 : &grad_loc[(b * P + p) * 4];
@@ -353,7 +369,7 @@ void run_impl(const Options& o, const Inputs& in, const Outputs& out, int num_th
           }
         }
         std::vector<double> g(C);
-        if (fast && out.grad_conf) zero_elems(out.grad_conf, in.conf_dtype, b * P * C, P * C);
+        if (fast && out.grad_conf) zero_elems(out.grad_conf, in.conf_dtype, b * P * C, P * C, fast);
         for (int64_t p = 0; p < P; ++p) {
           if (weight[p] == 0.0) continue;
           const int64_t base = (b * P + p) * C;

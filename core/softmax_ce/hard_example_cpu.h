@@ -25,12 +25,12 @@ struct KeyBounds {
 // Bounds from an approximation a of the loss with |a - exact| <= err.
 KeyBounds key_bounds(double a, double err);
 
-// Float32 SIMD approximations with their error bounds of the softmax CE of
-// row x [C] against `target`, and of the LOGISTIC row loss
-// sum_c softplus(x_c) - x_target (logistic_math.h); scratch: C floats.
-// Return NaN (-> whole-range bounds) where they do not apply.
-double approx_softmax_ce(const CpuRowKernels& k, const float* x, int64_t C, int32_t target,
-                         float* scratch, double* err);
+// Float32 SIMD approximations with their error bounds: the softmax CE of a
+// row against its target column from the row's softmax_rows statistics (m,
+// l), and the LOGISTIC row loss sum_c softplus(x_c) - x_target
+// (logistic_math.h) of row x [C] (scratch: C floats). They return NaN
+// (-> whole-range bounds) where they do not apply.
+double approx_softmax_ce(float m, float l, float x_target, int64_t C, double* err);
 double approx_logistic(const CpuRowKernels& k, const float* x, int64_t C, int32_t target,
                        float* scratch, double* err);
 

@@ -186,18 +186,3 @@ static void softmax_grad(const float* x, int64_t C, float m, float l, int32_t ta
   }
   g[target] = expm1f((x[target] - m) - l) * s;
 }
-
-
-// e[c] = exp(x_c - m) for c < C (fast_exp: about 2 ulp, plus the float
-// rounding of x_c - m): the terms of a row's softmax sum, from which the
-// HARD_EXAMPLE ranking bounds of softmax_ce/hard_example_cpu.cpp are formed.
-static void exp_shifted(const float* x, int64_t C, float m, float* e) {
-  const int64_t Cv = C / W * W;
-  const fb vm(m);
-  for (int64_t c = 0; c < Cv; c += W) fast_exp(fb::load_unaligned(x + c) - vm).store_unaligned(e + c);
-  if (Cv < C) {
-    alignas(64) float t[W];
-    fast_exp(load_tail(x, Cv, C, m) - vm).store_aligned(t);
-    for (int64_t c = Cv; c < C; ++c) e[c] = t[c - Cv];
-  }
-}
