@@ -270,8 +270,9 @@ void run_impl(const Options& o, const Inputs& in, const Outputs& out, int num_th
         // Greedy NMS over the decoded predictions in ranking order: a box is
         // kept if its IoU with every kept box is <= the threshold; the first
         // `take` kept boxes are the sample. O(P log P + P take) per image.
-        if (fast) exact_order(order.data(), n_cand, bounds.data(), exact_key);
-        else std::sort(order.begin(), order.end(), before);
+        // (fast: ranked exactly chunk by chunk, as far as the NMS reads.)
+        int64_t ranked = 0;
+        if (!fast) std::sort(order.begin(), order.end(), before), ranked = n_cand;
         for (int64_t p = 0; p < P; ++p) {
           float d[4];
           for (int k = 0; k < 4; ++k) d[k] = load_float(in.loc, in.loc_dtype, (b * P + p) * 4 + k);
@@ -279,6 +280,9 @@ void run_impl(const Options& o, const Inputs& in, const Outputs& out, int num_th
         }
         std::vector<MatchBox> sel;
         for (int64_t r = 0; r < n_cand && static_cast<int64_t>(sel.size()) < take; ++r) {
+          if (r == ranked)
+            ranked = exact_order_next(order.data(), n_cand, ranked, std::max<int64_t>(4 * take, 256), bounds.data(),
+                                      exact_key);
           const int32_t p = order[r];
           const MatchBox bp = match_box(&boxes[p * 4]);
           bool ok = true;

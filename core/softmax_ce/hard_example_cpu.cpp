@@ -107,4 +107,14 @@ void exact_order(int32_t* ids, int64_t n, KeyBounds* bounds, const ExactKey& exa
   }
 }
 
+// The rest's exact top `chunk` set ranks below the prefix and above every
+// other row: sorted exactly, it continues the exact order.
+int64_t exact_order_next(int32_t* ids, int64_t n, int64_t done, int64_t chunk, KeyBounds* bounds,
+                         const ExactKey& exact) {
+  const int64_t k = std::min(chunk, n - done);
+  exact_top_k(ids + done, n - done, k, bounds, exact);
+  exact_order(ids + done, k, bounds, exact);
+  return done + k;
+}
+
 }  // namespace mbx

@@ -45,4 +45,10 @@ void exact_top_k(int32_t* ids, int64_t n, int64_t k, KeyBounds* bounds, const Ex
 // Sorts ids[0, n) into the exact ranking order.
 void exact_order(int32_t* ids, int64_t n, KeyBounds* bounds, const ExactKey& exact);
 
+// With ids[0, done) the first `done` of the exact ranking order, extends
+// that prefix by up to `chunk` (the exact top of the rest, sorted); returns
+// the new prefix length.
+int64_t exact_order_next(int32_t* ids, int64_t n, int64_t done, int64_t chunk, KeyBounds* bounds,
+                         const ExactKey& exact);
+
 }  // namespace mbx
