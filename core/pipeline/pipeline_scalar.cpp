@@ -226,11 +226,15 @@ void run_impl(const Options& o, const Inputs& in, const Outputs& out, int num_th
       if (fast && o.conf_loss == ConfLoss::kSoftmaxCE) {  // the image's row statistics
         m.resize(P);
         l.resize(P);
-        if (in.conf_dtype == DType::kF32)
-          fast->softmax_rows(static_cast<const float*>(in.conf) + b * P * C, P, C, m.data(), l.data());
-        else
-          for (int64_t p = 0; p < P; ++p)
-            fast->softmax_rows(conf_row_f32(in, (b * P + p) * C, C, xrow.data()), 1, C, &m[p], &l[p]);
+        const float* x = static_cast<const float*>(in.conf) + b * P * C;
+        const bool f32 = in.conf_dtype == DType::kF32, nonfinite = f32 && any_nonfinite(x, P * C);
+        if (f32)
+          fast->softmax_rows(x, P, C, m.data(), l.data());
+        for (int64_t p = 0; p < P; ++p) {
+          const float* xr = f32 ? x + p * C : conf_row_f32(in, (b * P + p) * C, C, xrow.data());
+          if (!f32) fast->softmax_rows(xr, 1, C, &m[p], &l[p]);
+          if ((!f32 || nonfinite) && any_nonfinite(xr, C)) m[p] = NAN;  // -> the exact route
+        }
       }
       int64_t n_cand = 0;
       for (int64_t p = 0; p < P; ++p) {

@@ -6,11 +6,22 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "softmax_ce/hard_example_math.h"
 
 namespace mbx {
+
+bool any_nonfinite(const float* x, int64_t n) {
+  uint32_t hit = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, x + i, 4);
+    hit |= (bits & 0x7f800000u) == 0x7f800000u;  // integer test: vectorises
+  }
+  return hit != 0;
+}
 
 KeyBounds key_bounds(double a, double err) {
   const double lo = a - err, hi = a + err;

@@ -22,6 +22,10 @@ struct KeyBounds {
   uint64_t lo, hi;
 };
 
+// Whether x[0, n) holds a NaN or an infinity (the SIMD row statistics do not
+// reliably carry NaN through; such rows take whole-range bounds).
+bool any_nonfinite(const float* x, int64_t n);
+
 // Bounds from an approximation a of the loss with |a - exact| <= err.
 KeyBounds key_bounds(double a, double err);
 
