@@ -222,7 +222,8 @@ void run_impl(const Options& o, const Inputs& in, const Outputs& out, int num_th
       };
       const ExactKey exact_key = [&](int32_t p) { return hard_example_rank_key(loss_of(p)); };
       std::vector<KeyBounds> bounds(fast ? P : 0);
-      std::vector<float> xrow(fast ? C : 0), scratch(fast ? C : 0), m(0), l(0);
+      std::vector<float> xrow(fast ? C : 0), m(0), l(0);
+      LogisticBounds logistic(fast ? *fast : cpu_row_kernels(), in, b);
       if (fast && o.conf_loss == ConfLoss::kSoftmaxCE) {  // the image's row statistics
         m.resize(P);
         l.resize(P);
@@ -243,8 +244,7 @@ void run_impl(const Options& o, const Inputs& in, const Outputs& out, int num_th
           const int32_t target = t[p] > 0 ? t[p] : 0;
           double err = 0.0, a;
           if (o.conf_loss == ConfLoss::kLogistic)
-            a = approx_logistic(*fast, conf_row_f32(in, (b * P + p) * C, C, xrow.data()), C, target,
-                                scratch.data(), &err);
+            a = logistic.approx(p, target, &err);
           else
             a = approx_softmax_ce(m[p], l[p], load_float(in.conf, in.conf_dtype, (b * P + p) * C + target), C,
                                   &err);
@@ -342,15 +342,14 @@ void run_impl(const Options& o, const Inputs& in, const Outputs& out, int num_th
           loss_bg.assign(P, 0.0);
           std::vector<int32_t> neg;
           std::vector<KeyBounds> bounds(fast ? P : 0);
-          std::vector<float> xrow(fast ? C : 0), scratch(fast ? C : 0);
+          LogisticBounds logistic(fast ? *fast : cpu_row_kernels(), in, b);
           for (int64_t p = 0; p < P; ++p) {
             if (t[p] > 0) weight[p] = 1.0;
             if (t[p] == 0) {
               neg.push_back(static_cast<int32_t>(p));
               if (fast) {  // bounds; the exact loss only where they cannot decide
                 double err = 0.0;
-                const float* x = conf_row_f32(in, (b * P + p) * C, C, xrow.data());
-                const double a = approx_logistic(*fast, x, C, 0, scratch.data(), &err);
+                const double a = logistic.approx(p, 0, &err);
                 bounds[p] = key_bounds(a, err);
               } else {
                 loss_bg[p] = logistic_row(in, (b * P + p) * C, C, 0, 0.0, nullptr);

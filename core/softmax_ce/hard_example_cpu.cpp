@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "common/half.h"
 #include "softmax_ce/hard_example_math.h"
 
 namespace mbx {
@@ -42,21 +43,38 @@ double approx_softmax_ce(float m, float l, float x_target, int64_t C, double* er
   return ce;
 }
 
+LogisticBounds::LogisticBounds(const CpuRowKernels& k, const Inputs& in, int64_t b)
+    : k_(k), in_(in), b_(b), C_(in.C) {}
+
 // sum_c softplus(x_c) - x_t from float32 terms of a few ulp each (fast_exp,
 // fast_log1p_unit, one addition; clamped exp: an absolute 1.2e-38), summed in
 // float64: |error| <= 1e-6 S with S the sum of the (non-negative) terms; the
 // bound below is looser by a factor of 4.
-double approx_logistic(const CpuRowKernels& k, const float* x, int64_t C, int32_t target,
-                       float* scratch, double* err) {
-  k.softplus_terms(x, C, scratch);
+double LogisticBounds::approx(int64_t p, int32_t target, double* err) {
+  if (p >= r1_) {  // the next chunk of rows, from p on
+    r0_ = p;
+    r1_ = std::min(p + kRows, in_.P);
+    const int64_t i0 = (b_ * in_.P + r0_) * C_, n = (r1_ - r0_) * C_;
+    if (terms_.empty()) terms_.resize(kRows * C_);  // on first use
+    if (in_.conf_dtype == DType::kF32) {
+      x_ = static_cast<const float*>(in_.conf) + i0;
+    } else {
+      if (xbuf_.empty()) xbuf_.resize(kRows * C_);
+      for (int64_t i = 0; i < n; ++i) xbuf_[i] = load_float(in_.conf, in_.conf_dtype, i0 + i);
+      x_ = xbuf_.data();
+    }
+    k_.softplus_terms(x_, n, terms_.data());
+  }
+  const float* x = x_ + (p - r0_) * C_;
+  const float* t = terms_.data() + (p - r0_) * C_;
   double s = 0.0;
   bool nan = false;
-  for (int64_t c = 0; c < C; ++c) {
-    s += static_cast<double>(scratch[c]);
+  for (int64_t c = 0; c < C_; ++c) {
+    s += static_cast<double>(t[c]);
     nan |= x[c] != x[c];
   }
   if (nan) return NAN;
-  *err = 4e-6 * s + 1e-30 + static_cast<double>(C) * 1e-37;
+  *err = 4e-6 * s + 1e-30 + static_cast<double>(C_) * 1e-37;
   return s - static_cast<double>(x[target]);
 }
 

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "common/types.h"
 #include "pipeline/cpu_kernels.h"
@@ -29,14 +30,28 @@ bool any_nonfinite(const float* x, int64_t n);
 // Bounds from an approximation a of the loss with |a - exact| <= err.
 KeyBounds key_bounds(double a, double err);
 
-// Float32 SIMD approximations with their error bounds: the softmax CE of a
+// Float32 SIMD approximation with its error bound of the softmax CE of a
 // row against its target column from the row's softmax_rows statistics (m,
-// l), and the LOGISTIC row loss sum_c softplus(x_c) - x_target
-// (logistic_math.h) of row x [C] (scratch: C floats). They return NaN
-// (-> whole-range bounds) where they do not apply.
+// l); NaN (-> whole-range bounds) where it does not apply.
 double approx_softmax_ce(float m, float l, float x_target, int64_t C, double* err);
-double approx_logistic(const CpuRowKernels& k, const float* x, int64_t C, int32_t target,
-                       float* scratch, double* err);
+
+// Float32 SIMD approximations with their error bounds of the LOGISTIC row
+// losses sum_c softplus(x_c) - x_target (logistic_math.h) of image b's rows,
+// asked in non-decreasing prior order (the softplus terms are formed kRows
+// rows at a time over the contiguous block); NaN where they do not apply.
+class LogisticBounds {
+ public:
+  LogisticBounds(const CpuRowKernels& k, const Inputs& in, int64_t b);
+  double approx(int64_t p, int32_t target, double* err);
+
+ private:
+  static constexpr int64_t kRows = 256;
+  const CpuRowKernels& k_;
+  const Inputs& in_;
+  int64_t b_, C_, r0_ = 0, r1_ = 0;
+  const float* x_ = nullptr;
+  std::vector<float> xbuf_, terms_;
+};
 
 // exact(p): the exact ranking key of prior p (hard_example_rank_key of its
 // float64 loss, as the cpu-scalar code computes it).
