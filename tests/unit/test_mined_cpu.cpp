@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/half.h"
 #include "test_util.h"
 
 using namespace mbx_test;
@@ -113,6 +114,40 @@ TEST(MinedCpu, NonFiniteLogitsRankAsScalar) {
     EXPECT_EQ(0, std::memcmp(f.grad_conf.data.data(), s.grad_conf.data.data(), 4 * f.grad_conf.data.size()))
         << m.name;
     EXPECT_EQ(0, std::memcmp(f.loss.data.data(), s.loss.data.data(), 16)) << m.name;
+  }
+}
+
+// float16 logits (rows converted to float32 for the bounds, float16
+// gradients): bitwise the cpu-scalar results.
+TEST(MinedCpu, Float16LogitsEqualScalar) {
+  for (const Mode& m : kModes) {
+    const mbx_options_t o = options(m, 11);
+    Problem pr = random_problem(31, 2, 1300, 9, 5, o.prior_format == MBX_PRIOR_CENTER_SIZE, true);
+    HostTensor<uint16_t> conf({pr.B, pr.P, pr.C});
+    for (size_t i = 0; i < conf.data.size(); ++i) mbx::store_float(conf.data.data(), mbx::DType::kF16, i, pr.conf[i]);
+    std::vector<uint16_t> grads[2];
+    std::vector<double> losses[2];
+    std::vector<int32_t> num_pos[2];
+    int k = 0;
+    for (mbx_path_t path : {MBX_PATH_CPU_SCALAR, MBX_PATH_CPU}) {
+      Result r = make_result(pr);
+      HostTensor<uint16_t> grad_conf({pr.B, pr.P, pr.C});
+      mbx_context_t* ctx = nullptr;
+      mbx_context_create(&ctx);
+      mbx_context_set_path(ctx, path);
+      mbx_context_set_num_threads(ctx, 2);
+      const mbx_status_t st = mbx_loss_forward_backward(
+          ctx, &o, pr.priors.dl(), pr.gt_boxes.dl(), pr.gt_labels.dl(), pr.gt_counts.dl(), pr.loc.dl(),
+          conf.dl(), nullptr, r.loss.dl(), r.num_pos.dl(), r.grad_loc.dl(), grad_conf.dl());
+      mbx_context_destroy(ctx);
+      ASSERT_EQ(st, MBX_STATUS_OK) << m.name << ": " << mbx_last_error();
+      grads[k] = grad_conf.data;
+      losses[k] = r.loss.data;
+      num_pos[k++] = r.num_pos.data;
+    }
+    EXPECT_EQ(grads[0], grads[1]) << m.name;
+    EXPECT_EQ(losses[0], losses[1]) << m.name;
+    EXPECT_EQ(num_pos[0], num_pos[1]) << m.name;
   }
 }
 
