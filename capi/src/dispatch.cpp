@@ -282,9 +282,10 @@ void dispatch(const Options& o, mbx_op_t op, mbx_path_t path, const Call& call, 
     case MBX_PATH_CUDA: run_cuda(o, call.in, call.out, ex); break;
     case MBX_PATH_CPU_SCALAR: run_scalar(o, call.in, call.out); break;
     default:
-      // HARD_EXAMPLE mining and the LOGISTIC loss run on the cpu path
-      // through the float64 scalar code, images in parallel (docs/SPEC.md §4.6).
-      if (is_loss(op) && o.loss_needs_scalar_path()) run_scalar(o, call.in, call.out, ex.num_threads);
+      // HARD_EXAMPLE mining and the LOGISTIC loss: the cpu-scalar steps with
+      // images in parallel and SIMD-bounded rankings, bitwise the cpu-scalar
+      // results (docs/SPEC.md §4.6).
+      if (is_loss(op) && o.loss_needs_mined_path()) run_cpu_mined(o, call.in, call.out, ex);
       else run_cpu(o, call.in, call.out, ex);
       break;
   }

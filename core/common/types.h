@@ -81,11 +81,14 @@ struct Options {
   bool loc_is_l1() const {
     return loc_loss == LocLoss::kL1 || (loc_loss == LocLoss::kSmoothL1 && smooth_l1_beta == 0.0);
   }
-  // The loss options added with the Caffe system that the cpu fast path
-  // leaves to the cpu-scalar code (docs/SPEC.md §4.6); BIPARTITE, L2, the
-  // box codings and encode_variance_in_target run on the fast path itself.
-  bool loss_needs_scalar_path() const {
-    return conf_loss == ConfLoss::kLogistic || mining == Mining::kHardExample;
+  // The loss options added with the Caffe system that the cpu path runs
+  // through run_cpu_mined, the cpu-scalar steps with SIMD-bounded rankings
+  // (docs/SPEC.md §4.6): LOGISTIC, and HARD_EXAMPLE with SOFTMAX_CE
+  // (SIGMOID_FOCAL does not mine); BIPARTITE, L2, the box codings and
+  // encode_variance_in_target run on the fast path itself.
+  bool loss_needs_mined_path() const {
+    return conf_loss == ConfLoss::kLogistic ||
+           (mining == Mining::kHardExample && conf_loss == ConfLoss::kSoftmaxCE);
   }
 };
 

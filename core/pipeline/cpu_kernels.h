@@ -30,6 +30,9 @@ struct CpuRowKernels {
   // unless g is null. gamma_kind: 0, 1, 2 for those exact gammas, -1 other.
   double (*focal)(const float* x, int64_t C, int32_t pos_col, float alpha, float gamma,
                   int gamma_kind, float scale, float* g);
+  // s[c] = softplus(x_c) = max(x_c, 0) + log1p(exp(-|x_c|)) in float, c < C
+  // (the LOGISTIC ranking bounds; logistic_math.h has the float64 formula).
+  void (*softplus_terms)(const float* x, int64_t C, float* s);
 };
 
 // Per-ISA tables (null when the build lacks that ISA).

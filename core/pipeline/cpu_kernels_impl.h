@@ -16,10 +16,12 @@ constexpr int64_t W = static_cast<int64_t>(fb::size);
 // The kernels themselves live with their algorithms:
 #include "common/simd_math_impl.h"
 #include "softmax_ce/softmax_ce_simd_impl.h"
+#include "softmax_ce/logistic_simd_impl.h"
 #include "focal/focal_simd_impl.h"
 
 static const CpuRowKernels kTable = {MBX_ISA_NAME, &softmax_rows, &ce_background_rows, &softmax_grad,
-                                     &zero_fill_stream, &store_fence, &focal};
+                                     &zero_fill_stream, &store_fence, &focal,
+                                     &softplus_terms};
 
 }  // namespace MBX_ISA_NS
 }  // namespace mbx

@@ -12,13 +12,18 @@
 
 namespace mbx {
 
-// Plain scalar float64 implementation (MBX_PATH_CPU_SCALAR: num_threads 1).
-// num_threads != 1 (0 = all) processes the images in parallel, with
-// bitwise the same results (the cpu path's HARD_EXAMPLE / LOGISTIC losses).
-void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_threads = 1);
+// Plain scalar float64 implementation (MBX_PATH_CPU_SCALAR), single-threaded.
+void run_scalar(const Options& o, const Inputs& in, const Outputs& out);
 
 // oneTBB + xsimd fast path (MBX_PATH_CPU).
 void run_cpu(const Options& o, const Inputs& in, const Outputs& out, const Exec& ex);
+
+// MBX_PATH_CPU's losses with Options::loss_needs_mined_path (HARD_EXAMPLE
+// with SOFTMAX_CE, LOGISTIC): the steps of run_scalar with bitwise its
+// results for any thread count — images in parallel, the fast matching, the
+// rankings from SIMD bounds (softmax_ce/hard_example_cpu.h), gradients
+// written directly (pipeline_scalar.cpp, docs/SPEC.md §4.6).
+void run_cpu_mined(const Options& o, const Inputs& in, const Outputs& out, const Exec& ex);
 
 // CUDA path (MBX_PATH_CUDA): pipeline.cu, or pipeline_cuda_none.cpp in a
 // build without CUDA (throws kNoDevice). Asynchronous on ex.cuda_stream.

@@ -1,10 +1,16 @@
 // MBX_PATH_CPU_SCALAR: the specification as plain, single-threaded float64
 // C++ — readable, and the yardstick of the fast paths in the tests. Writes
-// outputs only after everything is computed. The cpu path also runs its
-// HARD_EXAMPLE / LOGISTIC losses here, with the images in parallel
-// (for_images; bitwise the single-threaded results).
+// outputs only after everything is computed.
+//
+// The cpu path runs its HARD_EXAMPLE / LOGISTIC losses through the same
+// steps (run_cpu_mined), bitwise with the same results: images in parallel,
+// the fast matching (bit-identical decisions), the rankings decided from
+// float32 SIMD bounds with the exact float64 loss of only the rows that the
+// bounds cannot place (softmax_ce/hard_example_cpu.h), and the gradients
+// written straight into the outputs.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <vector>
@@ -18,7 +24,9 @@
 #include "match/atss.h"
 #include "match/match.h"
 #include "normalize/normalize.h"
+#include "pipeline/cpu_kernels.h"
 #include "pipeline/pipeline.h"
+#include "softmax_ce/hard_example_cpu.h"
 #include "softmax_ce/hard_example_math.h"
 #include "softmax_ce/logistic_math.h"
 #include "softmax_ce/softmax_ce.h"
@@ -122,9 +130,27 @@ void for_images(int64_t B, int num_threads, Body&& body) {
   });
 }
 
-}  // namespace
+// The float32 row x of the conf input at `base` (a copy in `tmp` unless float32).
+const float* conf_row_f32(const Inputs& in, int64_t base, int64_t C, float* tmp) {
+  if (in.conf_dtype == DType::kF32) return static_cast<const float*>(in.conf) + base;
+  for (int64_t c = 0; c < C; ++c) tmp[c] = load_float(in.conf, in.conf_dtype, base + c);
+  return tmp;
+}
 
-void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_threads) {
+// A gradient output of `n` elements of `dtype` from element i on, zeroed.
+void zero_elems(void* base, DType dtype, int64_t i, int64_t n, const CpuRowKernels* fast) {
+  if (fast && dtype == DType::kF32) {  // streaming stores (cpu_kernels.h)
+    fast->zero_fill(static_cast<float*>(base) + i, n);
+    fast->store_fence();
+    return;
+  }
+  const size_t es = dtype == DType::kF32 ? 4 : dtype == DType::kF64 ? 8 : 2;
+  std::memset(static_cast<char*>(base) + i * es, 0, static_cast<size_t>(n) * es);
+}
+
+// fast: null for cpu-scalar; the cpu path's row kernels for run_cpu_mined.
+void run_impl(const Options& o, const Inputs& in, const Outputs& out, int num_threads,
+              const CpuRowKernels* fast) {
   const int64_t B = in.B, P = in.P, C = in.C;
   PriorGeometry pg;
   build_prior_geometry(in.priors, P, o.prior_format, &pg);
@@ -136,11 +162,16 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
   std::vector<int64_t> num_pos(B);
   const bool atss = o.assigner == Assigner::kAtss;
   const AtssPlan plan = atss ? atss_plan(o, in) : AtssPlan();
+  if (fast && atss)  // the fast matching: bit-identical decisions (match.h, atss.h)
+    match_batch_atss_cpu(o, plan, in, pg, conf_target.data(), matched_gt.data(), num_pos.data(), num_threads);
+  else if (fast)
+    match_batch_cpu(o, in, pg, conf_target.data(), matched_gt.data(), num_pos.data(), num_threads);
   for_images(B, num_threads, [&](int64_t b) {
     ImageGt gt;
     image_gt_rows(in, b, &gt);
-    num_pos[b] = atss ? match_image_atss_scalar(o, plan, gt, pg, &conf_target[b * P], &matched_gt[b * P])
-                      : match_image_scalar(o, gt, pg, &conf_target[b * P], &matched_gt[b * P]);
+    if (!fast)
+      num_pos[b] = atss ? match_image_atss_scalar(o, plan, gt, pg, &conf_target[b * P], &matched_gt[b * P])
+                        : match_image_scalar(o, gt, pg, &conf_target[b * P], &matched_gt[b * P]);
     for (int64_t p = 0; p < P; ++p) {
       const int32_t g = matched_gt[b * P + p];
       if (g >= 0)
@@ -165,7 +196,7 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
     const int64_t take = std::min<int64_t>(o.mining_sample_size, P);
     for_images(B, num_threads, [&](int64_t b) {
       std::vector<double> row(C);
-      std::vector<uint64_t> key(P);
+      std::vector<uint64_t> key(fast ? 0 : P);
       std::vector<int32_t> order(P);
       std::vector<float> boxes(nms ? P * 4 : 0);
       const int32_t* t = &conf_target[b * P];
@@ -174,9 +205,8 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
       ImageGt gt;
       image_gt_rows(in, b, &gt);
       if (ignore_active(o, gt)) ignore_mask(o, gt, pg, 0, P, region.data());
-      int64_t n_cand = 0;
-      for (int64_t p = 0; p < P; ++p) {
-        if (region[p] && t[p] < 0) continue;
+      // The mining loss of prior p: classification + regression, float64.
+      const auto loss_of = [&](int64_t p) {
         const int64_t base = (b * P + p) * C;
         const int32_t target = t[p] > 0 ? t[p] : 0;
         double v;
@@ -188,7 +218,44 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
         }
         if (t[p] > 0)
           v += positive_loc_loss(o, in, pg, enc, loc_target.data(), div, b, p, matched_gt[b * P + p], nullptr);
-        key[p] = hard_example_rank_key(v);
+        return v;
+      };
+      const ExactKey exact_key = [&](int32_t p) { return hard_example_rank_key(loss_of(p)); };
+      std::vector<KeyBounds> bounds(fast ? P : 0);
+      std::vector<float> xrow(fast ? C : 0), m(0), l(0);
+      LogisticBounds logistic(fast ? *fast : cpu_row_kernels(), in, b);
+      if (fast && o.conf_loss == ConfLoss::kSoftmaxCE) {  // the image's row statistics
+        m.resize(P);
+        l.resize(P);
+        const float* x = static_cast<const float*>(in.conf) + b * P * C;
+        const bool f32 = in.conf_dtype == DType::kF32, nonfinite = f32 && any_nonfinite(x, P * C);
+        if (f32)
+          fast->softmax_rows(x, P, C, m.data(), l.data());
+        for (int64_t p = 0; p < P; ++p) {
+          const float* xr = f32 ? x + p * C : conf_row_f32(in, (b * P + p) * C, C, xrow.data());
+          if (!f32) fast->softmax_rows(xr, 1, C, &m[p], &l[p]);
+          if ((!f32 || nonfinite) && any_nonfinite(xr, C)) m[p] = NAN;  // -> the exact route
+        }
+      }
+      int64_t n_cand = 0;
+      for (int64_t p = 0; p < P; ++p) {
+        if (region[p] && t[p] < 0) continue;
+        if (fast) {  // bounds of the loss; the exact value only where they cannot decide
+          const int32_t target = t[p] > 0 ? t[p] : 0;
+          double err = 0.0, a;
+          if (o.conf_loss == ConfLoss::kLogistic)
+            a = logistic.approx(p, target, &err);
+          else
+            a = approx_softmax_ce(m[p], l[p], load_float(in.conf, in.conf_dtype, (b * P + p) * C + target), C,
+                                  &err);
+          if (t[p] > 0) {
+            a += positive_loc_loss(o, in, pg, enc, loc_target.data(), div, b, p, matched_gt[b * P + p], nullptr);
+            err += 1e-14 * std::fabs(a);  // the two roundings of the sum
+          }
+          bounds[p] = key_bounds(a, err);
+        } else {
+          key[p] = exact_key(static_cast<int32_t>(p));
+        }
         order[n_cand++] = static_cast<int32_t>(p);
       }
       order.resize(n_cand);
@@ -198,14 +265,18 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
       if (!nms) {
         // Only the set of the first `take` matters: a selection, O(P).
         const int64_t n_keep = std::min(take, n_cand);
-        if (n_keep < n_cand)
+        if (fast)
+          exact_top_k(order.data(), n_cand, n_keep, bounds.data(), exact_key);
+        else if (n_keep < n_cand)
           std::nth_element(order.begin(), order.begin() + n_keep, order.end(), before);
         for (int64_t r = 0; r < n_keep; ++r) keep[order[r]] = 1;
       } else {
         // Greedy NMS over the decoded predictions in ranking order: a box is
         // kept if its IoU with every kept box is <= the threshold; the first
         // `take` kept boxes are the sample. O(P log P + P take) per image.
-        std::sort(order.begin(), order.end(), before);
+        // (fast: ranked exactly chunk by chunk, as far as the NMS reads.)
+        int64_t ranked = 0;
+        if (!fast) std::sort(order.begin(), order.end(), before), ranked = n_cand;
         for (int64_t p = 0; p < P; ++p) {
           float d[4];
           for (int k = 0; k < 4; ++k) d[k] = load_float(in.loc, in.loc_dtype, (b * P + p) * 4 + k);
@@ -213,6 +284,9 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
         }
         std::vector<MatchBox> sel;
         for (int64_t r = 0; r < n_cand && static_cast<int64_t>(sel.size()) < take; ++r) {
+          if (r == ranked)
+            ranked = exact_order_next(order.data(), n_cand, ranked, std::max<int64_t>(4 * take, 256), bounds.data(),
+                                      exact_key);
           const int32_t p = order[r];
           const MatchBox bp = match_box(&boxes[p * 4]);
           bool ok = true;
@@ -231,19 +305,24 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
     normalization_scales(o, B, P, loss_pos.data(), loc_scale.data(), conf_scale.data());
     double up_loc = 1.0, up_conf = 1.0;
     if (out.wants_grad()) read_upstream(out, &up_loc, &up_conf);
-    if (out.grad_loc) grad_loc.assign(B * P * 4, 0.0);
-    if (out.grad_conf) grad_conf.assign(B * P * C, 0.0);
+    // fast: the gradients go straight into the outputs (rows zeroed per
+    // image, then the loss rows written), with the same float64 values.
+    if (out.grad_loc && !fast) grad_loc.assign(B * P * 4, 0.0);
+    if (out.grad_conf && !fast) grad_conf.assign(B * P * C, 0.0);
 
     // --- regression loss on positives -------------------------------------
     std::vector<double> loc_sums(B), conf_sums(B);
     for_images(B, num_threads, [&](int64_t b) {
-      double sum = 0.0;
+      double sum = 0.0, g4[4];
+      if (fast && out.grad_loc) zero_elems(out.grad_loc, in.loc_dtype, b * P * 4, P * 4, fast);
       for (int64_t p = 0; p < P; ++p) {
         if (conf_target[b * P + p] <= 0 || (hard && !kept[b * P + p])) continue;
-        double* g = grad_loc.empty() ? nullptr : &grad_loc[(b * P + p) * 4];
+        double* g = !out.grad_loc ? nullptr : fast ? g4 : &grad_loc[(b * P + p) * 4];
         sum += positive_loc_loss(o, in, pg, enc, loc_target.data(), div, b, p, matched_gt[b * P + p], g);
         if (g)
           for (int k = 0; k < 4; ++k) g[k] = g[k] * loc_scale[b] * up_loc;
+        if (g && fast)
+          for (int k = 0; k < 4; ++k) store_float(out.grad_loc, in.loc_dtype, (b * P + p) * 4 + k, g[k]);
       }
       loc_sums[b] = sum;
     });
@@ -262,19 +341,33 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
         } else {  // LOGISTIC with MAX_NEGATIVE: as SOFTMAX_CE's mining, by the logistic loss
           loss_bg.assign(P, 0.0);
           std::vector<int32_t> neg;
+          std::vector<KeyBounds> bounds(fast ? P : 0);
+          LogisticBounds logistic(fast ? *fast : cpu_row_kernels(), in, b);
           for (int64_t p = 0; p < P; ++p) {
             if (t[p] > 0) weight[p] = 1.0;
             if (t[p] == 0) {
               neg.push_back(static_cast<int32_t>(p));
-              loss_bg[p] = logistic_row(in, (b * P + p) * C, C, 0, 0.0, nullptr);
+              if (fast) {  // bounds; the exact loss only where they cannot decide
+                double err = 0.0;
+                const double a = logistic.approx(p, 0, &err);
+                bounds[p] = key_bounds(a, err);
+              } else {
+                loss_bg[p] = logistic_row(in, (b * P + p) * C, C, 0, 0.0, nullptr);
+              }
             }
           }
           const int64_t quota = mining_quota(o, num_pos[b], P);
           const int64_t n_neg = static_cast<int64_t>(neg.size());
           const int64_t take = quota < 0 ? n_neg : std::min(quota, n_neg);
-          std::sort(neg.begin(), neg.end(), [&](int32_t a, int32_t c) {
-            return ranks_before(loss_bg[a], a, loss_bg[c], c);
-          });
+          // hard_example_rank_key orders as ranks_before does (NaN first, -0 == +0).
+          if (fast)
+            exact_top_k(neg.data(), n_neg, take, bounds.data(), [&](int32_t p) {
+              return hard_example_rank_key(logistic_row(in, (b * P + p) * C, C, 0, 0.0, nullptr));
+            });
+          else
+            std::sort(neg.begin(), neg.end(), [&](int32_t a, int32_t c) {
+              return ranks_before(loss_bg[a], a, loss_bg[c], c);
+            });
           for (int64_t r = 0; r < take; ++r) weight[neg[r]] = 1.0;
           if (o.neg_overflow == NegOverflow::kDoubleCountPositives && quota > n_neg) {
             int64_t extra = quota - n_neg;
@@ -283,22 +376,26 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
           }
         }
         std::vector<double> g(C);
+        if (fast && out.grad_conf) zero_elems(out.grad_conf, in.conf_dtype, b * P * C, P * C, fast);
         for (int64_t p = 0; p < P; ++p) {
           if (weight[p] == 0.0) continue;
           const int64_t base = (b * P + p) * C;
           const int32_t target = t[p] > 0 ? t[p] : 0;
           const double s = weight[p] * conf_scale[b] * up_conf;
+          double* gr = !out.grad_conf ? nullptr : fast ? g.data() : &grad_conf[base];
           if (o.conf_loss == ConfLoss::kLogistic) {
-            sum += weight[p] * logistic_row(in, base, C, target, s, grad_conf.empty() ? nullptr : &grad_conf[base]);
+            sum += weight[p] * logistic_row(in, base, C, target, s, gr);
           } else {
             double m, l;
             sum += weight[p] * softmax_ce_row(in, base, C, target, &row, &m, &l);
-            if (!grad_conf.empty())
+            if (gr)
               for (int64_t c = 0; c < C; ++c) {
                 const double z = (load_float(in.conf, in.conf_dtype, base + c) - m) - l;
-                grad_conf[base + c] = (c == target ? std::expm1(z) : std::exp(z)) * s;
+                gr[c] = (c == target ? std::expm1(z) : std::exp(z)) * s;
               }
           }
+          if (gr && fast)
+            for (int64_t c = 0; c < C; ++c) store_float(out.grad_conf, in.conf_dtype, base + c, gr[c]);
         }
       } else if (o.conf_loss == ConfLoss::kSoftmaxCE) {
         std::vector<double> m(P), l(P), ce_bg(P), weight(P, 0.0);
@@ -365,11 +462,25 @@ void run_scalar(const Options& o, const Inputs& in, const Outputs& out, int num_
     for (int64_t b = 0; b < B; ++b) out.num_pos[b] = static_cast<int32_t>(losses ? loss_pos[b] : num_pos[b]);
   if (losses) {
     write_losses(out, loss_loc, loss_conf);
-    if (out.grad_loc)
+    if (out.grad_loc && !fast)
       for (size_t i = 0; i < grad_loc.size(); ++i) store_float(out.grad_loc, in.loc_dtype, i, grad_loc[i]);
-    if (out.grad_conf)
+    if (out.grad_conf && !fast)
       for (size_t i = 0; i < grad_conf.size(); ++i) store_float(out.grad_conf, in.conf_dtype, i, grad_conf[i]);
   }
+}
+
+}  // namespace
+
+void run_scalar(const Options& o, const Inputs& in, const Outputs& out) { run_impl(o, in, out, 1, nullptr); }
+
+void run_cpu_mined(const Options& o, const Inputs& in, const Outputs& out, const Exec& ex) {
+  // Only the losses whose classification pass writes the gradient rows
+  // directly come here (the others are run_cpu's).
+  if (!o.loss_needs_mined_path()) {
+    run_cpu(o, in, out, ex);
+    return;
+  }
+  run_impl(o, in, out, ex.num_threads, &cpu_row_kernels());
 }
 
 }  // namespace mbx

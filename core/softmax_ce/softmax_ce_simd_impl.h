@@ -186,4 +186,3 @@ static void softmax_grad(const float* x, int64_t C, float m, float l, int32_t ta
   }
   g[target] = expm1f((x[target] - m) - l) * s;
 }
-
