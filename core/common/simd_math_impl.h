@@ -13,7 +13,9 @@ static inline float fmaxf_(float a, float b) { return a > b ? a : b; }
 static inline fb fast_exp_unchecked(fb xc);
 static inline fb fast_exp(fb x) {
   const fb xc = xsimd::min(xsimd::max(x, fb(-87.33654f)), fb(88.72283f));
-  return xsimd::select(x != x, x, fast_exp_unchecked(xc));
+  // isnan, not x != x: AVX/AVX-512 compare ordered (NEQ_OQ), so x != x is
+  // false for NaN there and the clamp would turn NaN into exp(-87.3).
+  return xsimd::select(xsimd::isnan(x), x, fast_exp_unchecked(xc));
 }
 // The same for arguments known to lie in [-87.3, 88.7] (no NaN).
 static inline fb fast_exp_unchecked(fb xc) {

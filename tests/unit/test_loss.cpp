@@ -189,6 +189,29 @@ TEST(Loss, NonFiniteLogitsPropagateWithoutChangingMatching) {
   }
 }
 
+// A NaN logit in a positive's row, in the SIMD tail (C = 5 < the vector
+// width) or a full vector (C = 21): the conf loss is NaN on every path and
+// ISA (the AVX kernels once dropped it: their x != x is an ordered compare).
+TEST(Mining, NaNLogitOfAPositiveRowGivesNaNConfLoss) {
+  const mbx_options_t o = preset(MBX_PRESET_SSD_PYTORCH);
+  for (int64_t C : {5, 21}) {
+    Problem pr = random_problem(11, 2, 300, C, 3, true, true);
+    Result clean = run_all(pr, o, MBX_PATH_CPU_SCALAR, 1);
+    ASSERT_EQ(clean.status, MBX_STATUS_OK);
+    int64_t row = -1;
+    for (int64_t i = 0; i < pr.B * pr.P && row < 0; ++i)
+      if (clean.conf_target[i] > 0) row = i;
+    ASSERT_GE(row, 0) << "the problem should have a positive";
+    pr.conf[row * C + 2] = NAN;
+    for (mbx_path_t path : {MBX_PATH_CPU_SCALAR, MBX_PATH_CPU}) {
+      Result r = run_all(pr, o, path, 0);
+      ASSERT_EQ(r.status, MBX_STATUS_OK);
+      EXPECT_TRUE(std::isnan(r.loss[1])) << "C = " << C << " path " << path << ": " << r.loss[1];
+      EXPECT_TRUE(std::isfinite(r.loss[0])) << "the loc loss does not read conf";
+    }
+  }
+}
+
 TEST(Loss, EveryImageWithoutObjectsGivesZeroNotNaN) {
   for (mbx_preset_t ps : {MBX_PRESET_SSD_PYTORCH, MBX_PRESET_TORCHVISION_RETINANET}) {
     mbx_options_t o = preset(ps);
