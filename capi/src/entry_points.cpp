@@ -1,6 +1,7 @@
 // The C entry points of the operations: mbx_run with its mbx_tensors_t, and
 // the per-operation functions (mbx_match, mbx_loss_*, mbx_decode), each a
 // wrapper that fills an mbx_tensors_t and calls the one run().
+#include <cstddef>
 #include <cstring>
 #include <string>
 
@@ -10,8 +11,11 @@
 namespace {
 
 // The tensors struct of this library's size, from a caller's (of any size
-// from the first version with mbx_tensors_t up to this one).
-constexpr size_t kTensorsMinSize = sizeof(mbx_tensors_t);
+// from the first version with mbx_tensors_t up to this one): the fields a
+// caller's header lacks (its struct_size ends before them) are NULL. The
+// first version's struct ended at `boxes`; `gt_flags` is the first field
+// appended since.
+constexpr size_t kTensorsMinSize = offsetof(mbx_tensors_t, gt_flags);
 
 mbx_tensors_t tensors_of(const mbx_tensors_t* user) {
   if (!user) mbx::fail("tensors: NULL; initialise an mbx_tensors_t with mbx_tensors_init()");

@@ -3,6 +3,7 @@
 // (mbx_tensors_t + mbx_run) against the per-operation entry points.
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <cstring>
 #include <set>
 #include <string>
@@ -185,6 +186,36 @@ TEST(Run, FusedEqualsTheEntryPointBitwise) {
   }
 }
 
+// A caller built against the first header with mbx_tensors_t (which ended
+// at `boxes`) passes that struct_size; whatever lies beyond it in memory is
+// not read, so the optional inputs count as absent.
+TEST(Run, TensorsOfACallerBuiltBeforeTheOptionalInputs) {
+  mbx_options_t o;
+  mbx_options_init(&o, MBX_PRESET_SSD_PYTORCH);
+  Problem pr = random_problem(9, 2, 60, 4, 3, true, true);
+  Outputs a(pr), b(pr);
+  mbx_tensors_t t;
+  mbx_tensors_init(&t);
+  t.priors = pr.priors.dl();
+  t.gt_boxes = pr.gt_boxes.dl();
+  t.gt_labels = pr.gt_labels.dl();
+  t.gt_counts = pr.gt_counts.dl();
+  t.loc = pr.loc.dl();
+  t.conf = pr.conf.dl();
+  t.loss = a.loss.dl();
+  t.num_pos = a.num_pos.dl();
+  ASSERT_EQ(mbx_run(nullptr, &o, MBX_OP_LOSS_FORWARD, &t), MBX_STATUS_OK) << mbx_last_error();
+  HostTensor<int32_t> bad_flags({1});  // would be refused if it were read
+  t.gt_flags = bad_flags.dl();
+  t.prior_levels = bad_flags.dl();
+  t.struct_size = offsetof(mbx_tensors_t, gt_flags);
+  t.loss = b.loss.dl();
+  t.num_pos = b.num_pos.dl();
+  ASSERT_EQ(mbx_run(nullptr, &o, MBX_OP_LOSS_FORWARD, &t), MBX_STATUS_OK) << mbx_last_error();
+  EXPECT_EQ(a.loss.data, b.loss.data);
+  EXPECT_EQ(a.num_pos.data, b.num_pos.data);
+}
+
 TEST(Run, DecodeEqualsTheEntryPoint) {
   mbx_options_t o;
   mbx_options_init(&o, MBX_PRESET_SSD_PYTORCH);
@@ -229,6 +260,8 @@ TEST(Run, RefusesWhatTheOperationDoesNotTake) {
   EXPECT_NE(std::string(mbx_last_error()).find("op = 9"), std::string::npos);
   EXPECT_EQ(out.loss[0], -7.0);  // nothing written
   t.struct_size = 8;
+  EXPECT_EQ(mbx_run(nullptr, &o, MBX_OP_LOSS_FORWARD, &t), MBX_STATUS_INVALID_ARGUMENT);
+  t.struct_size = offsetof(mbx_tensors_t, gt_flags) - 1;
   EXPECT_EQ(mbx_run(nullptr, &o, MBX_OP_LOSS_FORWARD, &t), MBX_STATUS_INVALID_ARGUMENT);
   t.struct_size = sizeof t + 8;
   EXPECT_EQ(mbx_run(nullptr, &o, MBX_OP_LOSS_FORWARD, &t), MBX_STATUS_UNSUPPORTED);
