@@ -161,6 +161,24 @@ def test_training_loop_in_lax_scan():
     np.testing.assert_allclose(np.asarray(w_gpu), np.asarray(w_cpu), rtol=1e-3, atol=1e-5)
 
 
+def _check_in_cuda_graph(cupy, stream, call, capsules, arr, loss, grad_conf):
+    """Runs call(capsules()) once, then records it into a CUDA graph on
+    `stream` (capture fails on any host synchronisation or allocation),
+    replays the graph and compares its loss_conf and grad_conf with the case."""
+    call(capsules())
+    stream.synchronize()
+    caps = capsules()
+    grad_conf.fill(0)
+    cupy.cuda.Device().synchronize()
+    stream.begin_capture()
+    call(caps)
+    graph = stream.end_capture()
+    graph.launch(stream)
+    stream.synchronize()
+    assert_grad_close(cupy.asnumpy(grad_conf), arr["grad_conf"], "grad_conf (graph)")
+    assert_loss_close(float(loss[1]), arr["loss_conf"], "loss_conf (graph)")
+
+
 def test_shim_call_sequence_is_stream_capturable():
     """What the CUDA handler does (stream, validation off, caller workspace,
     fused call) records into a CUDA graph: stream capture fails on any host
@@ -186,18 +204,7 @@ def test_shim_call_sequence_is_stream_capturable():
 
     def call(caps):
         mbx.mbx_native.mbx_loss_forward_backward(ctx._h(), opts, *caps[:6], None, *caps[6:])
-    call(capsules())
-    stream.synchronize()
-    caps = capsules()
-    grad_conf.fill(0)
-    cupy.cuda.Device().synchronize()
-    stream.begin_capture()
-    call(caps)
-    graph = stream.end_capture()
-    graph.launch(stream)
-    stream.synchronize()
-    assert_grad_close(cupy.asnumpy(grad_conf), arr["grad_conf"], "grad_conf (graph)")
-    assert_loss_close(float(loss[1]), arr["loss_conf"], "loss_conf (graph)")
+    _check_in_cuda_graph(cupy, stream, call, capsules, arr, loss, grad_conf)
 
 
 @pytest.mark.parametrize("name", ["v06_ssd300_realistic", "i06_crowd_region_focal"])
@@ -230,18 +237,7 @@ def test_shim_call_with_optional_inputs_is_stream_capturable(name):
     def call(c):
         n.mbx_py_run(ctx._h(), opts, n.MBX_OP_LOSS_FORWARD_BACKWARD, 0, *c[:6], None, c[6], c[11],
                      None, None, None, *c[7:11], None)
-    call(capsules())
-    stream.synchronize()
-    caps = capsules()
-    grad_conf.fill(0)
-    cupy.cuda.Device().synchronize()
-    stream.begin_capture()
-    call(caps)
-    graph = stream.end_capture()
-    graph.launch(stream)
-    stream.synchronize()
-    assert_grad_close(cupy.asnumpy(grad_conf), arr["grad_conf"], "grad_conf (graph)")
-    assert_loss_close(float(loss[1]), arr["loss_conf"], "loss_conf (graph)")
+    _check_in_cuda_graph(cupy, stream, call, capsules, arr, loss, grad_conf)
 
 
 def test_eager_cupy_in_cupy_out():
