@@ -46,3 +46,23 @@ def random_problem(seed=0, batch=2, n_side=4, num_classes=3, max_gt=3, softmax=T
     loc = rng.normal(0, 1, size=(batch, p, 4)).astype(np.float32)
     conf = rng.normal(0, 2, size=(batch, p, c)).astype(np.float32)
     return priors, boxes, labels, counts, loc, conf
+
+
+# Box helpers of the plain-torch transcriptions (test_torch.py's ssd.pytorch,
+# test_sgrvinod.py's tutorial loss); torch tensors in, torch tensors out.
+def torch_center_to_corners(p):
+    """(cx, cy, w, h) rows -> (x1, y1, x2, y2)."""
+    import torch
+    return torch.cat([p[:, :2] - p[:, 2:] / 2, p[:, :2] + p[:, 2:] / 2], 1)
+
+
+def torch_pairwise_iou(a, b):
+    """IoU of every corner box of a [n, 4] with every one of b [m, 4]: [n, m]."""
+    import torch
+    lt = torch.max(a[:, None, :2], b[None, :, :2])
+    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    area_a = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None]
+    area_b = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[None, :]
+    return inter / (area_a + area_b - inter)

@@ -9,25 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import assert_grad_close
-from problems import grid_priors, random_gt
+from problems import grid_priors, random_gt, torch_center_to_corners, torch_pairwise_iou
 
 torch = pytest.importorskip("torch")
 import mbx.torch as mt  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-
-
-def _corners(cxcy):
-    return torch.cat([cxcy[:, :2] - cxcy[:, 2:] / 2, cxcy[:, :2] + cxcy[:, 2:] / 2], 1)
-
-
-def _iou(a, b):
-    lt = torch.max(a[:, None, :2], b[None, :, :2])
-    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None]
-    area_b = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[None, :]
-    return inter / (area_a + area_b - inter)
 
 
 def sgrvinod_reference(predicted_locs, predicted_scores, priors_cxcy, boxes, labels,
@@ -40,9 +26,9 @@ def sgrvinod_reference(predicted_locs, predicted_scores, priors_cxcy, boxes, lab
     batch, n_priors, n_classes = predicted_scores.shape
     true_locs = torch.zeros(batch, n_priors, 4)
     true_classes = torch.zeros(batch, n_priors, dtype=torch.long)
-    priors_xy = _corners(priors_cxcy.double())
+    priors_xy = torch_center_to_corners(priors_cxcy.double())
     for i in range(batch):
-        overlap = _iou(boxes[i].double(), priors_xy)                 # (n_objects, P)
+        overlap = torch_pairwise_iou(boxes[i].double(), priors_xy)  # (n_objects, P)
         overlap_for_each_prior, object_for_each_prior = overlap.max(dim=0)
         _, prior_for_each_object = overlap.max(dim=1)
         for j in range(boxes[i].shape[0]):

@@ -7,7 +7,8 @@ import pytest
 
 import mbx
 from conftest import INPUTS, assert_grad_close, cuda_ok, golden_cases, load_case
-from problems import grid_priors, random_gt, random_problem
+from problems import (grid_priors, random_gt, random_problem, torch_center_to_corners,
+                      torch_pairwise_iou)
 
 torch = pytest.importorskip("torch")
 import mbx.torch as mt  # noqa: E402
@@ -143,20 +144,6 @@ def test_loss_module_and_num_pos():
 # ssd.pytorch drop-in
 # --------------------------------------------------------------------------
 
-def _center_to_corners(p):
-    return torch.cat([p[:, :2] - p[:, 2:] / 2, p[:, :2] + p[:, 2:] / 2], 1)
-
-
-def _pairwise_iou(a, b):
-    lt = torch.max(a[:, None, :2], b[None, :, :2])
-    rb = torch.min(a[:, None, 2:], b[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None]
-    area_b = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[None, :]
-    return inter / (area_a + area_b - inter)
-
-
 def ssd_pytorch_reference(loc_data, conf_data, priors, targets, threshold, variance, negpos_ratio):
     """ssd.pytorch's MultiBoxLoss.forward, re-done in plain torch: forced
     best prior per GT, thresholded matching, center-size encoding, smooth L1
@@ -167,10 +154,10 @@ def ssd_pytorch_reference(loc_data, conf_data, priors, targets, threshold, varia
     nb, npri, ncls = conf_data.shape
     loc_t = torch.zeros(nb, npri, 4)
     conf_t = torch.zeros(nb, npri, dtype=torch.long)
-    pri_corners = _center_to_corners(priors.double())
+    pri_corners = torch_center_to_corners(priors.double())
     for i, tgt in enumerate(targets):
         truths, labels = tgt[:, :4], tgt[:, 4]
-        iou = _pairwise_iou(truths.double(), pri_corners)  # [n, P]
+        iou = torch_pairwise_iou(truths.double(), pri_corners)  # [n, P]
         best_prior = iou.argmax(1)
         best_truth_iou, best_truth = iou.max(0)
         best_truth_iou[best_prior] = 2.0
